@@ -1,0 +1,43 @@
+// Package bundles gets policy into memory: it reads OPA bundles from
+// directories, tarballs and bundle servers, verifies and compiles them into
+// an immutable Snapshot, watches the sources, and swaps the current snapshot
+// atomically, keeping the last good one when a change is broken.
+//
+// It knows nothing of MCP or of how decisions are made (it does not import
+// decision): callers say which queries to prepare.
+package bundles
+
+import (
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+)
+
+// Snapshot is one fully compiled policy state. It is never modified after
+// it is published; a request reads one snapshot from start to end.
+type Snapshot struct {
+	Revision string    // manifest revision(s), else a content hash
+	LoadedAt time.Time // when this snapshot was compiled
+	Compiler *ast.Compiler
+	Store    storage.Store
+	// Bundles names each source bundle with its own revision.
+	Bundles map[string]string
+
+	// queries holds a prepared query per requested query string, but only for
+	// refs that have at least one rule in the compiled policy.
+	queries map[string]*rego.PreparedEvalQuery
+	// derived holds values computed by Options.Derive before publication.
+	derived any
+}
+
+// Query returns the prepared query for q (e.g. "data.mcp.authz.decision"),
+// and false when the policy defines no rule at that ref.
+func (s *Snapshot) Query(q string) (*rego.PreparedEvalQuery, bool) {
+	pq, ok := s.queries[q]
+	return pq, ok
+}
+
+// Derived returns what Options.Derive computed for this snapshot.
+func (s *Snapshot) Derived() any { return s.derived }

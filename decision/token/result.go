@@ -1,0 +1,106 @@
+// Package token verifies the credentials an MCP client presents (JWT access
+// tokens, opaque tokens by introspection, API keys) and turns them into the
+// input.token value that policies read.
+package token
+
+import (
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// Error reasons, as policies see them in input.token.error.
+const (
+	ErrMissing       = "missing"
+	ErrMalformed     = "malformed"
+	ErrExpired       = "expired"
+	ErrNotYetValid   = "not_yet_valid"
+	ErrBadSignature  = "bad_signature"
+	ErrUnknownKey    = "unknown_key"
+	ErrWrongIssuer   = "wrong_issuer"
+	ErrWrongAudience = "wrong_audience"
+	ErrAlgNotAllowed = "alg_not_allowed"
+	ErrInactive      = "inactive"    // introspection said active=false
+	ErrUnavailable   = "unavailable" // keys or introspection could not be had
+)
+
+// Token types, as policies see them in input.token.type.
+const (
+	TypeJWT           = "jwt"
+	TypeAPIKey        = "api_key"
+	TypeIntrospection = "introspection"
+	TypeEnvoy         = "envoy_metadata"
+)
+
+// Result is the outcome of verifying one credential. A Result is immutable
+// once returned: caches hand the same *Result to many requests.
+type Result struct {
+	Present  bool
+	Valid    bool
+	Error    string // one of the Err* reasons when !Valid
+	Type     string
+	Subject  string
+	ClientID string
+	Scopes   []string
+	Claims   map[string]any // only from a verified credential
+	Expiry   time.Time      // zero when the credential has none
+
+	// Value is input.token as a policy value:
+	// {present, valid, error?, type?, claims?, subject?, scopes, client_id?}.
+	// Built once per Result so a cached token costs no conversion per request.
+	Value ast.Value
+}
+
+// HasScopes reports whether every scope in need is granted.
+func (r *Result) HasScopes(need []string) bool {
+	for _, n := range need {
+		found := false
+		for _, s := range r.Scopes {
+			if s == n {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// Finish fills r.Value from the other fields and returns r. Every verifier
+// calls it once, before the Result is returned or cached.
+func (r *Result) Finish() *Result {
+	items := make([][2]*ast.Term, 0, 8)
+	items = append(items,
+		ast.Item(ast.InternedTerm("present"), ast.InternedTerm(r.Present)),
+		ast.Item(ast.InternedTerm("valid"), ast.InternedTerm(r.Valid)),
+	)
+	if r.Error != "" {
+		items = append(items, ast.Item(ast.InternedTerm("error"), ast.StringTerm(r.Error)))
+	}
+	if r.Type != "" {
+		items = append(items, ast.Item(ast.InternedTerm("type"), ast.StringTerm(r.Type)))
+	}
+	if r.Subject != "" {
+		items = append(items, ast.Item(ast.InternedTerm("subject"), ast.StringTerm(r.Subject)))
+	}
+	if r.ClientID != "" {
+		items = append(items, ast.Item(ast.InternedTerm("client_id"), ast.StringTerm(r.ClientID)))
+	}
+	scopes := make([]*ast.Term, len(r.Scopes))
+	for i, s := range r.Scopes {
+		scopes[i] = ast.StringTerm(s)
+	}
+	items = append(items, ast.Item(ast.InternedTerm("scopes"), ast.ArrayTerm(scopes...)))
+	if r.Claims != nil {
+		if v, err := ast.InterfaceToValue(r.Claims); err == nil {
+			items = append(items, ast.Item(ast.InternedTerm("claims"), ast.NewTerm(v)))
+		}
+	}
+	if !r.Expiry.IsZero() {
+		items = append(items, ast.Item(ast.InternedTerm("expires_at"), ast.IntNumberTerm(int(r.Expiry.Unix()))))
+	}
+	r.Value = ast.NewObject(items...)
+	return r
+}
