@@ -1,0 +1,96 @@
+package token
+
+import (
+	"crypto/sha256"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+const (
+	defaultCacheSize = 10_000
+	// negativeTTL is how long a token found invalid after its signature was
+	// checked stays cached: long enough that a client retrying one bad
+	// token in a loop costs a hash lookup, short enough not to matter.
+	negativeTTL = time.Minute
+)
+
+// cacheKey is the SHA-256 of the raw token: 32 bytes per entry whatever
+// the token's size, and no token text kept in memory.
+type cacheKey [sha256.Size]byte
+
+// cacheEntry is one cached outcome.
+type cacheEntry struct {
+	res   *Result
+	until time.Time // served only strictly before this instant
+	// keys, when set, is the key set the outcome depends on (unknown_key):
+	// the entry dies as soon as a refresh swaps the set.
+	keys *keySet
+}
+
+// resultCache holds verified Results and, apart, recent failures. Two LRUs
+// so a flood of distinct bad tokens evicts failures, never the Results of
+// good tokens in use.
+type resultCache struct {
+	good *lru.Cache[cacheKey, cacheEntry]
+	bad  *lru.Cache[cacheKey, cacheEntry]
+}
+
+// newResultCache returns a cache of size good entries and size/4 (at least
+// 16) failures, or nil when size is negative (caching off).
+func newResultCache(size int) (*resultCache, error) {
+	if size < 0 {
+		return nil, nil
+	}
+	if size == 0 {
+		size = defaultCacheSize
+	}
+	good, err := lru.New[cacheKey, cacheEntry](size)
+	if err != nil {
+		return nil, err
+	}
+	bad, err := lru.New[cacheKey, cacheEntry](max(size/4, 16))
+	if err != nil {
+		return nil, err
+	}
+	return &resultCache{good: good, bad: bad}, nil
+}
+
+// lookupState says what a cache lookup found.
+type lookupState int
+
+const (
+	cacheMiss    lookupState = iota
+	cacheHit                 // the cached Result applies
+	cacheExpired             // a verified token whose exp has now passed
+)
+
+// get looks k up at now. current is the key set in force, compared with an
+// entry's keys. A verified entry past its deadline is removed and reported
+// as cacheExpired: its signature was good, only time ran out.
+func (c *resultCache) get(k cacheKey, now time.Time, current *keySet) (*Result, lookupState) {
+	if e, ok := c.good.Get(k); ok {
+		if now.Before(e.until) {
+			return e.res, cacheHit
+		}
+		c.good.Remove(k)
+		return nil, cacheExpired
+	}
+	if e, ok := c.bad.Get(k); ok {
+		if now.Before(e.until) && (e.keys == nil || e.keys == current) {
+			return e.res, cacheHit
+		}
+		c.bad.Remove(k)
+	}
+	return nil, cacheMiss
+}
+
+// putGood caches a verified Result until the token's deadline.
+func (c *resultCache) putGood(k cacheKey, r *Result, until time.Time) {
+	c.good.Add(k, cacheEntry{res: r, until: until})
+}
+
+// putBad caches a failure until the given instant, tied to keys if set.
+func (c *resultCache) putBad(k cacheKey, r *Result, until time.Time, keys *keySet) {
+	c.bad.Add(k, cacheEntry{res: r, until: until, keys: keys})
+}

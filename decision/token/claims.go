@@ -1,0 +1,177 @@
+package token
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"time"
+)
+
+// FromClaims builds the Result for a JWT that Envoy's jwt_authn filter has
+// already verified (signature, issuer, audience per its provider config) and
+// whose payload arrived in the CheckRequest's metadata_context. Time still
+// passes between Envoy's check and ours, and a payload may be replayed from a
+// cache, so exp and nbf are checked again against now (no skew: Envoy
+// applied its own). A nil payload is a missing token. The Result keeps the
+// claims map as given: the caller must not change it afterwards.
+func FromClaims(claims map[string]any, now time.Time) *Result {
+	if claims == nil {
+		return (&Result{Error: ErrMissing}).Finish()
+	}
+	r := &Result{Present: true, Type: TypeEnvoy}
+	exp, hasExp, okExp := numericDate(claims, "exp")
+	nbf, hasNbf, okNbf := numericDate(claims, "nbf")
+	switch {
+	case !okExp || !okNbf:
+		r.Error = ErrMalformed
+	case hasExp && !now.Before(exp):
+		r.Error = ErrExpired
+	case hasNbf && now.Before(nbf):
+		r.Error = ErrNotYetValid
+	default:
+		fillIdentity(r, claims)
+		r.Valid = true
+		r.Claims = claims
+		if hasExp {
+			r.Expiry = exp
+		}
+	}
+	return r.Finish()
+}
+
+// fillIdentity copies the subject, client and scopes of a verified payload
+// into r.
+func fillIdentity(r *Result, claims map[string]any) {
+	r.Subject, _ = claims["sub"].(string)
+	if id, ok := claims["client_id"].(string); ok && id != "" {
+		r.ClientID = id
+	} else {
+		r.ClientID, _ = claims["azp"].(string)
+	}
+	r.Scopes = scopesOf(claims)
+}
+
+// scopesOf reads the granted scopes: RFC 8693/9068 "scope" is one
+// space-separated string; Microsoft and others send "scp", as an array of
+// strings or as a space-separated string. "scope" wins when both exist.
+// Entries of the wrong type are skipped: a scope never appears by accident.
+func scopesOf(claims map[string]any) []string {
+	if s, ok := claims["scope"].(string); ok {
+		return strings.Fields(s)
+	}
+	switch scp := claims["scp"].(type) {
+	case string:
+		return strings.Fields(scp)
+	case []any:
+		out := make([]string, 0, len(scp))
+		for _, e := range scp {
+			if s, ok := e.(string); ok && s != "" && !strings.ContainsAny(s, " \t\r\n") {
+				out = append(out, s)
+			}
+		}
+		return out
+	case []string:
+		return append([]string(nil), scp...)
+	}
+	return nil
+}
+
+// numericDate reads a NumericDate claim (seconds since the epoch, possibly
+// fractional). present is false when the claim is absent; ok is false when
+// it is there but not a finite number.
+func numericDate(claims map[string]any, name string) (t time.Time, present, ok bool) {
+	v, present := claims[name]
+	if !present {
+		return time.Time{}, false, true
+	}
+	var f float64
+	switch n := v.(type) {
+	case float64:
+		f = n
+	case json.Number:
+		var err error
+		if f, err = n.Float64(); err != nil {
+			return time.Time{}, true, false
+		}
+	case int:
+		return time.Unix(int64(n), 0), true, true
+	case int64:
+		return time.Unix(n, 0), true, true
+	default:
+		return time.Time{}, true, false
+	}
+	// Beyond ±2^53 a float has lost whole seconds and time.Unix overflows
+	// long before anything meaningful: treat as malformed.
+	if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1<<53 {
+		return time.Time{}, true, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true, true
+}
+
+// audienceMatcher compares token audiences with the configured resource URI
+// the way RFC 8707 resource indicators compare: the scheme and host are
+// case-insensitive, everything after them is exact, so "https://MCP.example"
+// matches "https://mcp.example" but "https://mcp.example/mcp/" does not
+// match "https://mcp.example/mcp".
+type audienceMatcher struct {
+	want string
+}
+
+// matches reports whether the aud claim (a string or an array of strings)
+// names the configured audience.
+func (m audienceMatcher) matches(aud any) bool {
+	switch a := aud.(type) {
+	case string:
+		return sameResource(a, m.want)
+	case []any:
+		for _, e := range a {
+			if s, ok := e.(string); ok && sameResource(s, m.want) {
+				return true
+			}
+		}
+	case []string:
+		for _, s := range a {
+			if sameResource(s, m.want) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sameResource compares two resource identifiers. When both have the shape
+// scheme://authority..., scheme and authority compare case-insensitively
+// (unless the authority carries userinfo, which is case-sensitive) and the
+// rest (path, query, fragment) byte for byte. Anything else compares exactly.
+func sameResource(a, b string) bool {
+	if a == b {
+		return true
+	}
+	as, aAuth, aRest, aok := splitResource(a)
+	bs, bAuth, bRest, bok := splitResource(b)
+	if !aok || !bok {
+		return false
+	}
+	if strings.Contains(aAuth, "@") || strings.Contains(bAuth, "@") {
+		return false // differed somewhere and userinfo is case-sensitive; treat as distinct
+	}
+	return strings.EqualFold(as, bs) && strings.EqualFold(aAuth, bAuth) && aRest == bRest
+}
+
+// splitResource splits "scheme://authority/rest" into its scheme, authority
+// and the rest (starting at the first '/', '?' or '#' after the authority).
+func splitResource(s string) (scheme, authority, rest string, ok bool) {
+	scheme, after, found := strings.Cut(s, "://")
+	if !found || scheme == "" || strings.ContainsAny(scheme, "/?#") {
+		return "", "", "", false
+	}
+	end := strings.IndexAny(after, "/?#")
+	if end < 0 {
+		end = len(after)
+	}
+	if end == 0 {
+		return "", "", "", false
+	}
+	return scheme, after[:end], after[end:], true
+}
