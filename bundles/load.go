@@ -1,0 +1,476 @@
+package bundles
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/util"
+)
+
+// droppedBuiltins are left out of the compiler's capabilities, so a policy
+// calling one fails at load. They reach the network (http.send,
+// net.lookup_ip_addr), expose the process's environment and configuration
+// (opa.runtime), or parse arbitrary Rego at decision time
+// (rego.parse_module). The pure net.cidr_* helpers stay: they are useful
+// for address rules and touch nothing outside the policy.
+var droppedBuiltins = map[string]bool{
+	"http.send":          true,
+	"net.lookup_ip_addr": true,
+	"opa.runtime":        true,
+	"rego.parse_module":  true,
+}
+
+// Capabilities returns the sandboxed capabilities every policy is compiled
+// with: this OPA version's builtins minus the dropped ones, and no network
+// access for remote JSON Schema references.
+func Capabilities() *ast.Capabilities {
+	caps := ast.CapabilitiesForThisVersion()
+	caps.Builtins = slices.DeleteFunc(caps.Builtins, func(b *ast.Builtin) bool { return droppedBuiltins[b.Name] })
+	caps.AllowNet = []string{}
+	return caps
+}
+
+// bundleFiles are the file names the loader reads from a directory; any
+// other file is skipped so that editor swap files, READMEs and the like
+// neither fail a load nor count against the size limit.
+func isBundleFile(name string) bool {
+	switch name {
+	case ".manifest", ".signatures.json", "data.json", "data.yaml", "data.yml", "patch.json",
+		bundle.WasmFile, bundle.PlanFile:
+		return true
+	}
+	return strings.HasSuffix(name, bundle.RegoExt)
+}
+
+// dirFilter returns OPA loader filter skipping (true) what is not part of
+// the bundle: Kubernetes ConfigMap internals ("..data", "..2024_...": the
+// visible files are symlinks into them, so reading both would load every
+// module twice), symlinks to directories (not followed) and non-bundle
+// files.
+func dirFilter(fsys fs.FS) func(string, fs.FileInfo, int) bool {
+	return func(p string, info fs.FileInfo, _ int) bool {
+		base := path.Base(p)
+		if strings.HasPrefix(base, "..") {
+			return true
+		}
+		if info.IsDir() {
+			return false
+		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			target, err := fs.Stat(fsys, p)
+			if err != nil || target.IsDir() {
+				return true
+			}
+		}
+		return !isBundleFile(base)
+	}
+}
+
+// tarFilter skips non-bundle files in a tarball, as dirFilter does.
+func tarFilter(p string, info fs.FileInfo, _ int) bool {
+	return !info.IsDir() && !isBundleFile(path.Base(p))
+}
+
+// bundleRoot is where rootedFS shows the bundle's files.
+const bundleRoot = "bundle"
+
+// rootedFS shows an fs.FS under the directory bundleRoot. OPA's FS loader
+// strips the root's name from every path, and with the root "." it also
+// strips the dot of ".signatures.json", so signed bundles would not verify;
+// a named root avoids that.
+type rootedFS struct{ inner fs.FS }
+
+func (r rootedFS) Open(name string) (fs.File, error) {
+	if name == bundleRoot {
+		return r.inner.Open(".")
+	}
+	if rest, ok := strings.CutPrefix(name, bundleRoot+"/"); ok {
+		return r.inner.Open(rest)
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+}
+
+// newFSLoader returns OPA's loader for a bundle directory tree.
+func newFSLoader(fsys fs.FS) bundle.DirectoryLoader {
+	rooted := rootedFS{inner: fsys}
+	return bundle.NewFSLoaderWithRoot(rooted, bundleRoot).
+		WithFilter(dirFilter(rooted)).
+		WithFollowSymlinks(true)
+}
+
+// readSource reads and verifies one source into an OPA bundle. raw holds a
+// downloaded tarball for URL sources. Test modules (*_test.rego) are kept
+// only when withTests is set.
+func (c *compileConfig) readSource(s Source, raw []byte, withTests bool) (*bundle.Bundle, error) {
+	var (
+		loader bundle.DirectoryLoader
+		base   = s.Name
+		closer func()
+	)
+	switch {
+	case s.FS != nil:
+		loader = newFSLoader(s.FS)
+	case s.URL != "":
+		if raw == nil {
+			return nil, fmt.Errorf("bundle %s: not downloaded yet", s.Name)
+		}
+		// The base URL stays empty: OPA verifies signatures against file
+		// URLs when a base directory is set, and those must be the paths
+		// inside the bundle.
+		loader = bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), "").WithFilter(tarFilter)
+		base = strings.TrimPrefix(strings.TrimPrefix(s.Name, "https://"), "http://")
+	default:
+		info, err := os.Stat(s.Path)
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
+		}
+		if info.IsDir() {
+			// Resolve a symlinked root (a ConfigMap mount's "..data", say)
+			// once, so the whole load reads one version of the tree.
+			root, err := filepath.EvalSymlinks(s.Path)
+			if err != nil {
+				return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
+			}
+			loader = newFSLoader(os.DirFS(root))
+		} else {
+			if !strings.HasSuffix(s.Path, ".tar.gz") && !strings.HasSuffix(s.Path, ".tgz") {
+				return nil, fmt.Errorf("bundle %s: not a directory or a .tar.gz file", s.Name)
+			}
+			if info.Size() > c.opts.MaxFileBytes {
+				return nil, fmt.Errorf("bundle %s: size %d bytes exceeds the limit of %d bytes", s.Name, info.Size(), c.opts.MaxFileBytes)
+			}
+			f, err := os.Open(s.Path)
+			if err != nil {
+				return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
+			}
+			closer = func() { _ = f.Close() }
+			loader = bundle.NewTarballLoaderWithBaseURL(f, "").WithFilter(tarFilter)
+		}
+	}
+	if closer != nil {
+		defer closer()
+	}
+	loader = loader.WithSizeLimitBytes(c.opts.MaxFileBytes)
+
+	r := bundle.NewCustomReader(loader).
+		WithBaseDir(base).
+		WithBundleName(s.Name).
+		WithProcessAnnotations(true).
+		WithCapabilities(c.caps).
+		WithSizeLimitBytes(c.opts.MaxFileBytes).
+		WithRegoVersion(ast.RegoV1)
+	if s.Verification != nil {
+		vc, err := s.Verification.config()
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
+		}
+		r = r.WithBundleVerificationConfig(vc)
+	} else {
+		// Without a configured key a .signatures.json is ignored rather
+		// than refused, as OPA does with --skip-verify.
+		r = r.WithSkipBundleVerification(true)
+	}
+	b, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
+	}
+	if !withTests {
+		b.Modules = slices.DeleteFunc(b.Modules, func(m bundle.ModuleFile) bool {
+			return strings.HasSuffix(m.Path, "_test.rego")
+		})
+	}
+	return &b, nil
+}
+
+// revisionOf returns the manifest revision, else a short content hash of
+// the modules and data, so that every snapshot has a revision to report.
+func revisionOf(b *bundle.Bundle) (string, error) {
+	if b.Manifest.Revision != "" {
+		return b.Manifest.Revision, nil
+	}
+	h := sha256.New()
+	mods := slices.Clone(b.Modules)
+	slices.SortFunc(mods, func(x, y bundle.ModuleFile) int { return strings.Compare(x.Path, y.Path) })
+	for _, m := range mods {
+		h.Write([]byte(m.Path))
+		h.Write([]byte{0})
+		h.Write(m.Raw)
+		h.Write([]byte{0})
+	}
+	// encoding/json sorts map keys, so equal data hashes equally.
+	if err := json.NewEncoder(h).Encode(b.Data); err != nil {
+		return "", fmt.Errorf("hashing data: %w", err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// compileConfig holds what every load needs, computed once from Options.
+type compileConfig struct {
+	opts    Options
+	caps    *ast.Capabilities
+	schemas *ast.SchemaSet
+	queries []queryRef
+}
+
+type queryRef struct {
+	text string
+	ref  ast.Ref
+}
+
+func parseQueryRef(q string) (ast.Ref, error) {
+	ref, err := ast.ParseRef(q)
+	if err != nil {
+		return nil, fmt.Errorf("query %q: %w", q, err)
+	}
+	if !ref.HasPrefix(ast.DefaultRootRef) {
+		return nil, fmt.Errorf("query %q: must be a ref under data", q)
+	}
+	return ref, nil
+}
+
+func newCompileConfig(opts Options) (*compileConfig, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	c := &compileConfig{opts: opts, caps: Capabilities()}
+	if len(opts.InputSchema) > 0 {
+		var schema any
+		if err := util.UnmarshalJSON(opts.InputSchema, &schema); err != nil {
+			return nil, fmt.Errorf("parsing input schema: %w", err)
+		}
+		c.schemas = ast.NewSchemaSet()
+		c.schemas.Put(ast.SchemaRootRef, schema)
+	}
+	for _, q := range opts.Queries {
+		ref, err := parseQueryRef(q)
+		if err != nil {
+			return nil, err
+		}
+		c.queries = append(c.queries, queryRef{text: q, ref: ref})
+	}
+	return c, nil
+}
+
+// namedBundle is a source read into memory, with its revision.
+type namedBundle struct {
+	name     string
+	revision string
+	b        *bundle.Bundle
+}
+
+// checkRoots refuses bundles whose manifest roots overlap, naming both
+// bundles; OPA's merge would say only which roots collide.
+func checkRoots(bs []namedBundle) error {
+	for i := range bs {
+		for j := i + 1; j < len(bs); j++ {
+			for _, ra := range *bs[i].b.Manifest.Roots {
+				for _, rb := range *bs[j].b.Manifest.Roots {
+					if bundle.RootPathsOverlap(ra, rb) {
+						return fmt.Errorf("bundles %s and %s have overlapping roots %q and %q (a bundle without a manifest owns every root)",
+							bs[i].name, bs[j].name, ra, rb)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// build compiles read bundles into a snapshot: merged modules type-checked
+// against the input schema with the sandboxed capabilities, data in an AST
+// store, the configured queries prepared, then Derive.
+func (c *compileConfig) build(ctx context.Context, bs []namedBundle) (*Snapshot, error) {
+	if err := checkRoots(bs); err != nil {
+		return nil, err
+	}
+	list := make([]*bundle.Bundle, len(bs))
+	revs := make(map[string]string, len(bs))
+	for i, nb := range bs {
+		list[i] = nb.b
+		revs[nb.name] = nb.revision
+	}
+	merged, err := bundle.Merge(list)
+	if err != nil {
+		return nil, fmt.Errorf("combining bundles: %w", err)
+	}
+
+	modules := make(map[string]*ast.Module, len(merged.Modules))
+	for _, m := range merged.Modules {
+		if _, dup := modules[m.Path]; dup {
+			return nil, fmt.Errorf("two modules named %s", m.Path)
+		}
+		modules[m.Path] = m.Parsed
+	}
+	comp := c.newCompiler()
+	comp.Compile(modules)
+	if comp.Failed() {
+		return nil, fmt.Errorf("compiling policy: %w", comp.Errors)
+	}
+
+	store, err := newStore(ctx, merged.Data)
+	if err != nil {
+		return nil, err
+	}
+
+	snap := &Snapshot{
+		Revision: combinedRevision(bs),
+		LoadedAt: c.opts.Now(),
+		Compiler: comp,
+		Store:    store,
+		Bundles:  revs,
+		queries:  make(map[string]*rego.PreparedEvalQuery, len(c.queries)),
+	}
+	for _, q := range c.queries {
+		if len(comp.GetRules(q.ref)) == 0 {
+			continue
+		}
+		pq, err := rego.New(
+			rego.Query(q.text),
+			rego.Compiler(comp),
+			rego.Store(store),
+			rego.StoreReadAST(true),
+			rego.StrictBuiltinErrors(true),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("preparing query %s: %w", q.text, err)
+		}
+		snap.queries[q.text] = &pq
+	}
+	if c.opts.Derive != nil {
+		d, err := c.opts.Derive(snap)
+		if err != nil {
+			return nil, fmt.Errorf("deriving from policy: %w", err)
+		}
+		snap.derived = d
+	}
+	return snap, nil
+}
+
+func (c *compileConfig) newCompiler() *ast.Compiler {
+	comp := ast.NewCompiler().
+		WithCapabilities(c.caps).
+		WithDefaultRegoVersion(ast.RegoV1).
+		WithUseTypeCheckAnnotations(true)
+	if c.schemas != nil {
+		comp = comp.WithSchemas(c.schemas)
+	}
+	return comp
+}
+
+// newStore puts data in an in-memory store that hands AST values back to
+// evaluation, so no conversion happens per decision.
+func newStore(ctx context.Context, data map[string]any) (storage.Store, error) {
+	store := inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true))
+	if data == nil {
+		data = map[string]any{}
+	}
+	txn, err := store.NewTransaction(ctx, storage.WriteParams)
+	if err != nil {
+		return nil, fmt.Errorf("opening data store: %w", err)
+	}
+	if err := store.Write(ctx, txn, storage.AddOp, storage.RootPath, data); err != nil {
+		store.Abort(ctx, txn)
+		return nil, fmt.Errorf("writing data: %w", err)
+	}
+	if err := store.Commit(ctx, txn); err != nil {
+		return nil, fmt.Errorf("committing data: %w", err)
+	}
+	return store, nil
+}
+
+// combinedRevision is the single bundle's revision, or "name=rev" pairs in
+// source order when several bundles are combined.
+func combinedRevision(bs []namedBundle) string {
+	if len(bs) == 1 {
+		return bs[0].revision
+	}
+	parts := make([]string, len(bs))
+	for i, nb := range bs {
+		parts[i] = nb.name + "=" + nb.revision
+	}
+	return strings.Join(parts, ",")
+}
+
+// readAll reads every source. remote supplies the last download of URL
+// sources.
+func (c *compileConfig) readAll(remote func(name string) *namedBundle, withTests bool) ([]namedBundle, error) {
+	out := make([]namedBundle, 0, len(c.opts.Sources))
+	for _, s := range c.opts.Sources {
+		if s.URL != "" {
+			nb := remote(s.Name)
+			if nb == nil {
+				return nil, fmt.Errorf("bundle %s: not downloaded yet", s.Name)
+			}
+			out = append(out, *nb)
+			continue
+		}
+		b, err := c.readSource(s, nil, withTests)
+		if err != nil {
+			return nil, err
+		}
+		rev, err := revisionOf(b)
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
+		}
+		out = append(out, namedBundle{name: s.Name, revision: rev, b: b})
+	}
+	return out, nil
+}
+
+// Compile reads, verifies and compiles all sources once. URL sources are
+// downloaded once, without polling.
+func Compile(ctx context.Context, opts Options) (*Snapshot, error) {
+	c, err := newCompileConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.compileOnce(ctx, false)
+}
+
+func (c *compileConfig) compileOnce(ctx context.Context, withTests bool) (*Snapshot, error) {
+	bs, err := c.readOnce(ctx, withTests)
+	if err != nil {
+		return nil, err
+	}
+	return c.build(ctx, bs)
+}
+
+// readOnce reads every source, downloading URL sources once.
+func (c *compileConfig) readOnce(ctx context.Context, withTests bool) ([]namedBundle, error) {
+	remote := map[string]*namedBundle{}
+	for _, s := range c.opts.Sources {
+		if s.URL == "" {
+			continue
+		}
+		f, err := newFetcher(s, c.opts)
+		if err != nil {
+			return nil, err
+		}
+		nb, err := f.fetch(ctx, c, withTests)
+		if err != nil {
+			return nil, err
+		}
+		if nb == nil {
+			return nil, errors.New("bundle server answered 304 without a prior download")
+		}
+		remote[s.Name] = nb
+	}
+	return c.readAll(func(n string) *namedBundle { return remote[n] }, withTests)
+}

@@ -1,0 +1,234 @@
+package bundles
+
+import (
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/keys"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults applied by NewManager and Compile when an option is left zero.
+const (
+	DefaultDebounce     = 300 * time.Millisecond
+	DefaultMinDelay     = 10 * time.Second
+	DefaultMaxDelay     = 20 * time.Second
+	DefaultMaxFileBytes = 32 << 20 // per file in a bundle, and per downloaded tarball
+	DefaultFetchTimeout = 30 * time.Second
+	defaultKeyID        = "default"
+	defaultAlgorithm    = "RS256"
+)
+
+// Source is one bundle. Exactly one of Path, FS and URL is set.
+type Source struct {
+	// Name identifies the bundle in status, metrics and error messages;
+	// it defaults to Path, or URL, or "embedded" for FS.
+	Name string
+	// Path is a bundle directory (OPA layout: .rego files, data.json or
+	// data.yaml at the path of their package, optional .manifest) or a
+	// .tar.gz bundle file. Both are watched for changes by a Manager.
+	Path string
+	// FS is a bundle directory tree in an fs.FS, such as an embedded
+	// default policy. It is read once per load and never watched.
+	FS fs.FS
+	// URL is the bundle resource on an OPA-compatible bundle server. The
+	// Manager polls it with If-None-Match and a jittered delay between
+	// MinDelay and MaxDelay.
+	URL string
+	// Bearer is sent as "Authorization: Bearer <token>" to the bundle server.
+	Bearer string
+	// CACertFile is a PEM bundle of CAs trusted for the bundle server
+	// (default: the system pool).
+	CACertFile string
+	// ClientCertFile and ClientKeyFile are a PEM client certificate and key
+	// for mutual TLS with the bundle server.
+	ClientCertFile, ClientKeyFile string
+	// MinDelay and MaxDelay bound the polling delay (defaults 10s and 20s).
+	MinDelay, MaxDelay time.Duration
+	// Verification, when set, requires a valid .signatures.json: an unsigned
+	// or tampered bundle is refused.
+	Verification *Verification
+}
+
+// Verification configures the check of a signed bundle (OPA's bundle
+// signing format: a JWT in .signatures.json listing file hashes).
+type Verification struct {
+	// PublicKeyFile is a PEM file holding the public key (or, for HS256, a
+	// file holding the shared secret). PublicKey holds the same inline.
+	PublicKeyFile string
+	PublicKey     string
+	// KeyID names the key; it must match the JWT's "kid" when the JWT sets
+	// one (default "default").
+	KeyID string
+	// Algorithm is the JWS algorithm, default RS256.
+	Algorithm string
+	// Scope, when set, must equal the JWT's "scope" claim.
+	Scope string
+	// Exclude lists glob patterns of files left out of verification.
+	Exclude []string
+}
+
+// Options configure Compile, Check, Test and NewManager.
+type Options struct {
+	// Sources are combined into one policy; their manifest roots must not
+	// overlap (a bundle without a manifest owns every root, so it can only
+	// be combined with nothing).
+	Sources []Source
+	// Queries are prepared on every snapshot, for example
+	// "data.mcp.authz.decision". A query is prepared only where the policy
+	// has rules under its ref; Snapshot.Query reports the others missing.
+	Queries []string
+	// InputSchema is a JSON Schema of input. Policies are type-checked
+	// against it at load, so a rule reading a field that cannot exist fails
+	// to load instead of silently never matching.
+	InputSchema []byte
+	// Derive runs on each compiled snapshot before it is published; its
+	// result is Snapshot.Derived. An error fails that load.
+	Derive func(*Snapshot) (any, error)
+	// Debounce is the quiet period after the last file event before a
+	// reload (default 300ms).
+	Debounce time.Duration
+	// MaxFileBytes bounds each file of a bundle and each downloaded tarball
+	// (default 32 MiB).
+	MaxFileBytes int64
+	// FetchTimeout bounds one download from a bundle server (default 30s).
+	FetchTimeout time.Duration
+	// Logger receives load results and errors (default: discard).
+	Logger *slog.Logger
+	// Registerer, when set, receives the Manager's metrics.
+	Registerer prometheus.Registerer
+	// Now returns the current time (default time.Now); tests set it.
+	Now func() time.Time
+}
+
+// withDefaults returns a copy of o with zero fields set to their defaults.
+func (o Options) withDefaults() Options {
+	if o.Debounce <= 0 {
+		o.Debounce = DefaultDebounce
+	}
+	if o.MaxFileBytes <= 0 {
+		o.MaxFileBytes = DefaultMaxFileBytes
+	}
+	if o.FetchTimeout <= 0 {
+		o.FetchTimeout = DefaultFetchTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	srcs := make([]Source, len(o.Sources))
+	for i, s := range o.Sources {
+		if s.Name == "" {
+			switch {
+			case s.Path != "":
+				s.Name = s.Path
+			case s.URL != "":
+				s.Name = s.URL
+			case s.FS != nil:
+				s.Name = "embedded"
+			}
+		}
+		if s.MinDelay <= 0 {
+			s.MinDelay = DefaultMinDelay
+		}
+		if s.MaxDelay < s.MinDelay {
+			s.MaxDelay = max(DefaultMaxDelay, s.MinDelay)
+		}
+		srcs[i] = s
+	}
+	o.Sources = srcs
+	return o
+}
+
+// validate reports configuration mistakes that no reload could fix.
+func (o Options) validate() error {
+	if len(o.Sources) == 0 {
+		return errors.New("no bundle sources configured")
+	}
+	names := make(map[string]bool, len(o.Sources))
+	for i, s := range o.Sources {
+		set := 0
+		if s.Path != "" {
+			set++
+		}
+		if s.FS != nil {
+			set++
+		}
+		if s.URL != "" {
+			set++
+		}
+		if set != 1 {
+			return fmt.Errorf("bundle source %d (%q): set exactly one of path, fs and url", i, s.Name)
+		}
+		if names[s.Name] {
+			return fmt.Errorf("bundle source name %q used twice", s.Name)
+		}
+		names[s.Name] = true
+		if s.URL != "" && !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://") {
+			return fmt.Errorf("bundle source %q: url must be http:// or https://", s.Name)
+		}
+		if (s.ClientCertFile == "") != (s.ClientKeyFile == "") {
+			return fmt.Errorf("bundle source %q: client certificate and key must be set together", s.Name)
+		}
+		if s.Verification != nil {
+			if _, err := s.Verification.config(); err != nil {
+				return fmt.Errorf("bundle source %q: %w", s.Name, err)
+			}
+		}
+	}
+	for _, q := range o.Queries {
+		if _, err := parseQueryRef(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// config builds OPA's verification config, reading the key file if needed.
+func (v *Verification) config() (*bundle.VerificationConfig, error) {
+	key := v.PublicKey
+	if v.PublicKeyFile != "" {
+		if key != "" {
+			return nil, errors.New("verification: set public_key or public_key_file, not both")
+		}
+		bs, err := os.ReadFile(filepath.Clean(v.PublicKeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("verification: reading public key: %w", err)
+		}
+		key = string(bs)
+	}
+	if key == "" {
+		return nil, errors.New("verification: no public key configured")
+	}
+	alg := v.Algorithm
+	if alg == "" {
+		alg = defaultAlgorithm
+	}
+	id := v.KeyID
+	if id == "" {
+		id = defaultKeyID
+	}
+	if !keys.IsSupportedAlgorithm(alg) {
+		return nil, fmt.Errorf("verification: unsupported algorithm %q", alg)
+	}
+	// Asymmetric keys must at least be PEM; the signature check parses them
+	// fully. keys.NewKeyConfig is not used: it treats its argument as a file
+	// name first, which fails on an inline PEM longer than a path component.
+	if !strings.HasPrefix(alg, "HS") {
+		if blk, _ := pem.Decode([]byte(key)); blk == nil {
+			return nil, errors.New("verification: public key is not PEM")
+		}
+	}
+	kc := &keys.Config{Key: key, Algorithm: alg, Scope: v.Scope}
+	return bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{id: kc}, id, v.Scope, v.Exclude), nil
+}
