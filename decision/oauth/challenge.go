@@ -1,0 +1,117 @@
+package oauth
+
+import (
+	"slices"
+	"strings"
+)
+
+// Challenge401 is the WWW-Authenticate value for a request without a usable
+// token: `Bearer resource_metadata="<metadataURL>"`, and when a token was
+// presented (RFC 6750 §3.1) also `error="invalid_token"` and, if description
+// is not empty, `error_description`. With no token at all the challenge
+// carries no error, as RFC 6750 §3.1 asks. The Bearer challenge is the whole
+// value, so clients that only read a value starting with "Bearer " find it.
+func Challenge401(metadataURL string, tokenPresented bool, description string) string {
+	var c challenge
+	c.b.Grow(64 + len(metadataURL) + len(description))
+	c.param("resource_metadata", metadataURL)
+	if tokenPresented {
+		c.param("error", "invalid_token")
+		c.param("error_description", description)
+	}
+	return c.String()
+}
+
+// Challenge403 is the WWW-Authenticate value for a valid token that lacks
+// scopes (step-up): `Bearer error="insufficient_scope", scope="a b c",
+// resource_metadata="...", error_description="..."`. scopes should list every
+// scope the operation needs, not only the missing ones, since clients ask
+// for exactly what the challenge names; duplicates are dropped.
+func Challenge403(metadataURL string, scopes []string, description string) string {
+	var c challenge
+	n := 96 + len(metadataURL) + len(description)
+	for _, s := range scopes {
+		n += len(s) + 1
+	}
+	c.b.Grow(n)
+	c.param("error", "insufficient_scope")
+	c.scopes(scopes)
+	c.param("resource_metadata", metadataURL)
+	c.param("error_description", description)
+	return c.String()
+}
+
+// challenge builds one Bearer challenge; parameters with empty values are
+// left out.
+type challenge struct {
+	b strings.Builder
+	n int
+}
+
+func (c *challenge) param(name, value string) {
+	if value == "" {
+		return
+	}
+	c.open(name)
+	writeQuoted(&c.b, value)
+	c.b.WriteByte('"')
+}
+
+// open writes the separator and `name="`.
+func (c *challenge) open(name string) {
+	if c.n == 0 {
+		c.b.WriteString("Bearer ")
+	} else {
+		c.b.WriteString(", ")
+	}
+	c.n++
+	c.b.WriteString(name)
+	c.b.WriteString(`="`)
+}
+
+// scopes writes the scope parameter: scopes joined by single spaces, empty
+// and repeated ones dropped, first order kept. It is written in place, as
+// this runs on every step-up denial.
+func (c *challenge) scopes(scopes []string) {
+	written := 0
+	for i, s := range scopes {
+		if s == "" || slices.Contains(scopes[:i], s) {
+			continue
+		}
+		if written == 0 {
+			c.open("scope")
+		} else {
+			c.b.WriteByte(' ')
+		}
+		written++
+		writeQuoted(&c.b, s)
+	}
+	if written > 0 {
+		c.b.WriteByte('"')
+	}
+}
+
+func (c *challenge) String() string {
+	if c.n == 0 {
+		return "Bearer"
+	}
+	return c.b.String()
+}
+
+// writeQuoted writes s as the inside of an RFC 7235 quoted-string: '"' and
+// '\' are escaped, and control characters, which a header value cannot carry
+// and which could split a header, are dropped.
+func writeQuoted(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			// dropped
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
