@@ -23,8 +23,10 @@ type cacheKey [sha256.Size]byte
 type cacheEntry struct {
 	res   *Result
 	until time.Time // served only strictly before this instant
-	// keys, when set, is the key set the outcome depends on (unknown_key):
-	// the entry dies as soon as a refresh swaps the set.
+	// keys, when set, is the key set the outcome depends on (the set that
+	// verified the token, or the one that lacked its kid): the entry dies
+	// as soon as a refresh swaps the set, so a key withdrawn from the JWKS
+	// stops vouching for cached tokens at the next refresh.
 	keys *keySet
 }
 
@@ -70,6 +72,10 @@ const (
 // as cacheExpired: its signature was good, only time ran out.
 func (c *resultCache) get(k cacheKey, now time.Time, current *keySet) (*Result, lookupState) {
 	if e, ok := c.good.Get(k); ok {
+		if e.keys != nil && e.keys != current {
+			c.good.Remove(k) // verified by a set no longer in force: verify again
+			return nil, cacheMiss
+		}
 		if now.Before(e.until) {
 			return e.res, cacheHit
 		}
@@ -85,9 +91,10 @@ func (c *resultCache) get(k cacheKey, now time.Time, current *keySet) (*Result, 
 	return nil, cacheMiss
 }
 
-// putGood caches a verified Result until the token's deadline.
-func (c *resultCache) putGood(k cacheKey, r *Result, until time.Time) {
-	c.good.Add(k, cacheEntry{res: r, until: until})
+// putGood caches a verified Result until the token's deadline, for as long
+// as keys (nil for the static development key) stays the set in force.
+func (c *resultCache) putGood(k cacheKey, r *Result, until time.Time, keys *keySet) {
+	c.good.Add(k, cacheEntry{res: r, until: until, keys: keys})
 }
 
 // putBad caches a failure until the given instant, tied to keys if set.

@@ -328,7 +328,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) *Result {
 	r, p := v.verifyJWTUncached(ctx, raw, now)
 	switch {
 	case r.Valid:
-		v.cache.putGood(k, r, r.Expiry.Add(v.skew))
+		v.cache.putGood(k, r, r.Expiry.Add(v.skew), p.keys)
 	case p.cacheUntil.After(now):
 		v.cache.putBad(k, r, p.cacheUntil, p.keys)
 	}
@@ -353,7 +353,7 @@ var (
 // keyChoice records what the key function decided, for the claim checks.
 type keyChoice struct {
 	issuer string  // expected iss, "" to skip the check
-	keys   *keySet // the set consulted, for unknown_key caching
+	keys   *keySet // the JWKS consulted; nil for the development key
 }
 
 // verifyJWTUncached runs the checks in the order that gives the most useful
@@ -392,7 +392,7 @@ func (v *Verifier) verifyJWTUncached(ctx context.Context, raw string, now time.T
 	}
 	r := &Result{Present: true, Valid: true, Type: TypeJWT, Claims: claims, Expiry: exp}
 	fillIdentity(r, claims)
-	return r.Finish(), cachePolicy{}
+	return r.Finish(), cachePolicy{keys: choice.keys}
 }
 
 // selectKey is the jwt key function: it enforces the allowlist and finds
@@ -436,6 +436,7 @@ func (v *Verifier) selectKey(ctx context.Context, t *jwt.Token, choice *keyChoic
 		}
 	}
 	choice.issuer = v.issuer
+	choice.keys = set
 	var fit jwt.VerificationKeySet
 	for _, k := range cands {
 		if keyFits(k, alg) {
