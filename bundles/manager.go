@@ -202,11 +202,13 @@ func (m *Manager) Reload(ctx context.Context) error {
 	start := time.Now()
 	snap, err := m.load(ctx)
 	if err != nil {
+		// Count before publishing the error, so whoever sees the error
+		// in Status also sees it counted.
+		m.metrics.loaded(false, nil)
 		now := m.cfg.opts.Now()
 		m.mu.Lock()
 		m.lastErr, m.lastErrAt = err.Error(), now
 		m.mu.Unlock()
-		m.metrics.loaded(false, nil)
 		keeping := "none"
 		if cur := m.current.Load(); cur != nil {
 			keeping = cur.Revision
@@ -214,8 +216,8 @@ func (m *Manager) Reload(ctx context.Context) error {
 		m.log.Error("policy load failed, keeping the last good snapshot", "error", err, "serving_revision", keeping)
 		return err
 	}
-	m.current.Store(snap)
 	m.metrics.loaded(true, snap)
+	m.current.Store(snap)
 
 	m.mu.Lock()
 	for name, st := range m.sources {
