@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -275,8 +276,20 @@ func (v *Verifier) Verify(ctx context.Context, raw string, keys *APIKeys) *Resul
 			return (&Result{Present: true, Error: ErrMalformed, Type: TypeAPIKey}).Finish()
 		}
 		return keys.Verify(raw, v.now())
+	}
+	now := v.now()
+	var k cacheKey
+	if v.cache != nil && strings.Count(raw, ".") == 2 {
+		// The cache holds only tokens that took the JWT path, so a hit
+		// needs no shape check: the same bytes had passed it.
+		k = tokenHash(raw)
+		if r, ok := v.cachedJWT(k, now); ok {
+			return r
+		}
+	}
+	switch {
 	case looksLikeJWS(raw):
-		return v.verifyJWT(ctx, raw)
+		return v.verifyJWT(ctx, raw, now, k)
 	case v.introspector != nil:
 		return v.introspector.Verify(ctx, raw, v.aud.want)
 	default:
@@ -289,30 +302,40 @@ func (v *Verifier) Verify(ctx context.Context, raw string, keys *APIKeys) *Resul
 // alg "none", so such tokens are reported as alg_not_allowed).
 func looksLikeJWS(raw string) bool {
 	dots := 0
+	prev := byte('.')
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
-		switch {
-		case c == '.':
-			dots++
-			if dots > 2 || i == 0 || raw[i-1] == '.' {
+		if c == '.' {
+			if prev == '.' {
 				return false
 			}
-		case ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || c == '-' || c == '_':
-		default:
+			dots++
+		} else if !base64URLChar[c] {
 			return false
 		}
+		prev = c
 	}
 	return dots == 2
 }
 
-// verifyJWT verifies a JWT, through the cache.
-func (v *Verifier) verifyJWT(ctx context.Context, raw string) *Result {
-	now := v.now()
-	if v.cache == nil {
-		r, _ := v.verifyJWTUncached(ctx, raw, now)
-		return r
+// base64URLChar marks the bytes of the base64url alphabet. Read-only.
+var base64URLChar = func() (t [256]bool) {
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
 	}
-	k := cacheKey(sha256.Sum256([]byte(raw)))
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	t['-'], t['_'] = true, true
+	return t
+}()
+
+// cachedJWT returns the cached Result of the JWT with hash k, if any. A
+// verified token whose deadline has passed is expired, and cached as such.
+func (v *Verifier) cachedJWT(k cacheKey, now time.Time) (*Result, bool) {
 	var current *keySet
 	if v.src != nil {
 		current = v.src.current()
@@ -320,12 +343,21 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) *Result {
 	r, state := v.cache.get(k, now, current)
 	switch state {
 	case cacheHit:
-		return r
+		return r, true
 	case cacheExpired:
 		v.cache.putBad(k, v.expired, now.Add(negativeTTL), nil)
-		return v.expired
+		return v.expired, true
 	}
+	return nil, false
+}
+
+// verifyJWT verifies a JWT that missed the cache, and caches the outcome
+// under k.
+func (v *Verifier) verifyJWT(ctx context.Context, raw string, now time.Time, k cacheKey) *Result {
 	r, p := v.verifyJWTUncached(ctx, raw, now)
+	if v.cache == nil {
+		return r
+	}
 	switch {
 	case r.Valid:
 		v.cache.putGood(k, r, r.Expiry.Add(v.skew), p.keys)
@@ -333,6 +365,14 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string) *Result {
 		v.cache.putBad(k, r, p.cacheUntil, p.keys)
 	}
 	return r
+}
+
+// tokenHash is the cache key of raw. It hashes the string's bytes in place:
+// []byte(raw) would copy the token to the heap on every request, the only
+// allocation of a cache hit. Sum256 only reads its argument, so the bytes
+// are never written through the slice.
+func tokenHash(raw string) cacheKey {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 }
 
 // cachePolicy says whether and how long a failure may be cached.
