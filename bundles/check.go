@@ -83,7 +83,7 @@ func Test(ctx context.Context, paths []string, w io.Writer, verbose bool, opts O
 	counted := make(chan *tester.Result)
 	done := make(chan error, 1)
 	go func() {
-		done <- tester.PrettyReporter{Output: w, Verbose: verbose, FailureLine: true}.Report(counted)
+		done <- tester.PrettyReporter{Output: w, Verbose: verbose}.Report(counted)
 	}()
 	for r := range ch {
 		if r.Pass() {

@@ -271,7 +271,7 @@ func (m *Manager) StatusHandler() http.Handler {
 			return
 		}
 		st := m.Status()
-		body, err := json.Marshal(st)
+		body, err := json.MarshalIndent(st, "", "  ")
 		if err != nil {
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return

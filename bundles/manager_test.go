@@ -24,7 +24,7 @@ const waitLimit = 15 * time.Second
 
 // startManager starts a Manager on opts and returns it with a channel of
 // the snapshots it swaps in.
-func startManager(t *testing.T, opts Options) (*Manager, <-chan *Snapshot, error) {
+func startManager(t testing.TB, opts Options) (*Manager, <-chan *Snapshot, error) {
 	t.Helper()
 	if opts.Queries == nil {
 		opts.Queries = testQueries
@@ -44,7 +44,7 @@ func startManager(t *testing.T, opts Options) (*Manager, <-chan *Snapshot, error
 }
 
 // waitFor reads swaps until one satisfies ok.
-func waitFor(t *testing.T, swaps <-chan *Snapshot, what string, ok func(*Snapshot) bool) *Snapshot {
+func waitFor(t testing.TB, swaps <-chan *Snapshot, what string, ok func(*Snapshot) bool) *Snapshot {
 	t.Helper()
 	deadline := time.After(waitLimit)
 	for {
@@ -59,13 +59,13 @@ func waitFor(t *testing.T, swaps <-chan *Snapshot, what string, ok func(*Snapsho
 	}
 }
 
-func waitRevision(t *testing.T, swaps <-chan *Snapshot, rev string) *Snapshot {
+func waitRevision(t testing.TB, swaps <-chan *Snapshot, rev string) *Snapshot {
 	t.Helper()
 	return waitFor(t, swaps, "revision "+rev, func(s *Snapshot) bool { return s.Revision == rev })
 }
 
 // eventually polls cond until it holds.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for !cond() {
@@ -78,7 +78,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // replaceFile writes body to a temporary file beside p and renames it over
 // p, as editors and atomic writers do.
-func replaceFile(t *testing.T, p, body string) {
+func replaceFile(t testing.TB, p, body string) {
 	t.Helper()
 	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp")
 	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
@@ -299,7 +299,7 @@ func TestManagerConcurrentReloads(t *testing.T) {
 		seenMu    sync.Mutex
 		revisions = map[string]bool{}
 	)
-	for range 4 {
+	for range 2 {
 		wg.Go(func() {
 			for !stop.Load() {
 				s := m.Current()
@@ -340,7 +340,7 @@ func TestManagerConcurrentReloads(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
