@@ -49,7 +49,9 @@ type challenge struct {
 }
 
 func (c *challenge) param(name, value string) {
-	if value == "" {
+	if !printable(value) {
+		// Nothing would be left once control characters are dropped, and an
+		// empty quoted value trips some parsers.
 		return
 	}
 	c.open(name)
@@ -70,12 +72,12 @@ func (c *challenge) open(name string) {
 }
 
 // scopes writes the scope parameter: scopes joined by single spaces, empty
-// and repeated ones dropped, first order kept. It is written in place, as
-// this runs on every step-up denial.
+// (or all-control) and repeated ones dropped, first order kept. It is
+// written in place, as this runs on every step-up denial.
 func (c *challenge) scopes(scopes []string) {
 	written := 0
 	for i, s := range scopes {
-		if s == "" || slices.Contains(scopes[:i], s) {
+		if !printable(s) || slices.Contains(scopes[:i], s) {
 			continue
 		}
 		if written == 0 {
@@ -89,6 +91,16 @@ func (c *challenge) scopes(scopes []string) {
 	if written > 0 {
 		c.b.WriteByte('"')
 	}
+}
+
+// printable reports whether s has a character writeQuoted keeps.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x20 && c != 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *challenge) String() string {

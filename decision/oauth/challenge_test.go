@@ -70,3 +70,19 @@ func BenchmarkChallenge403(b *testing.B) {
 		_ = Challenge403(testMeta, scopes, "tools/call needs tools:call")
 	}
 }
+
+func TestChallengeControlOnlyValues(t *testing.T) {
+	tests := map[string]struct{ got, want string }{
+		"description_401": {got: Challenge401(testMeta, true, "\r\n"),
+			want: `Bearer resource_metadata="` + testMeta + `", error="invalid_token"`},
+		"description_403": {got: Challenge403(testMeta, []string{"\x00", "a"}, "\t"),
+			want: `Bearer error="insufficient_scope", scope="a", resource_metadata="` + testMeta + `"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Errorf("got\n  %s\nwant\n  %s", tc.got, tc.want)
+			}
+		})
+	}
+}

@@ -278,3 +278,28 @@ func BenchmarkAPIKeyVerify(b *testing.B) {
 		}
 	}
 }
+
+// FuzzAPIKeyVerify checks that no presented string panics, every Result is
+// finished, and only the registered key is valid.
+func FuzzAPIKeyVerify(f *testing.F) {
+	key, hash, entry := apiKeyTestGenerate(f, "alice", []string{"tools:read"}, "", time.Time{})
+	keys, err := ParseAPIKeys(map[string]any{hash: entry})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"", key, APIKeyPrefix, key[:len(key)-1] + "=", "mcpk_" + strings.Repeat("\xff", 43)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		r := keys.Verify(raw, apiKeyTestNow)
+		if r.Value == nil || r.Type != TypeAPIKey {
+			t.Fatalf("unfinished or untyped Result for %q", raw)
+		}
+		if r.Valid != (raw == key) {
+			t.Fatalf("Verify(%q).Valid = %v", raw, r.Valid)
+		}
+		if !r.Valid && r.Error == "" {
+			t.Fatalf("invalid Result without a reason for %q", raw)
+		}
+	})
+}
