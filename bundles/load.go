@@ -46,7 +46,7 @@ func Capabilities() *ast.Capabilities {
 	return caps
 }
 
-// bundleFiles are the file names the loader reads from a directory; any
+// isBundleFile reports whether the loader reads a file of this name; any
 // other file is skipped so that editor swap files, READMEs and the like
 // neither fail a load nor count against the size limit.
 func isBundleFile(name string) bool {
@@ -58,7 +58,7 @@ func isBundleFile(name string) bool {
 	return strings.HasSuffix(name, bundle.RegoExt)
 }
 
-// dirFilter returns OPA loader filter skipping (true) what is not part of
+// dirFilter returns an OPA loader filter that skips (true) what is not part of
 // the bundle: Kubernetes ConfigMap internals ("..data", "..2024_...": the
 // visible files are symlinks into them, so reading both would load every
 // module twice), symlinks to directories (not followed) and non-bundle

@@ -51,7 +51,8 @@ type Source struct {
 	// ClientCertFile and ClientKeyFile are a PEM client certificate and key
 	// for mutual TLS with the bundle server.
 	ClientCertFile, ClientKeyFile string
-	// MinDelay and MaxDelay bound the polling delay (defaults 10s and 20s).
+	// MinDelay and MaxDelay bound the polling delay (defaults 10s and 20s;
+	// MaxDelay defaults to twice a MinDelay that is set).
 	MinDelay, MaxDelay time.Duration
 	// Verification, when set, requires a valid .signatures.json: an unsigned
 	// or tampered bundle is refused.
@@ -141,8 +142,13 @@ func (o Options) withDefaults() Options {
 		if s.MinDelay <= 0 {
 			s.MinDelay = DefaultMinDelay
 		}
-		if s.MaxDelay < s.MinDelay {
-			s.MaxDelay = max(DefaultMaxDelay, s.MinDelay)
+		switch {
+		case s.MaxDelay <= 0 && s.MinDelay == DefaultMinDelay:
+			s.MaxDelay = DefaultMaxDelay
+		case s.MaxDelay <= 0:
+			s.MaxDelay = 2 * s.MinDelay
+		case s.MaxDelay < s.MinDelay:
+			s.MaxDelay = s.MinDelay
 		}
 		srcs[i] = s
 	}

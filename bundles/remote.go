@@ -2,6 +2,7 @@ package bundles
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -21,9 +22,11 @@ type fetcher struct {
 	client   *http.Client
 	maxBytes int64
 	timeout  time.Duration
-	// etag is the ETag of the last bundle that loaded; only the poll
-	// goroutine (or the one-shot Compile) touches it.
+	// etag and sum are the ETag and SHA-256 of the last bundle that
+	// loaded; only the poll goroutine (or the one-shot Compile) touches
+	// them.
 	etag string
+	sum  [sha256.Size]byte
 }
 
 func newFetcher(s Source, opts Options) (*fetcher, error) {
@@ -100,6 +103,13 @@ func (f *fetcher) fetch(ctx context.Context, c *compileConfig, withTests bool) (
 	if int64(len(raw)) > f.maxBytes {
 		return nil, fmt.Errorf("bundle %s: download exceeds the limit of %d bytes", f.src.Name, f.maxBytes)
 	}
+	// A server without ETags sends the same bytes again: treat them as
+	// unchanged rather than recompiling and swapping at every poll.
+	sum := sha256.Sum256(raw)
+	if sum == f.sum {
+		f.etag = resp.Header.Get("ETag")
+		return nil, nil
+	}
 	b, err := c.readSource(f.src, raw, withTests)
 	if err != nil {
 		return nil, err
@@ -110,7 +120,7 @@ func (f *fetcher) fetch(ctx context.Context, c *compileConfig, withTests bool) (
 	}
 	// Remember the ETag only once the bundle has been read and verified:
 	// a broken download is fetched again at the next poll.
-	f.etag = resp.Header.Get("ETag")
+	f.etag, f.sum = resp.Header.Get("ETag"), sum
 	return &namedBundle{name: f.src.Name, revision: rev, b: b}, nil
 }
 

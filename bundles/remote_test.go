@@ -28,6 +28,7 @@ type bundleServer struct {
 	mode        string // "", "error" or "slow"
 	bearer      string // required token, if set
 	notModified atomic.Int64
+	requests    atomic.Int64
 }
 
 func (s *bundleServer) set(files map[string]string, etag string, t *testing.T) {
@@ -47,6 +48,7 @@ func (s *bundleServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	body, etag, mode, bearer := s.body, s.etag, s.mode, s.bearer
 	s.mu.Unlock()
+	s.requests.Add(1)
 	if bearer != "" && r.Header.Get("Authorization") != "Bearer "+bearer {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
@@ -62,12 +64,14 @@ func (s *bundleServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if r.Header.Get("If-None-Match") == etag {
+	if etag != "" && r.Header.Get("If-None-Match") == etag {
 		s.notModified.Add(1)
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	w.Header().Set("ETag", etag)
+	if etag != "" {
+		w.Header().Set("ETag", etag)
+	}
 	w.Header().Set("Content-Type", "application/gzip")
 	_, _ = w.Write(body)
 }
@@ -93,6 +97,23 @@ func TestManagerPollsBundleServer(t *testing.T) {
 		st := m.Status().Bundles[0]
 		if st.ETag != `"e2"` || st.Revision != "r2" || st.LastDownloadAt.IsZero() {
 			t.Errorf("bundle status %+v", st)
+		}
+	})
+	t.Run("no_etag_same_bytes_no_swap", func(t *testing.T) {
+		bs := &bundleServer{}
+		bs.set(policyFiles("r1"), "", t)
+		srv := httptest.NewServer(bs)
+		defer srv.Close()
+		_, swaps, err := startManager(t, Options{Sources: []Source{fastPoll(srv.URL)}})
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		waitRevision(t, swaps, "r1")
+		eventually(t, "four downloads", func() bool { return bs.requests.Load() >= 4 })
+		select {
+		case s := <-swaps:
+			t.Fatalf("unchanged download swapped in %s again", s.Revision)
+		default:
 		}
 	})
 	t.Run("server_error_keeps_last_good", func(t *testing.T) {
