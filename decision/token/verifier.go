@@ -130,7 +130,11 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		client = &http.Client{Timeout: fetchTimeout}
 	}
 	if opts.Introspection != nil {
-		v.introspector = NewIntrospector(*opts.Introspection, client, v.logger)
+		intro := *opts.Introspection
+		if intro.Now == nil {
+			intro.Now = v.now // one clock for every kind of token
+		}
+		v.introspector = NewIntrospector(intro, client, v.logger)
 	}
 	if opts.Dev {
 		path := opts.DevKeyPath
