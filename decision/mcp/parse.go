@@ -1,0 +1,1076 @@
+package mcp
+
+import (
+	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// Limits on what Parse accepts. They bound the work and the stack depth an
+// untrusted body can cause.
+const (
+	// MaxDepth is the deepest nesting of arrays and objects Parse accepts; the
+	// outermost value is at depth 1.
+	MaxDepth = 64
+	// MaxBatch is the largest number of messages a batch may hold.
+	MaxBatch = 1000
+)
+
+// Parse reads an HTTP body holding one JSON-RPC 2.0 message or a batch of
+// them, validates it against JSON-RPC 2.0 and the MCP rules authorization
+// relies on, and builds the policy values (id, params, tool and prompt
+// arguments) directly as OPA values.
+//
+// The returned error is always an *Error carrying the JSON-RPC code a reply
+// should use: CodeParseError when the body is not JSON (or nests deeper than
+// MaxDepth), CodeInvalidRequest when it is JSON but not a valid message,
+// CodeInvalidParams when a method's required params are missing or malformed.
+// Any invalid message in a batch makes the whole body invalid.
+//
+// Parse does not keep body: the values it returns refer to a private copy.
+func Parse(body []byte) (Body, error) {
+	p := parser{b: body}
+	out, err := p.body()
+	if err != nil {
+		return Body{}, err
+	}
+	return out, nil
+}
+
+// parser is the state of one Parse call: a single forward pass over b.
+type parser struct {
+	b []byte
+	i int // offset of the next unread byte
+
+	// s is a copy of b, made the first time a string or number value is
+	// built, so every plain string and number literal is a substring of one
+	// allocation instead of one allocation each.
+	s    string
+	sSet bool
+
+	buf   []byte         // scratch for unescaping strings
+	items [][2]*ast.Term // stack of object members being built (nested objects push above their parent)
+	elems []*ast.Term    // stack of array elements being built
+	slab  []ast.Term     // terms are carved from here, to allocate them in blocks
+
+	invalid *Error // first validation (not syntax) failure; scanning goes on to find syntax errors
+}
+
+// body parses the whole input.
+func (p *parser) body() (Body, error) {
+	p.ws()
+	if p.i >= len(p.b) {
+		return Body{}, p.syntaxErr("unexpected end of JSON input")
+	}
+	var out Body
+	switch p.b[p.i] {
+	case '{':
+		m, err := p.message(1, -1)
+		if err != nil {
+			return Body{}, err
+		}
+		out.Messages = []Message{m}
+	case '[':
+		out.Batch = true
+		msgs, err := p.batch()
+		if err != nil {
+			return Body{}, err
+		}
+		out.Messages = msgs
+	default:
+		if err := p.skip(1); err != nil {
+			return Body{}, err
+		}
+		p.fail(CodeInvalidRequest, -1, "message is not an object")
+	}
+	p.ws()
+	if p.i < len(p.b) {
+		return Body{}, p.syntaxErr("invalid character %s after top-level value", quoteChar(p.b[p.i]))
+	}
+	if p.invalid != nil {
+		return Body{}, p.invalid
+	}
+	return out, nil
+}
+
+// batch parses a JSON array of messages; p.b[p.i] is '['.
+func (p *parser) batch() ([]Message, error) {
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		p.fail(CodeInvalidRequest, -1, "empty batch")
+		return nil, nil
+	}
+	var msgs []Message
+	for n := 0; ; n++ {
+		if p.i >= len(p.b) {
+			return nil, p.syntaxErr("unexpected end of JSON input")
+		}
+		switch {
+		case n == MaxBatch:
+			p.fail(CodeInvalidRequest, -1, fmt.Sprintf("batch has more than %d messages", MaxBatch))
+			fallthrough
+		case p.invalid != nil:
+			// The body is already rejected: only check that the rest is JSON.
+			if err := p.skip(2); err != nil {
+				return nil, err
+			}
+		case p.b[p.i] == '{':
+			m, err := p.message(2, n)
+			if err != nil {
+				return nil, err
+			}
+			msgs = append(msgs, m)
+		default:
+			if err := p.skip(2); err != nil {
+				return nil, err
+			}
+			p.fail(CodeInvalidRequest, n, "message is not an object")
+		}
+		p.ws()
+		if p.i >= len(p.b) {
+			return nil, p.syntaxErr("unexpected end of JSON input")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+			p.ws()
+		case ']':
+			p.i++
+			return msgs, nil
+		default:
+			return nil, p.syntaxErr("invalid character %s after array element", quoteChar(p.b[p.i]))
+		}
+	}
+}
+
+// Kinds of JSON value seen for a top-level member of a message.
+const (
+	absent byte = iota
+	isString
+	isNumber
+	isObject
+	isOther
+)
+
+// jsonString is a scanned string literal: the bounds of its content in the
+// body, and what decoding it needs.
+type jsonString struct {
+	start, end int
+	escaped    bool // contains a backslash escape
+	nonASCII   bool // contains a byte >= 0x80, so may hold invalid UTF-8
+}
+
+// message parses one message object at the given depth; p.b[p.i] is '{'.
+// index is the position in a batch, or -1 for a single message. A message
+// that fails validation is recorded in p.invalid; err is only a syntax error.
+func (p *parser) message(depth, index int) (Message, error) {
+	var (
+		m          Message
+		version    byte // kind of the jsonrpc member
+		versionOK  bool
+		idKind     byte
+		idStart    int
+		idEnd      int
+		idStr      jsonString
+		methodKind byte
+		method     jsonString
+		paramsKind byte
+		params     ast.Object
+		hasResult  bool
+		hasError   bool
+	)
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+	} else {
+		for {
+			key, err := p.key()
+			if err != nil {
+				return m, err
+			}
+			// key aliases p.b or p.buf; it is only compared, before the value overwrites p.buf.
+			switch string(key) {
+			case "jsonrpc":
+				version, versionOK = isOther, false
+				if p.b[p.i] == '"' {
+					s, err := p.scanString()
+					if err != nil {
+						return m, err
+					}
+					version, versionOK = isString, p.stringEquals(s, "2.0")
+				} else if err := p.skip(depth + 1); err != nil {
+					return m, err
+				}
+			case "id":
+				idStart = p.i
+				switch c := p.b[p.i]; {
+				case c == '"':
+					s, err := p.scanString()
+					if err != nil {
+						return m, err
+					}
+					idKind, idStr = isString, s
+				case c == '-' || (c >= '0' && c <= '9'):
+					if err := p.scanNumber(); err != nil {
+						return m, err
+					}
+					idKind = isNumber
+				default:
+					if err := p.skip(depth + 1); err != nil {
+						return m, err
+					}
+					idKind = isOther
+				}
+				idEnd = p.i
+			case "method":
+				if p.b[p.i] == '"' {
+					s, err := p.scanString()
+					if err != nil {
+						return m, err
+					}
+					methodKind, method = isString, s
+				} else {
+					if err := p.skip(depth + 1); err != nil {
+						return m, err
+					}
+					methodKind = isOther
+				}
+			case "params":
+				if p.b[p.i] == '{' && p.invalid == nil {
+					obj, err := p.object(depth + 1)
+					if err != nil {
+						return m, err
+					}
+					paramsKind, params = isObject, obj
+				} else {
+					kind := isOther
+					if p.b[p.i] == '{' {
+						kind = isObject // body already rejected: validate only
+					}
+					if err := p.skip(depth + 1); err != nil {
+						return m, err
+					}
+					paramsKind, params = kind, nil
+				}
+			case "result":
+				hasResult = true
+				if err := p.skip(depth + 1); err != nil {
+					return m, err
+				}
+			case "error":
+				hasError = true
+				if err := p.skip(depth + 1); err != nil {
+					return m, err
+				}
+			default:
+				if err := p.skip(depth + 1); err != nil {
+					return m, err
+				}
+			}
+			p.ws()
+			if p.i >= len(p.b) {
+				return m, p.syntaxErr("unexpected end of JSON input")
+			}
+			if p.b[p.i] == '}' {
+				p.i++
+				break
+			}
+			if p.b[p.i] != ',' {
+				return m, p.syntaxErr("invalid character %s after object key:value pair", quoteChar(p.b[p.i]))
+			}
+			p.i++
+			p.ws()
+		}
+	}
+
+	if p.invalid != nil {
+		return m, nil // an earlier batch element already failed
+	}
+	var why string
+	switch {
+	case version == absent:
+		why = `jsonrpc member missing`
+	case !versionOK:
+		why = `jsonrpc must be "2.0"`
+	case idKind == isOther:
+		why = "id must be a string or a number"
+	case methodKind == isOther:
+		why = "method must be a string"
+	case methodKind == isString && method.start == method.end:
+		why = "method must not be empty"
+	case paramsKind == isOther:
+		why = "params must be an object"
+	case methodKind != absent && (hasResult || hasError):
+		why = "a message cannot have both method and result or error"
+	case methodKind == absent && !hasResult && !hasError:
+		why = "message has neither method nor result or error"
+	case hasResult && hasError:
+		why = "a response cannot have both result and error"
+	case methodKind == absent && idKind == absent:
+		why = "response has no id"
+	}
+	if why != "" {
+		p.fail(CodeInvalidRequest, index, why)
+		return m, nil
+	}
+
+	switch {
+	case methodKind == absent:
+		m.Kind = KindResponse
+	case idKind == absent:
+		m.Kind = KindNotification
+	default:
+		m.Kind = KindRequest
+	}
+	if methodKind == isString {
+		m.Method = p.stringValue(method)
+	}
+	if idKind != absent {
+		m.ID = append([]byte(nil), p.b[idStart:idEnd]...)
+		if idKind == isString {
+			m.IDValue = p.stringTerm(idStr).Value
+		} else {
+			m.IDValue = p.numberTerm(idStart, idEnd).Value
+		}
+	}
+	if params != nil {
+		m.Params = params
+	}
+	p.target(&m, params, index)
+	return m, nil
+}
+
+// Keys of params that name the target of an operation.
+var (
+	nameKey      = ast.InternedTerm("name")
+	argumentsKey = ast.InternedTerm("arguments")
+	uriKey       = ast.InternedTerm("uri")
+)
+
+// target checks the params a method requires and fills in the message's
+// Tool, Prompt or Resource, pointing into the params already built.
+func (p *parser) target(m *Message, params ast.Object, index int) {
+	switch m.Method {
+	case "tools/call", "prompts/get":
+		name, ok := nonEmptyString(params, nameKey)
+		if !ok {
+			p.fail(CodeInvalidParams, index, m.Method+": params.name must be a non-empty string")
+			return
+		}
+		t := &Named{Name: name}
+		if params != nil {
+			if args := params.Get(argumentsKey); args != nil {
+				obj, ok := args.Value.(ast.Object)
+				if !ok {
+					p.fail(CodeInvalidParams, index, m.Method+": params.arguments must be an object")
+					return
+				}
+				t.Arguments = obj
+			}
+		}
+		if m.Method == "tools/call" {
+			m.Tool = t
+		} else {
+			m.Prompt = t
+		}
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+		uri, ok := nonEmptyString(params, uriKey)
+		if !ok {
+			p.fail(CodeInvalidParams, index, m.Method+": params.uri must be a non-empty string")
+			return
+		}
+		m.Resource = &Resource{URI: uri}
+	}
+}
+
+// nonEmptyString returns obj[key] when it is a non-empty string.
+func nonEmptyString(obj ast.Object, key *ast.Term) (string, bool) {
+	if obj == nil {
+		return "", false
+	}
+	t := obj.Get(key)
+	if t == nil {
+		return "", false
+	}
+	s, ok := t.Value.(ast.String)
+	return string(s), ok && s != ""
+}
+
+// fail records a validation failure unless one was recorded before: the
+// first failure is the one reported.
+func (p *parser) fail(code, index int, why string) {
+	if p.invalid != nil {
+		return
+	}
+	prefix := "invalid request: "
+	if code == CodeInvalidParams {
+		prefix = "invalid params: "
+	}
+	if index >= 0 {
+		prefix += fmt.Sprintf("batch element %d: ", index)
+	}
+	p.invalid = &Error{Code: code, Message: prefix + why}
+}
+
+// syntaxErr reports that the body is not JSON, at the current offset.
+func (p *parser) syntaxErr(format string, args ...any) *Error {
+	return &Error{
+		Code:    CodeParseError,
+		Message: fmt.Sprintf("parse error: "+format+" at offset %d", append(args, p.i)...),
+	}
+}
+
+// tooDeep reports nesting beyond MaxDepth.
+func (p *parser) tooDeep() *Error {
+	return p.syntaxErr("JSON nested too deeply (more than %d levels)", MaxDepth)
+}
+
+// quoteChar formats c for an error message.
+func quoteChar(c byte) string {
+	switch {
+	case c == '\'':
+		return `'\''`
+	case c == '"':
+		return `'"'`
+	case c >= 0x20 && c < 0x7f:
+		return "'" + string(rune(c)) + "'"
+	}
+	return fmt.Sprintf("0x%02x", c)
+}
+
+// ws skips JSON whitespace.
+func (p *parser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// key reads an object key and the colon after it, leaving p.i at the start
+// of the value. The returned bytes alias p.b or p.buf.
+func (p *parser) key() ([]byte, error) {
+	if p.i >= len(p.b) {
+		return nil, p.syntaxErr("unexpected end of JSON input")
+	}
+	if p.b[p.i] != '"' {
+		return nil, p.syntaxErr("invalid character %s looking for beginning of object key string", quoteChar(p.b[p.i]))
+	}
+	s, err := p.scanString()
+	if err != nil {
+		return nil, err
+	}
+	var k []byte
+	if s.escaped || (s.nonASCII && !utf8.Valid(p.b[s.start:s.end])) {
+		p.buf = appendUnquoted(p.buf[:0], p.b[s.start:s.end])
+		k = p.buf
+	} else {
+		k = p.b[s.start:s.end]
+	}
+	p.ws()
+	if p.i >= len(p.b) {
+		return nil, p.syntaxErr("unexpected end of JSON input")
+	}
+	if p.b[p.i] != ':' {
+		return nil, p.syntaxErr("invalid character %s after object key", quoteChar(p.b[p.i]))
+	}
+	p.i++
+	p.ws()
+	if p.i >= len(p.b) {
+		return nil, p.syntaxErr("unexpected end of JSON input")
+	}
+	return k, nil
+}
+
+// skip validates the value at p.i and moves past it without building
+// anything. depth is the depth the value has if it is an array or object.
+func (p *parser) skip(depth int) error {
+	if p.i >= len(p.b) {
+		return p.syntaxErr("unexpected end of JSON input")
+	}
+	switch c := p.b[p.i]; c {
+	case '{':
+		if depth > MaxDepth {
+			return p.tooDeep()
+		}
+		p.i++
+		p.ws()
+		if p.i < len(p.b) && p.b[p.i] == '}' {
+			p.i++
+			return nil
+		}
+		for {
+			if p.i >= len(p.b) {
+				return p.syntaxErr("unexpected end of JSON input")
+			}
+			if p.b[p.i] != '"' {
+				return p.syntaxErr("invalid character %s looking for beginning of object key string", quoteChar(p.b[p.i]))
+			}
+			if _, err := p.scanString(); err != nil {
+				return err
+			}
+			p.ws()
+			if p.i >= len(p.b) {
+				return p.syntaxErr("unexpected end of JSON input")
+			}
+			if p.b[p.i] != ':' {
+				return p.syntaxErr("invalid character %s after object key", quoteChar(p.b[p.i]))
+			}
+			p.i++
+			p.ws()
+			if err := p.skip(depth + 1); err != nil {
+				return err
+			}
+			p.ws()
+			if p.i >= len(p.b) {
+				return p.syntaxErr("unexpected end of JSON input")
+			}
+			switch p.b[p.i] {
+			case ',':
+				p.i++
+				p.ws()
+			case '}':
+				p.i++
+				return nil
+			default:
+				return p.syntaxErr("invalid character %s after object key:value pair", quoteChar(p.b[p.i]))
+			}
+		}
+	case '[':
+		if depth > MaxDepth {
+			return p.tooDeep()
+		}
+		p.i++
+		p.ws()
+		if p.i < len(p.b) && p.b[p.i] == ']' {
+			p.i++
+			return nil
+		}
+		for {
+			if err := p.skip(depth + 1); err != nil {
+				return err
+			}
+			p.ws()
+			if p.i >= len(p.b) {
+				return p.syntaxErr("unexpected end of JSON input")
+			}
+			switch p.b[p.i] {
+			case ',':
+				p.i++
+				p.ws()
+			case ']':
+				p.i++
+				return nil
+			default:
+				return p.syntaxErr("invalid character %s after array element", quoteChar(p.b[p.i]))
+			}
+		}
+	case '"':
+		_, err := p.scanString()
+		return err
+	case 't':
+		return p.literal("true")
+	case 'f':
+		return p.literal("false")
+	case 'n':
+		return p.literal("null")
+	default:
+		if c == '-' || (c >= '0' && c <= '9') {
+			return p.scanNumber()
+		}
+		return p.syntaxErr("invalid character %s looking for beginning of value", quoteChar(c))
+	}
+}
+
+// value builds the value at p.i. depth is as for skip.
+func (p *parser) value(depth int) (*ast.Term, error) {
+	if p.i >= len(p.b) {
+		return nil, p.syntaxErr("unexpected end of JSON input")
+	}
+	switch c := p.b[p.i]; c {
+	case '{':
+		obj, err := p.object(depth)
+		if err != nil {
+			return nil, err
+		}
+		return p.term(obj), nil
+	case '[':
+		arr, err := p.array(depth)
+		if err != nil {
+			return nil, err
+		}
+		return p.term(arr), nil
+	case '"':
+		s, err := p.scanString()
+		if err != nil {
+			return nil, err
+		}
+		return p.stringTerm(s), nil
+	case 't':
+		// Scalars are immutable, so shared interned terms are safe to hand out.
+		return ast.InternedTerm(true), p.literal("true")
+	case 'f':
+		return ast.InternedTerm(false), p.literal("false")
+	case 'n':
+		return ast.InternedNullTerm, p.literal("null")
+	default:
+		if c == '-' || (c >= '0' && c <= '9') {
+			start := p.i
+			if err := p.scanNumber(); err != nil {
+				return nil, err
+			}
+			return p.numberTerm(start, p.i), nil
+		}
+		return nil, p.syntaxErr("invalid character %s looking for beginning of value", quoteChar(c))
+	}
+}
+
+// object builds the object at p.i (which is '{'). Duplicate keys keep the
+// last value, as encoding/json does when decoding into a map.
+func (p *parser) object(depth int) (ast.Object, error) {
+	if depth > MaxDepth {
+		return nil, p.tooDeep()
+	}
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		// A fresh object, not ast.InternedEmptyObject: callers may extend it.
+		return ast.NewObject(), nil
+	}
+	base := len(p.items)
+	for {
+		if p.i >= len(p.b) {
+			return nil, p.syntaxErr("unexpected end of JSON input")
+		}
+		if p.b[p.i] != '"' {
+			return nil, p.syntaxErr("invalid character %s looking for beginning of object key string", quoteChar(p.b[p.i]))
+		}
+		s, err := p.scanString()
+		if err != nil {
+			return nil, err
+		}
+		k := p.stringTerm(s)
+		p.ws()
+		if p.i >= len(p.b) {
+			return nil, p.syntaxErr("unexpected end of JSON input")
+		}
+		if p.b[p.i] != ':' {
+			return nil, p.syntaxErr("invalid character %s after object key", quoteChar(p.b[p.i]))
+		}
+		p.i++
+		p.ws()
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		p.items = append(p.items, [2]*ast.Term{k, v})
+		p.ws()
+		if p.i >= len(p.b) {
+			return nil, p.syntaxErr("unexpected end of JSON input")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+			p.ws()
+			continue
+		case '}':
+			p.i++
+		default:
+			return nil, p.syntaxErr("invalid character %s after object key:value pair", quoteChar(p.b[p.i]))
+		}
+		break
+	}
+	// ast.NewObject reads the items but keeps no reference to the slice, so
+	// the scratch stack can be reused at once.
+	obj := ast.NewObject(lastWins(p.items[base:])...)
+	clear(p.items[base:])
+	p.items = p.items[:base]
+	return obj, nil
+}
+
+// array builds the array at p.i (which is '[').
+func (p *parser) array(depth int) (*ast.Array, error) {
+	if depth > MaxDepth {
+		return nil, p.tooDeep()
+	}
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return ast.NewArray(), nil
+	}
+	base := len(p.elems)
+	for {
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		p.elems = append(p.elems, v)
+		p.ws()
+		if p.i >= len(p.b) {
+			return nil, p.syntaxErr("unexpected end of JSON input")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+			p.ws()
+			continue
+		case ']':
+			p.i++
+		default:
+			return nil, p.syntaxErr("invalid character %s after array element", quoteChar(p.b[p.i]))
+		}
+		break
+	}
+	// ast.NewArray keeps the slice it is given, so it gets its own.
+	elems := make([]*ast.Term, len(p.elems)-base)
+	copy(elems, p.elems[base:])
+	clear(p.elems[base:])
+	p.elems = p.elems[:base]
+	return ast.NewArray(elems...), nil
+}
+
+// smallObject is the size up to which lastWins compares keys pairwise
+// instead of allocating a map.
+const smallObject = 16
+
+// lastWins drops every member whose key appears again later, in place, so
+// each key keeps its last value. ast.NewObject would otherwise keep both.
+func lastWins(items [][2]*ast.Term) [][2]*ast.Term {
+	n := len(items)
+	if n < 2 {
+		return items
+	}
+	if n <= smallObject {
+		w := 0
+	next:
+		for i := range n {
+			ki := items[i][0].Value.(ast.String)
+			for j := i + 1; j < n; j++ {
+				if items[j][0].Value.(ast.String) == ki {
+					continue next
+				}
+			}
+			items[w] = items[i]
+			w++
+		}
+		return items[:w]
+	}
+	last := make(map[ast.String]int, n)
+	for i, it := range items {
+		last[it[0].Value.(ast.String)] = i
+	}
+	if len(last) == n {
+		return items
+	}
+	w := 0
+	for i, it := range items {
+		if last[it[0].Value.(ast.String)] == i {
+			items[w] = it
+			w++
+		}
+	}
+	return items[:w]
+}
+
+// literal checks that the keyword lit is at p.i and moves past it.
+func (p *parser) literal(lit string) error {
+	for k := 0; k < len(lit); k++ {
+		if p.i >= len(p.b) {
+			return p.syntaxErr("unexpected end of JSON input")
+		}
+		if p.b[p.i] != lit[k] {
+			return p.syntaxErr("invalid character %s in literal %s (expecting '%c')", quoteChar(p.b[p.i]), lit, lit[k])
+		}
+		p.i++
+	}
+	return nil
+}
+
+// scanNumber checks the number literal at p.i against the JSON grammar and
+// moves past it.
+func (p *parser) scanNumber() error {
+	b, i := p.b, p.i
+	if b[i] == '-' {
+		i++
+	}
+	digits := func(what string) error {
+		if i >= len(b) {
+			p.i = i
+			return p.syntaxErr("unexpected end of JSON input")
+		}
+		if b[i] < '0' || b[i] > '9' {
+			p.i = i
+			return p.syntaxErr("invalid character %s in %s", quoteChar(b[i]), what)
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return nil
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	default:
+		if err := digits("numeric literal"); err != nil {
+			return err
+		}
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if err := digits("numeric literal"); err != nil {
+			return err
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if err := digits("exponent of numeric literal"); err != nil {
+			return err
+		}
+	}
+	p.i = i
+	return nil
+}
+
+// scanString checks the string literal at p.i (which is '"') and moves past
+// it, reporting what decoding its content will need.
+func (p *parser) scanString() (jsonString, error) {
+	b := p.b
+	s := jsonString{start: p.i + 1}
+	i := s.start
+	for i < len(b) {
+		c := b[i]
+		switch {
+		case c == '"':
+			s.end = i
+			p.i = i + 1
+			return s, nil
+		case c == '\\':
+			s.escaped = true
+			if i+1 >= len(b) {
+				p.i = len(b)
+				return s, p.syntaxErr("unexpected end of JSON input")
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				for k := i + 2; k < i+6; k++ {
+					if k >= len(b) {
+						p.i = len(b)
+						return s, p.syntaxErr("unexpected end of JSON input")
+					}
+					if hexVal(b[k]) < 0 {
+						p.i = k
+						return s, p.syntaxErr("invalid character %s in \\u hexadecimal character escape", quoteChar(b[k]))
+					}
+				}
+				i += 6
+			default:
+				p.i = i + 1
+				return s, p.syntaxErr("invalid character %s in string escape code", quoteChar(b[i+1]))
+			}
+		case c < 0x20:
+			p.i = i
+			return s, p.syntaxErr("invalid character %s in string literal", quoteChar(c))
+		case c >= utf8.RuneSelf:
+			s.nonASCII = true
+			i++
+		default:
+			i++
+		}
+	}
+	p.i = len(b)
+	return s, p.syntaxErr("unexpected end of JSON input")
+}
+
+// hexVal is the value of a hex digit, or -1.
+func hexVal(c byte) rune {
+	switch {
+	case c >= '0' && c <= '9':
+		return rune(c - '0')
+	case c >= 'a' && c <= 'f':
+		return rune(c - 'a' + 10)
+	case c >= 'A' && c <= 'F':
+		return rune(c - 'A' + 10)
+	}
+	return -1
+}
+
+// hex4 decodes four hex digits already checked by scanString.
+func hex4(b []byte) rune {
+	return hexVal(b[0])<<12 | hexVal(b[1])<<8 | hexVal(b[2])<<4 | hexVal(b[3])
+}
+
+// appendUnquoted appends the decoded content of a string literal that
+// scanString accepted, the way encoding/json decodes it: invalid UTF-8 bytes
+// and unpaired surrogate escapes each become U+FFFD.
+func appendUnquoted(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\\':
+			e := s[i+1]
+			i += 2
+			switch e {
+			case 'b':
+				dst = append(dst, '\b')
+			case 'f':
+				dst = append(dst, '\f')
+			case 'n':
+				dst = append(dst, '\n')
+			case 'r':
+				dst = append(dst, '\r')
+			case 't':
+				dst = append(dst, '\t')
+			case 'u':
+				r := hex4(s[i : i+4])
+				i += 4
+				if utf16.IsSurrogate(r) {
+					// A high surrogate followed by an escaped low one is one
+					// character; anything else is replaced, and what follows
+					// is decoded on its own.
+					if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+						if d := utf16.DecodeRune(r, hex4(s[i+2:i+6])); d != utf8.RuneError {
+							dst = utf8.AppendRune(dst, d)
+							i += 6
+							continue
+						}
+					}
+					r = utf8.RuneError
+				}
+				dst = utf8.AppendRune(dst, r)
+			default: // '"', '\\', '/'
+				dst = append(dst, e)
+			}
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = utf8.AppendRune(dst, utf8.RuneError)
+			} else {
+				dst = append(dst, s[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	return dst
+}
+
+// stringEquals reports whether the decoded content of s is want.
+func (p *parser) stringEquals(s jsonString, want string) bool {
+	if !s.escaped && !s.nonASCII {
+		return string(p.b[s.start:s.end]) == want
+	}
+	p.buf = appendUnquoted(p.buf[:0], p.b[s.start:s.end])
+	return string(p.buf) == want
+}
+
+// stringValue returns the decoded content of s.
+func (p *parser) stringValue(s jsonString) string {
+	return string(p.stringTerm(s).Value.(ast.String))
+}
+
+// stringTerm builds the term for the string s, interned when common.
+func (p *parser) stringTerm(s jsonString) *ast.Term {
+	raw := p.b[s.start:s.end]
+	if !s.escaped && (!s.nonASCII || utf8.Valid(raw)) {
+		if t := interned(raw); t != nil {
+			return t
+		}
+		return p.term(ast.String(p.str(s.start, s.end)))
+	}
+	p.buf = appendUnquoted(p.buf[:0], raw)
+	if t := interned(p.buf); t != nil {
+		return t
+	}
+	return p.term(ast.String(string(p.buf)))
+}
+
+// numberTerm builds the term for the number literal at b[start:end], kept
+// exactly as written.
+func (p *parser) numberTerm(start, end int) *ast.Term {
+	if end-start <= 3 {
+		if t := ast.InternedIntNumberTermFromString(string(p.b[start:end])); t != nil {
+			return t
+		}
+	}
+	return p.term(ast.Number(p.str(start, end)))
+}
+
+// str returns b[start:end] as a string, from the one copy of the body.
+func (p *parser) str(start, end int) string {
+	if !p.sSet {
+		p.s, p.sSet = string(p.b), true
+	}
+	return p.s[start:end]
+}
+
+// termBlock is how many terms are allocated at once.
+const termBlock = 16
+
+// term returns a new term holding v.
+func (p *parser) term(v ast.Value) *ast.Term {
+	if len(p.slab) == 0 {
+		p.slab = make([]ast.Term, termBlock)
+	}
+	t := &p.slab[0]
+	p.slab = p.slab[1:]
+	t.Value = v
+	return t
+}
+
+// maxInterned is the longest string looked up among the interned terms.
+const maxInterned = 32
+
+// interned returns the shared term for a common string, or nil.
+func interned(s []byte) *ast.Term {
+	if len(s) > maxInterned {
+		return nil
+	}
+	return internedStrings[string(s)]
+}
+
+// internedStrings holds terms for the keys and values MCP messages repeat,
+// so parsing them allocates nothing. It is filled once and only read after.
+var internedStrings = func() map[string]*ast.Term {
+	words := []string{
+		// JSON-RPC
+		"jsonrpc", "2.0", "id", "method", "params", "result", "error", "code", "message", "data",
+		// MCP methods
+		"initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/templates/list",
+		"resources/read", "resources/subscribe", "resources/unsubscribe", "prompts/list", "prompts/get",
+		"completion/complete", "logging/setLevel", "tasks/get", "tasks/result", "tasks/cancel", "tasks/list",
+		"server/discover", "subscriptions/listen",
+		"notifications/initialized", "notifications/cancelled", "notifications/progress",
+		"notifications/roots/list_changed", "notifications/tasks/status", "notifications/message",
+		// params members
+		"name", "arguments", "uri", "_meta", "progressToken", "cursor", "task", "taskId", "ttl",
+		"protocolVersion", "capabilities", "clientInfo", "version", "title", "roots", "listChanged",
+		"sampling", "elicitation", "experimental", "level", "ref", "argument", "value", "type",
+		"requestId", "reason", "progress", "total", "action", "content", "text", "role", "model",
+		"mimeType", "path", "query", "url", "ref/prompt", "ref/resource",
+		// protocol versions and log levels
+		"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28",
+		"debug", "info", "notice", "warning", "critical", "alert", "emergency",
+	}
+	m := make(map[string]*ast.Term, len(words))
+	for _, w := range words {
+		m[w] = ast.InternedTerm(w)
+	}
+	return m
+}()
