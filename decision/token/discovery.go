@@ -21,11 +21,7 @@ const maxDocumentBytes = 1 << 20
 // replaced on disk (a rotated Kubernetes Secret) is picked up on schedule.
 func fileFetcher(path string) func(context.Context) ([]byte, error) {
 	return func(context.Context) ([]byte, error) {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("reading JWKS file: %w", err)
-		}
-		return data, nil
+		return os.ReadFile(path) // its error names the path
 	}
 }
 

@@ -192,6 +192,13 @@ func (s *keySource) close() {
 // current returns the last good key set, nil before the first success.
 func (s *keySource) current() *keySet { return s.keys.Load() }
 
+// markAttempt records a fetch made outside refresh, for the rate limit.
+func (s *keySource) markAttempt() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastAttempt = s.now()
+}
+
 // nextAllowed returns when the rate limit lets the next fetch start.
 func (s *keySource) nextAllowed() time.Time {
 	s.mu.Lock()
@@ -262,7 +269,7 @@ func (s *keySource) load(reason string) error {
 	}
 	ks, err := parseJWKS(data, s.logger)
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.name, err)
+		return err // the caller names the source
 	}
 	s.keys.Store(ks)
 	s.logger.Info("JWKS loaded", "source", s.name, "reason", reason, "keys", len(ks.all))

@@ -23,12 +23,12 @@ const (
 	DefaultMinRefreshInterval = time.Minute
 )
 
-// DefaultAlgorithms is the JWS algorithm allowlist when Options.Algorithms
-// is empty.
-var DefaultAlgorithms = []string{"RS256", "ES256"}
+// defaultAlgorithms is the JWS algorithm allowlist when Options.Algorithms
+// is empty. Read-only.
+var defaultAlgorithms = []string{"RS256", "ES256"}
 
 // supportedAlgorithms are the algorithms the allowlist may name: asymmetric
-// ones only. HS* is refused outright: with keys from a public JWKS, HMAC
+// ones only (read-only). HS* is refused outright: with keys from a public JWKS, HMAC
 // means anyone holding the JWKS can mint tokens.
 var supportedAlgorithms = map[string]bool{
 	"RS256": true, "RS384": true, "RS512": true,
@@ -166,13 +166,15 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		return nil, errors.New("verifying JWTs needs Options.Audience, the resource URI of this server")
 	}
 	if v.src != nil {
-		v.src.refresh(ctx, "start")
-		if v.src.current() == nil && opts.JWKSFile != "" {
-			// Run the load again in the foreground for its error: a bad
-			// key file is a configuration mistake to report at once.
-			err := v.src.load("start")
-			v.Close()
-			return nil, fmt.Errorf("loading JWKS file %s: %w", opts.JWKSFile, err)
+		if opts.JWKSFile != "" {
+			// A bad key file is a configuration mistake: report it now.
+			v.src.markAttempt()
+			if err := v.src.load("start"); err != nil {
+				cancel()
+				return nil, fmt.Errorf("loading JWKS file %s: %w", opts.JWKSFile, err)
+			}
+		} else {
+			v.src.refresh(ctx, "start")
 		}
 		v.wg.Add(1)
 		go v.src.loop(baseCtx, opts.RefreshInterval)
@@ -188,7 +190,7 @@ func (v *Verifier) configure(opts *Options) error {
 	}
 	algs := opts.Algorithms
 	if len(algs) == 0 {
-		algs = DefaultAlgorithms
+		algs = defaultAlgorithms
 	}
 	v.allowed = make(map[string]bool, len(algs))
 	for _, a := range algs {
