@@ -4,6 +4,9 @@
 package token
 
 import (
+	"encoding/json"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -94,7 +97,7 @@ func (r *Result) Finish() *Result {
 	}
 	items = append(items, ast.Item(ast.InternedTerm("scopes"), ast.ArrayTerm(scopes...)))
 	if r.Claims != nil {
-		if v, err := ast.InterfaceToValue(r.Claims); err == nil {
+		if v, err := ast.InterfaceToValue(integralNumbers(r.Claims)); err == nil {
 			items = append(items, ast.Item(ast.InternedTerm("claims"), ast.NewTerm(v)))
 		}
 	}
@@ -103,4 +106,30 @@ func (r *Result) Finish() *Result {
 	}
 	r.Value = ast.NewObject(items...)
 	return r
+}
+
+// integralNumbers returns v with whole float64 numbers turned into integer
+// json.Numbers, so claims decoded as float64 (protobuf Struct, encoding/json
+// without UseNumber) read as 1700000000 rather than 1.7e+09 in policies.
+func integralNumbers(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return json.Number(strconv.FormatInt(int64(x), 10))
+		}
+		return x
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = integralNumbers(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = integralNumbers(e)
+		}
+		return out
+	}
+	return v
 }

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mcpauthz/mcpauthz/bundles"
+	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/oauth"
+	"github.com/mcpauthz/mcpauthz/decision/session"
+	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/policies"
+)
+
+// app holds everything built from one configuration. Build it with
+// buildApp, then serve it or use its engine directly (eval).
+type app struct {
+	cfg      Config
+	log      *slog.Logger
+	registry *prometheus.Registry
+	bundles  *bundles.Manager
+	tokens   *token.Verifier
+	engine   *decision.Engine
+	resource oauth.Resource
+	metrics  *decision.Metrics
+	declog   *decision.DecisionLog
+}
+
+// apiKeysPath is where bundle data holds API key hashes.
+var apiKeysPath = storage.MustParsePath("/mcpauthz/api_keys")
+
+// bundleSources turns the config's bundle entries into bundle sources; with
+// none configured, the embedded default policy is used.
+func bundleSources(cfg *Config, log *slog.Logger) ([]bundles.Source, error) {
+	if len(cfg.Bundles) == 0 {
+		log.Info("no bundles configured: using the embedded default policy (policies/)")
+		return []bundles.Source{{Name: "embedded:policies", FS: policies.FS()}}, nil
+	}
+	out := make([]bundles.Source, 0, len(cfg.Bundles))
+	for i, b := range cfg.Bundles {
+		s := bundles.Source{
+			Name: b.Name, Path: b.Path, URL: b.URL, Bearer: b.BearerToken,
+			CACertFile: b.CAFile, ClientCertFile: b.CertFile, ClientKeyFile: b.KeyFile,
+			MinDelay: b.MinDelay.D(), MaxDelay: b.MaxDelay.D(),
+		}
+		if b.BearerTokenFile != "" {
+			t, err := os.ReadFile(b.BearerTokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("bundles[%d].bearer_token_file: %w", i, err)
+			}
+			s.Bearer = strings.TrimSpace(string(t))
+		}
+		if v := b.Verification; v != nil {
+			s.Verification = &bundles.Verification{
+				PublicKeyFile: v.PublicKeyFile, KeyID: v.KeyID, Algorithm: v.Algorithm,
+				Scope: v.Scope, Exclude: v.Exclude,
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// bundleOptions are the options every bundle load uses (serve, eval, check,
+// test), so `mcpauthz check` compiles exactly as the server does.
+func bundleOptions(cfg *Config, sources []bundles.Source, queries []string, log *slog.Logger, reg prometheus.Registerer) bundles.Options {
+	opts := bundles.Options{
+		Sources:    sources,
+		Queries:    queries,
+		Debounce:   cfg.Watch.Debounce.D(),
+		Logger:     log,
+		Registerer: reg,
+		Derive:     deriveAPIKeys,
+	}
+	if cfg.Policy.TypeCheck == nil || *cfg.Policy.TypeCheck {
+		opts.InputSchema = policies.InputSchema()
+	}
+	return opts
+}
+
+// deriveAPIKeys indexes the API key hashes of a snapshot's data once, before
+// the snapshot is published, so a request never reads the store for them.
+func deriveAPIKeys(s *bundles.Snapshot) (any, error) {
+	ctx := context.Background()
+	doc, err := storage.ReadOne(ctx, s.Store, apiKeysPath)
+	if err != nil {
+		if storage.IsNotFound(err) {
+			return (*token.APIKeys)(nil), nil
+		}
+		return nil, fmt.Errorf("reading data.mcpauthz.api_keys: %w", err)
+	}
+	keys, err := token.ParseAPIKeys(doc)
+	if err != nil {
+		return nil, fmt.Errorf("data.mcpauthz.api_keys: %w", err)
+	}
+	return keys, nil
+}
+
+// buildApp validates the config and builds every part, closing what it
+// built when a later step fails.
+func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	a := &app{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+
+	a.resource = oauth.Resource{
+		URI:                   cfg.Resource.URI,
+		AuthorizationServers:  cfg.Resource.AuthorizationServers,
+		ScopesSupported:       cfg.Resource.ScopesSupported,
+		ResourceName:          cfg.Resource.Name,
+		ResourceDocumentation: cfg.Resource.Documentation,
+	}
+	if err := a.resource.Validate(); err != nil {
+		return nil, fmt.Errorf("resource: %w", err)
+	}
+
+	topts := token.Options{
+		Issuer:             cfg.Tokens.Issuer,
+		Audience:           cfg.Tokens.Audience,
+		JWKSFile:           cfg.Tokens.JWKSFile,
+		JWKSURL:            cfg.Tokens.JWKSURL,
+		Algorithms:         cfg.Tokens.Algorithms,
+		ClockSkew:          cfg.Tokens.ClockSkew.D(),
+		RefreshInterval:    cfg.Tokens.RefreshInterval.D(),
+		MinRefreshInterval: cfg.Tokens.MinRefreshInterval.D(),
+		CacheSize:          cfg.Tokens.CacheSize,
+		Dev:                cfg.Tokens.Dev,
+		DevKeyPath:         cfg.Tokens.DevKeyFile,
+		HTTPClient:         &http.Client{},
+		Logger:             log.With("component", "tokens"),
+	}
+	if topts.Audience == "" {
+		topts.Audience = cfg.Resource.URI
+	}
+	if in := cfg.Tokens.Introspection; in != nil {
+		secret := in.ClientSecret
+		if in.ClientSecretFile != "" {
+			b, err := os.ReadFile(in.ClientSecretFile)
+			if err != nil {
+				return nil, fmt.Errorf("tokens.introspection.client_secret_file: %w", err)
+			}
+			secret = strings.TrimSpace(string(b))
+		}
+		topts.Introspection = &token.IntrospectionOptions{
+			URL: in.URL, ClientID: in.ClientID, ClientSecret: secret,
+			CacheSize: in.CacheSize, Timeout: in.Timeout.D(),
+		}
+	}
+	if a.tokens, err = token.New(ctx, topts); err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+
+	a.metrics = decision.NewMetrics(a.registry)
+	observers := []decision.Observer{a.metrics}
+	if cfg.DecisionLogs.Console || cfg.DecisionLogs.File != "" {
+		if a.declog, err = decision.NewDecisionLog(decision.DecisionLogOptions{
+			Console: cfg.DecisionLogs.Console, File: cfg.DecisionLogs.File, Logger: log,
+		}); err != nil {
+			return nil, fmt.Errorf("decision_logs: %w", err)
+		}
+		observers = append(observers, a.declog)
+	}
+
+	eopts := decision.Options{
+		Package:      cfg.Policy.Package,
+		Tokens:       a.tokens,
+		MetadataURL:  oauth.MetadataURL(cfg.Resource.URI),
+		MaxBodyBytes: cfg.Limits.MaxBodyBytes,
+		EvalTimeout:  cfg.Policy.EvalTimeout.D(),
+		Observer:     decision.Observers(observers...),
+		Logger:       log.With("component", "decision"),
+	}
+	if cfg.Sessions.BindSubject {
+		eopts.Sessions = session.NewBinder(cfg.Sessions.MaxSessions, cfg.Sessions.TTL.D())
+	}
+	// The engine needs the snapshot source and the manager needs the
+	// engine's queries: build the engine on a late-bound source.
+	src := &lateSnapshots{}
+	eopts.Snapshots = src
+	if a.engine, err = decision.New(eopts); err != nil {
+		return nil, err
+	}
+
+	sources, err := bundleSources(&cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	bopts := bundleOptions(&cfg, sources, a.engine.Queries(), log.With("component", "bundles"), a.registry)
+	if a.bundles, err = bundles.NewManager(bopts); err != nil {
+		return nil, fmt.Errorf("bundles: %w", err)
+	}
+	src.m = a.bundles
+	return a, nil
+}
+
+// lateSnapshots forwards to the bundle manager once it exists.
+type lateSnapshots struct{ m *bundles.Manager }
+
+func (l *lateSnapshots) Current() *bundles.Snapshot {
+	if l.m == nil {
+		return nil
+	}
+	return l.m.Current()
+}
+
+func (a *app) close() {
+	var errs []error
+	if a.tokens != nil {
+		a.tokens.Close()
+	}
+	if a.declog != nil {
+		errs = append(errs, a.declog.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		a.log.Warn("closing", "error", err)
+	}
+}

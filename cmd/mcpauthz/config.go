@@ -1,0 +1,305 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is the whole YAML configuration. Every key has a default, so an
+// empty file (or none) is a valid configuration.
+type Config struct {
+	Listen       ListenConfig    `json:"listen"`
+	Bundles      []BundleConfig  `json:"bundles"`
+	Watch        WatchConfig     `json:"watch"`
+	Policy       PolicyConfig    `json:"policy"`
+	Resource     ResourceConfig  `json:"resource"`
+	Tokens       TokensConfig    `json:"tokens"`
+	Sessions     SessionsConfig  `json:"sessions"`
+	Envoy        EnvoyConfig     `json:"envoy"`
+	Limits       LimitsConfig    `json:"limits"`
+	Log          LogConfig       `json:"log"`
+	DecisionLogs DecisionLogConf `json:"decision_logs"`
+}
+
+// ListenConfig says where the servers listen.
+type ListenConfig struct {
+	GRPC string    `json:"grpc"`
+	HTTP string    `json:"http"`
+	TLS  TLSConfig `json:"tls"`
+}
+
+// TLSConfig turns on TLS (and mTLS with ClientCAFile) for the gRPC port.
+type TLSConfig struct {
+	CertFile     string `json:"cert_file"`
+	KeyFile      string `json:"key_file"`
+	ClientCAFile string `json:"client_ca_file"`
+}
+
+// BundleConfig is one policy source.
+type BundleConfig struct {
+	Name            string              `json:"name"`
+	Path            string              `json:"path"`
+	URL             string              `json:"url"`
+	BearerToken     string              `json:"bearer_token"`
+	BearerTokenFile string              `json:"bearer_token_file"`
+	CAFile          string              `json:"ca_file"`
+	CertFile        string              `json:"cert_file"`
+	KeyFile         string              `json:"key_file"`
+	MinDelay        Duration            `json:"min_delay"`
+	MaxDelay        Duration            `json:"max_delay"`
+	Verification    *VerificationConfig `json:"verification"`
+}
+
+// VerificationConfig checks bundle signatures (OPA's .signatures.json).
+type VerificationConfig struct {
+	PublicKeyFile string   `json:"public_key_file"`
+	KeyID         string   `json:"key_id"`
+	Algorithm     string   `json:"algorithm"`
+	Scope         string   `json:"scope"`
+	Exclude       []string `json:"exclude"`
+}
+
+// WatchConfig tunes reloading of local bundles.
+type WatchConfig struct {
+	Debounce Duration `json:"debounce"`
+	Disabled bool     `json:"disabled"`
+}
+
+// PolicyConfig says where the decision rules live.
+type PolicyConfig struct {
+	Package     string   `json:"package"`
+	EvalTimeout Duration `json:"eval_timeout"`
+	// TypeCheck compiles policies against the JSON Schema of input.
+	TypeCheck *bool `json:"type_check"`
+}
+
+// ResourceConfig describes the protected MCP endpoint (RFC 9728).
+type ResourceConfig struct {
+	URI                  string   `json:"uri"`
+	AuthorizationServers []string `json:"authorization_servers"`
+	ScopesSupported      []string `json:"scopes_supported"`
+	Name                 string   `json:"name"`
+	Documentation        string   `json:"documentation"`
+}
+
+// TokensConfig configures credential verification.
+type TokensConfig struct {
+	Issuer             string               `json:"issuer"`
+	Audience           string               `json:"audience"`
+	JWKSFile           string               `json:"jwks_file"`
+	JWKSURL            string               `json:"jwks_url"`
+	Algorithms         []string             `json:"algorithms"`
+	ClockSkew          Duration             `json:"clock_skew"`
+	RefreshInterval    Duration             `json:"refresh_interval"`
+	MinRefreshInterval Duration             `json:"min_refresh_interval"`
+	CacheSize          int                  `json:"cache_size"`
+	Dev                bool                 `json:"dev"`
+	DevKeyFile         string               `json:"dev_key_file"`
+	FromEnvoyMetadata  string               `json:"from_envoy_metadata"`
+	EnvoyPayloadKey    string               `json:"envoy_payload_key"`
+	Introspection      *IntrospectionConfig `json:"introspection"`
+}
+
+// IntrospectionConfig enables RFC 7662 introspection of opaque tokens.
+type IntrospectionConfig struct {
+	URL              string   `json:"url"`
+	ClientID         string   `json:"client_id"`
+	ClientSecret     string   `json:"client_secret"`
+	ClientSecretFile string   `json:"client_secret_file"`
+	CacheSize        int      `json:"cache_size"`
+	Timeout          Duration `json:"timeout"`
+}
+
+// SessionsConfig binds MCP session ids to the subject that opened them.
+type SessionsConfig struct {
+	BindSubject bool     `json:"bind_subject"`
+	MaxSessions int      `json:"max_sessions"`
+	TTL         Duration `json:"ttl"`
+}
+
+// EnvoyConfig tunes the ext_authz adapter.
+type EnvoyConfig struct {
+	MCPMetadataNamespace string `json:"mcp_metadata_namespace"`
+}
+
+// LimitsConfig bounds what one request may cost.
+type LimitsConfig struct {
+	MaxBodyBytes int `json:"max_body_bytes"`
+	// MaxConcurrentStreams per gRPC connection (Envoy multiplexes many
+	// checks on few connections).
+	MaxConcurrentStreams uint32 `json:"max_concurrent_streams"`
+}
+
+// LogConfig configures the service log.
+type LogConfig struct {
+	Level  string `json:"level"`
+	Format string `json:"format"`
+}
+
+// DecisionLogConf configures decision logs in OPA's event format.
+type DecisionLogConf struct {
+	Console bool   `json:"console"`
+	File    string `json:"file"`
+}
+
+// Duration is a time.Duration written as "30s" in YAML.
+type Duration time.Duration
+
+// UnmarshalJSON reads "30s", "5m" or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("not a duration: %q (want e.g. \"30s\")", s)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n float64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("not a duration: %s (want e.g. \"30s\")", b)
+	}
+	*d = Duration(time.Duration(n * float64(time.Second)))
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// DefaultConfig returns the configuration with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		Listen:   ListenConfig{GRPC: "127.0.0.1:9191", HTTP: "127.0.0.1:8181"},
+		Watch:    WatchConfig{Debounce: Duration(300 * time.Millisecond)},
+		Policy:   PolicyConfig{Package: "mcp.authz", EvalTimeout: Duration(time.Second)},
+		Resource: ResourceConfig{URI: "https://mcp.example.com/mcp", AuthorizationServers: []string{"https://auth.example.com"}},
+		Tokens: TokensConfig{
+			Algorithms:         []string{"RS256", "ES256"},
+			ClockSkew:          Duration(30 * time.Second),
+			RefreshInterval:    Duration(10 * time.Minute),
+			MinRefreshInterval: Duration(time.Minute),
+			CacheSize:          10000,
+		},
+		Sessions: SessionsConfig{MaxSessions: 100000, TTL: Duration(24 * time.Hour)},
+		Envoy:    EnvoyConfig{MCPMetadataNamespace: "mcp_proxy"},
+		Limits:   LimitsConfig{MaxBodyBytes: 1 << 20, MaxConcurrentStreams: 1000},
+		Log:      LogConfig{Level: "info", Format: "json"},
+	}
+}
+
+// LoadConfig reads a YAML file over the defaults. Unknown keys are errors,
+// so a typo never silently falls back to a default.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if path == "" {
+		return cfg, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("reading config: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration and names the offending key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	for key, addr := range map[string]string{"listen.grpc": c.Listen.GRPC, "listen.http": c.Listen.HTTP} {
+		if addr == "" {
+			continue // "" turns that listener off
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(key, "%q is not host:port", addr)
+		}
+	}
+	if (c.Listen.TLS.CertFile == "") != (c.Listen.TLS.KeyFile == "") {
+		bad("listen.tls", "cert_file and key_file go together")
+	}
+	if c.Listen.TLS.ClientCAFile != "" && c.Listen.TLS.CertFile == "" {
+		bad("listen.tls.client_ca_file", "needs cert_file and key_file")
+	}
+	for i, b := range c.Bundles {
+		key := fmt.Sprintf("bundles[%d]", i)
+		switch {
+		case b.Path == "" && b.URL == "":
+			bad(key, "needs path or url")
+		case b.Path != "" && b.URL != "":
+			bad(key, "has both path and url; use one")
+		case b.URL != "" && !strings.HasPrefix(b.URL, "https://") && !strings.HasPrefix(b.URL, "http://"):
+			bad(key+".url", "%q is not an http(s) URL", b.URL)
+		}
+		if b.MinDelay > b.MaxDelay && b.MaxDelay != 0 {
+			bad(key+".min_delay", "is larger than max_delay")
+		}
+		if v := b.Verification; v != nil && v.PublicKeyFile == "" {
+			bad(key+".verification.public_key_file", "is required to verify signatures")
+		}
+	}
+	if c.Policy.Package == "" {
+		bad("policy.package", "is empty")
+	}
+	if c.Policy.EvalTimeout <= 0 {
+		bad("policy.eval_timeout", "must be positive")
+	}
+	if !strings.HasPrefix(c.Resource.URI, "https://") && !strings.HasPrefix(c.Resource.URI, "http://") {
+		bad("resource.uri", "%q is not an absolute http(s) URL", c.Resource.URI)
+	}
+	if strings.Contains(c.Resource.URI, "#") {
+		bad("resource.uri", "must not have a fragment")
+	}
+	if len(c.Resource.AuthorizationServers) == 0 {
+		bad("resource.authorization_servers", "MCP requires at least one authorization server")
+	}
+	for _, a := range c.Tokens.Algorithms {
+		switch a {
+		case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
+		default:
+			bad("tokens.algorithms", "%q is not an allowed asymmetric JWS algorithm", a)
+		}
+	}
+	if c.Tokens.ClockSkew < 0 || c.Tokens.ClockSkew.D() > 10*time.Minute {
+		bad("tokens.clock_skew", "must be between 0 and 10m")
+	}
+	if c.Tokens.JWKSFile != "" && c.Tokens.JWKSURL != "" {
+		bad("tokens.jwks_file", "and tokens.jwks_url are exclusive")
+	}
+	if c.Tokens.CacheSize < 0 {
+		bad("tokens.cache_size", "must not be negative")
+	}
+	if in := c.Tokens.Introspection; in != nil && in.URL == "" {
+		bad("tokens.introspection.url", "is required")
+	}
+	if c.Limits.MaxBodyBytes <= 0 {
+		bad("limits.max_body_bytes", "must be positive")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format", "%q is not json or text", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}

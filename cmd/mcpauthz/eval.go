@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+)
+
+// evalRequest is the file format of `mcpauthz eval --request`: the HTTP
+// request, its body, optional already-verified claims and route context.
+type evalRequest struct {
+	HTTP struct {
+		Method  string            `json:"method"`
+		Path    string            `json:"path"`
+		Host    string            `json:"host"`
+		Headers map[string]string `json:"headers"`
+	} `json:"http"`
+	// Body is the JSON-RPC message (or batch) as JSON; RawBody is the body
+	// as a string, for malformed bodies.
+	Body    json.RawMessage   `json:"body"`
+	RawBody *string           `json:"raw_body"`
+	Claims  map[string]any    `json:"claims"`
+	Context map[string]string `json:"context"`
+	Source  struct {
+		Address   string `json:"address"`
+		Principal string `json:"principal"`
+	} `json:"source"`
+}
+
+// evalOutput is what eval prints.
+type evalOutput struct {
+	DecisionID      string            `json:"decision_id"`
+	Allow           bool              `json:"allow"`
+	Code            string            `json:"code"`
+	Reason          string            `json:"reason,omitempty"`
+	Scopes          []string          `json:"scopes,omitempty"`
+	Revision        string            `json:"revision"`
+	Status          int               `json:"status,omitempty"`
+	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
+	Body            json.RawMessage   `json:"body,omitempty"`
+	UpstreamHeaders map[string]string `json:"upstream_headers,omitempty"`
+	Token           map[string]any    `json:"token"`
+	Errors          []string          `json:"errors,omitempty"`
+}
+
+func loadEvalRequest(path string) (*decision.Request, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading request: %w", err)
+	}
+	var er evalRequest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&er); err != nil {
+		return nil, fmt.Errorf("request file %s: %w", path, err)
+	}
+	r := &decision.Request{
+		Method:          er.HTTP.Method,
+		Path:            er.HTTP.Path,
+		Host:            er.HTTP.Host,
+		Headers:         map[string]string{},
+		Context:         er.Context,
+		Claims:          er.Claims,
+		SourceAddress:   er.Source.Address,
+		SourcePrincipal: er.Source.Principal,
+	}
+	for k, v := range er.HTTP.Headers {
+		r.Headers[strings.ToLower(k)] = v
+	}
+	if r.Method == "" {
+		r.Method = "POST"
+	}
+	if r.Path == "" {
+		r.Path = "/mcp"
+	}
+	switch {
+	case er.RawBody != nil:
+		r.Body = []byte(*er.RawBody)
+	case len(er.Body) > 0:
+		r.Body = er.Body
+	}
+	return r, nil
+}
+
+func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	f.register(fs)
+	reqPath := fs.String("request", "", "request `file` (JSON: http, body or raw_body, claims, context)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *reqPath == "" {
+		return errors.New("--request is required")
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	if f.logLevel == "" {
+		cfg.Log.Level = "warn"
+	}
+	log := newLogger(stderr, cfg.Log)
+	a, err := buildApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if err := a.bundles.Reload(ctx); err != nil {
+		return fmt.Errorf("loading policy: %w", err)
+	}
+	r, err := loadEvalRequest(*reqPath)
+	if err != nil {
+		return err
+	}
+	d := a.engine.Decide(ctx, r)
+	out := evalOutput{
+		DecisionID: d.ID, Allow: d.Allow, Code: d.Code, Reason: d.Reason, Scopes: d.Scopes,
+		Revision: d.Revision, Errors: d.Errors,
+		ResponseHeaders: headerMap(d.ResponseHeaders), UpstreamHeaders: headerMap(d.UpstreamHeaders),
+	}
+	if !d.Allow {
+		out.Status = d.Status
+	}
+	if len(d.Body) > 0 {
+		out.Body = d.Body
+	}
+	if d.Token != nil {
+		out.Token = map[string]any{"present": d.Token.Present, "valid": d.Token.Valid}
+		if d.Token.Error != "" {
+			out.Token["error"] = d.Token.Error
+		}
+		if d.Token.Subject != "" {
+			out.Token["subject"] = d.Token.Subject
+		}
+		if len(d.Token.Scopes) > 0 {
+			out.Token["scopes"] = d.Token.Scopes
+		}
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func headerMap(hs []decision.Header) map[string]string {
+	if len(hs) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		m[h.Name] = h.Value
+	}
+	return m
+}

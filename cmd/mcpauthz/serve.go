@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/mcpauthz/mcpauthz/decision/envoy"
+)
+
+// serveFlags are the flags that override the config file.
+type serveFlags struct {
+	config   string
+	grpcAddr string
+	httpAddr string
+	bundles  stringList
+	logLevel string
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "YAML config `file` (default: built-in defaults and the embedded policy)")
+	fs.StringVar(&f.grpcAddr, "grpc-addr", "", "gRPC listen `address` (overrides listen.grpc)")
+	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP listen `address` (overrides listen.http)")
+	fs.Var(&f.bundles, "bundle", "bundle `path` (directory or .tar.gz) or URL; repeatable; replaces the config's bundles")
+	fs.StringVar(&f.logLevel, "log-level", "", "log `level`: debug, info, warn, error (overrides log.level)")
+}
+
+// load reads the config file and applies the flags over it.
+func (f *serveFlags) load() (Config, error) {
+	cfg, err := LoadConfig(f.config)
+	if err != nil {
+		return cfg, err
+	}
+	if f.grpcAddr != "" {
+		cfg.Listen.GRPC = f.grpcAddr
+	}
+	if f.httpAddr != "" {
+		cfg.Listen.HTTP = f.httpAddr
+	}
+	if f.logLevel != "" {
+		cfg.Log.Level = f.logLevel
+	}
+	if len(f.bundles) > 0 {
+		cfg.Bundles = nil
+		for _, b := range f.bundles {
+			if isURL(b) {
+				cfg.Bundles = append(cfg.Bundles, BundleConfig{URL: b})
+			} else {
+				cfg.Bundles = append(cfg.Bundles, BundleConfig{Path: b})
+			}
+		}
+	}
+	return cfg, nil
+}
+
+func isURL(s string) bool {
+	return len(s) > 8 && (s[:7] == "http://" || s[:8] == "https://")
+}
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log)
+	if cfg.Tokens.Dev {
+		log.Warn("DEVELOPMENT TOKENS ARE TRUSTED (tokens.dev: true): anyone with the local dev key can mint tokens; never use this in production")
+	}
+	a, err := buildApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return a.serve(ctx)
+}
+
+// serve runs the bundle manager, the gRPC server and the HTTP server until
+// ctx ends, then stops them in reverse order.
+func (a *app) serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	grpcSrv, err := a.grpcServer()
+	if err != nil {
+		return err
+	}
+	hs := health.NewServer()
+	// NOT_SERVING until the first good policy load; never back after that.
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(grpcSrv, hs)
+	reflection.Register(grpcSrv)
+	authv3.RegisterAuthorizationServer(grpcSrv, envoy.NewServer(a.engine, envoy.Options{
+		MCPMetadataNamespace: a.cfg.Envoy.MCPMetadataNamespace,
+		JWTMetadataNamespace: a.cfg.Tokens.FromEnvoyMetadata,
+		JWTPayloadKey:        a.cfg.Tokens.EnvoyPayloadKey,
+	}, a.log))
+	a.registerExtraGRPC(grpcSrv)
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+
+	// Bundles: the first load happens inside Start; readiness follows it.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := a.bundles.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("first policy load failed; still watching for a good one", "error", err)
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if a.bundles.Ready() {
+				hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+				hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+				a.log.Info("policy loaded; serving", "revision", a.bundles.Current().Revision)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
+	var grpcLis net.Listener
+	if a.cfg.Listen.GRPC != "" {
+		if grpcLis, err = net.Listen("tcp", a.cfg.Listen.GRPC); err != nil {
+			return fmt.Errorf("listen.grpc: %w", err)
+		}
+		a.log.Info("gRPC listening (ext_authz, health, reflection)", "addr", grpcLis.Addr().String())
+		go func() { errc <- grpcSrv.Serve(grpcLis) }()
+	}
+	var httpSrv *http.Server
+	if a.cfg.Listen.HTTP != "" {
+		lis, err := net.Listen("tcp", a.cfg.Listen.HTTP)
+		if err != nil {
+			grpcSrv.Stop()
+			return fmt.Errorf("listen.http: %w", err)
+		}
+		httpSrv = &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		a.log.Info("HTTP listening (healthz, readyz, metrics, status, resource metadata)", "addr", lis.Addr().String())
+		go func() {
+			if err := httpSrv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down")
+	case runErr = <-errc:
+		a.log.Error("server failed", "error", runErr)
+	}
+	// Reverse order: stop answering health, drain gRPC, then HTTP.
+	hs.Shutdown()
+	stopped := make(chan struct{})
+	go func() { grpcSrv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		grpcSrv.Stop()
+	}
+	if httpSrv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = httpSrv.Shutdown(sctx)
+		scancel()
+	}
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+// grpcServer builds the gRPC server with settings tuned for Envoy: large
+// enough messages for max_request_bytes, many concurrent streams on few
+// connections, and keepalive that tolerates Envoy's pings.
+func (a *app) grpcServer() (*grpc.Server, error) {
+	opts := []grpc.ServerOption{
+		// Body plus headers and metadata: leave headroom over the body limit.
+		grpc.MaxRecvMsgSize(a.cfg.Limits.MaxBodyBytes + 256<<10),
+		grpc.MaxConcurrentStreams(a.cfg.Limits.MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.NumStreamWorkers(0),
+	}
+	if t := a.cfg.Listen.TLS; t.CertFile != "" {
+		tc, err := serverTLS(t)
+		if err != nil {
+			return nil, fmt.Errorf("listen.tls: %w", err)
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	return grpc.NewServer(opts...), nil
+}
+
+func serverTLS(t TLSConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading certificate: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client_ca_file %s holds no PEM certificate", t.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+// httpHandler serves health, readiness, metrics, status and the Protected
+// Resource Metadata.
+func (a *app) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.bundles.Ready() {
+			http.Error(w, "no policy loaded yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /v1/status", a.bundles.StatusHandler())
+	prm := a.resource.Handler()
+	mux.Handle("/.well-known/oauth-protected-resource", prm)
+	mux.Handle("/.well-known/oauth-protected-resource/", prm)
+	a.registerExtraHTTP(mux)
+	return mux
+}

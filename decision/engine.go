@@ -1,0 +1,521 @@
+package decision
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/mcpauthz/mcpauthz/bundles"
+	"github.com/mcpauthz/mcpauthz/decision/mcp"
+	"github.com/mcpauthz/mcpauthz/decision/token"
+)
+
+// Codes say why a decision came out as it did. They double as metric labels
+// and as the "code" of decision logs.
+const (
+	CodeAllowed           = "allowed"
+	CodePolicyDenied      = "policy_denied"
+	CodeUnauthenticated   = "unauthenticated"
+	CodeInsufficientScope = "insufficient_scope"
+	CodeParseError        = "request_parse_error"
+	CodeBodyTooLarge      = "body_too_large"
+	CodeHintMismatch      = "hint_mismatch"
+	CodeEvalError         = "eval_error"
+	CodeNoPolicy          = "no_policy"
+)
+
+// CodeJSONRPCDenied is the JSON-RPC error code of a policy denial of a
+// non-tool request. It lies outside the range -32768..-32000 that JSON-RPC
+// reserves, as application codes must.
+const CodeJSONRPCDenied = -31001
+
+// CodeHeaderMismatch is the JSON-RPC code MCP (2026-07-28) gives a request
+// whose Mcp-Method or Mcp-Name header disagrees with its body.
+const CodeHeaderMismatch = -32020
+
+// DefaultMaxBodyBytes bounds the body the engine parses.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Snapshots hands out the current compiled policy; bundles.Manager is one.
+type Snapshots interface {
+	Current() *bundles.Snapshot
+}
+
+// Verifier verifies a bearer credential; token.Verifier is one.
+type Verifier interface {
+	Verify(ctx context.Context, raw string, keys *token.APIKeys) *token.Result
+}
+
+// SessionBinder remembers which subject first used a session id.
+type SessionBinder interface {
+	Owner(sessionID, subject string, now time.Time) string
+}
+
+// Options configure an Engine.
+type Options struct {
+	// Package is the Rego package of the decision rules; default "mcp.authz".
+	Package string
+	// Snapshots supplies the current policy. Required.
+	Snapshots Snapshots
+	// Tokens verifies bearer tokens; nil makes every presented token
+	// invalid with reason "unavailable".
+	Tokens Verifier
+	// MetadataURL is the Protected Resource Metadata URL that 401 and 403
+	// challenges point at.
+	MetadataURL string
+	// MaxBodyBytes bounds the body; larger bodies are denied with 413.
+	MaxBodyBytes int
+	// Sessions, when set, binds session ids to subjects (input.mcp.session_owner).
+	Sessions SessionBinder
+	// EvalTimeout bounds one policy evaluation; default 1s.
+	EvalTimeout time.Duration
+	// Observer, when set, sees every decision (metrics, decision logs).
+	Observer Observer
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Observer is told of each decision after it is made. It must not block.
+type Observer interface {
+	Observe(ctx context.Context, req *Request, d *Decision, input ast.Value, elapsed time.Duration)
+}
+
+// Engine makes decisions. It is safe for concurrent use and holds no lock on
+// the decision path: the policy comes from an immutable snapshot read once
+// per request.
+type Engine struct {
+	opts       Options
+	qDecision  string
+	qAllow     string
+	qVisible   string
+	log        *slog.Logger
+	idPrefix   string
+	idCounter  atomic.Uint64
+	missingTok *token.Result
+	badHeader  *token.Result
+	noVerifier *token.Result
+}
+
+// New builds an Engine.
+func New(opts Options) (*Engine, error) {
+	if opts.Snapshots == nil {
+		return nil, errors.New("decision: Options.Snapshots is required")
+	}
+	if opts.Package == "" {
+		opts.Package = "mcp.authz"
+	}
+	if _, err := ast.ParseRef("data." + opts.Package); err != nil {
+		return nil, fmt.Errorf("decision: policy package %q is not a valid Rego package path: %w", opts.Package, err)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.EvalTimeout <= 0 {
+		opts.EvalTimeout = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &Engine{
+		opts:       opts,
+		qDecision:  "data." + opts.Package + ".decision",
+		qAllow:     "data." + opts.Package + ".allow",
+		qVisible:   "data." + opts.Package + ".visible",
+		log:        opts.Logger,
+		idPrefix:   hex.EncodeToString(b[:]) + "-",
+		missingTok: (&token.Result{Present: false, Error: token.ErrMissing}).Finish(),
+		badHeader:  (&token.Result{Present: true, Error: token.ErrMalformed}).Finish(),
+		noVerifier: (&token.Result{Present: true, Error: token.ErrUnavailable}).Finish(),
+	}, nil
+}
+
+// Queries returns the queries the engine evaluates, for bundles.Options.Queries.
+func (e *Engine) Queries() []string {
+	return []string{e.qDecision, e.qAllow, e.qVisible}
+}
+
+// Package returns the Rego package of the decision rules.
+func (e *Engine) Package() string { return e.opts.Package }
+
+func (e *Engine) newID() string {
+	return e.idPrefix + strconv.FormatUint(e.idCounter.Add(1), 36)
+}
+
+// Decide makes the decision for one request. It never fails: every error
+// becomes a closed decision whose Code and Reason say why.
+func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
+	start := time.Now()
+	d, input := e.decide(ctx, r)
+	if e.opts.Observer != nil {
+		e.opts.Observer.Observe(ctx, r, d, input, time.Since(start))
+	}
+	return d
+}
+
+// prepared is a request read and checked up to the point of evaluation.
+type prepared struct {
+	shared sharedInput
+	body   mcp.Body // empty for GET and DELETE
+	env    mcpEnv
+	tok    *token.Result
+}
+
+// prepare verifies the token, parses the body and builds the shared input.
+// When the request cannot reach the policy it returns a finished denial.
+func (e *Engine) prepare(ctx context.Context, r *Request, snap *bundles.Snapshot, d *Decision) (*prepared, bool) {
+	p := &prepared{shared: sharedInput{source: sourceInput(r), context: contextInput(r.Context)}}
+	// input.http.access_token_in_query tells the policy that a token came in
+	// the query string; it is never read as a credential.
+	p.shared.http, _ = httpInput(r)
+
+	keys, _ := snap.Derived().(*token.APIKeys)
+	p.tok = e.resolveToken(ctx, r, keys)
+	d.Token = p.tok
+	p.shared.token = ast.NewTerm(p.tok.Value)
+
+	if !carriesMessage(r) {
+		return p, true
+	}
+	if r.Truncated || len(r.Body) > e.opts.MaxBodyBytes {
+		d.deny(CodeBodyTooLarge, fmt.Sprintf("request body is larger than %d bytes or was truncated", e.opts.MaxBodyBytes))
+		d.Status = 413
+		d.setJSONBody(rpcErrorBody(nil, mcp.CodeInvalidRequest, d.Reason))
+		return nil, false
+	}
+	body, err := mcp.Parse(r.Body)
+	if err != nil {
+		code := mcp.CodeParseError
+		var perr *mcp.Error
+		if errors.As(err, &perr) {
+			code = perr.Code
+		}
+		d.deny(CodeParseError, err.Error())
+		d.Status = 400
+		d.setJSONBody(rpcErrorBody(nil, code, err.Error()))
+		return nil, false
+	}
+	d.Messages = len(body.Messages)
+	if msg := hintMismatch(r, &body); msg != "" {
+		d.deny(CodeHintMismatch, msg)
+		d.Status = 400
+		d.setJSONBody(rpcErrorBody(body.Messages[0].ID, CodeHeaderMismatch, msg))
+		return nil, false
+	}
+	p.body = body
+	p.env = mcpEnv{
+		sessionID:       r.Headers["mcp-session-id"],
+		protocolVersion: r.Headers["mcp-protocol-version"],
+	}
+	if body.Batch {
+		p.env.batchSize = len(body.Messages)
+	}
+	if e.opts.Sessions != nil && p.env.sessionID != "" && p.tok.Valid && p.tok.Subject != "" {
+		p.env.sessionOwner = e.opts.Sessions.Owner(p.env.sessionID, p.tok.Subject, e.opts.Now())
+	}
+	return p, true
+}
+
+// input builds the policy input of message i (GET and DELETE: no message).
+func (p *prepared) input(i int) ast.Value {
+	if len(p.body.Messages) == 0 {
+		return p.shared.input(nil)
+	}
+	return p.shared.input(mcpInput(&p.body.Messages[i], i, &p.env))
+}
+
+func (e *Engine) decide(ctx context.Context, r *Request) (*Decision, ast.Value) {
+	d := &Decision{ID: e.newID()}
+	snap := e.opts.Snapshots.Current()
+	if snap == nil {
+		d.deny(CodeNoPolicy, "no policy is loaded yet")
+		d.Status = 503
+		return d, nil
+	}
+	d.Revision = snap.Revision
+	p, ok := e.prepare(ctx, r, snap, d)
+	if !ok {
+		return d, nil
+	}
+	if len(p.body.Messages) == 0 {
+		input := p.input(0)
+		e.finishHTTPOnly(d, e.eval(ctx, snap, input), p.tok)
+		return d, input
+	}
+	outcomes := make([]outcome, len(p.body.Messages))
+	var lastInput ast.Value
+	for i := range p.body.Messages {
+		lastInput = p.input(i)
+		outcomes[i] = outcome{msg: &p.body.Messages[i], res: e.eval(ctx, snap, lastInput)}
+	}
+	e.finishMessages(d, outcomes, p.body.Batch, p.tok)
+	return d, lastInput
+}
+
+// Inputs returns the policy inputs the request would be evaluated with, one
+// per message (one for GET and DELETE), or the denial that stops it before
+// evaluation. It is for policy authors and tests; Decide does not use it.
+func (e *Engine) Inputs(ctx context.Context, r *Request) ([]ast.Value, *Decision) {
+	d := &Decision{ID: e.newID()}
+	snap := e.opts.Snapshots.Current()
+	if snap == nil {
+		d.deny(CodeNoPolicy, "no policy is loaded yet")
+		d.Status = 503
+		return nil, d
+	}
+	p, ok := e.prepare(ctx, r, snap, d)
+	if !ok {
+		return nil, d
+	}
+	n := max(len(p.body.Messages), 1)
+	out := make([]ast.Value, n)
+	for i := range n {
+		out[i] = p.input(i)
+	}
+	return out, nil
+}
+
+// carriesMessage reports whether the request should hold a JSON-RPC body:
+// POST always does (an empty POST is malformed); GET opens an SSE stream and
+// DELETE ends a session, and neither carries a message.
+func carriesMessage(r *Request) bool {
+	switch r.Method {
+	case "GET", "DELETE", "HEAD", "OPTIONS":
+		return len(r.Body) > 0
+	}
+	return true
+}
+
+// resolveToken finds the credential of the request and verifies it.
+func (e *Engine) resolveToken(ctx context.Context, r *Request, keys *token.APIKeys) *token.Result {
+	if r.VerifiedToken != nil {
+		return r.VerifiedToken
+	}
+	if r.Claims != nil {
+		return token.FromClaims(r.Claims, e.opts.Now())
+	}
+	if r.IgnoreBearer {
+		return e.missingTok
+	}
+	raw, present, ok := token.BearerToken(r.Headers["authorization"])
+	switch {
+	case !present:
+		return e.missingTok
+	case !ok:
+		return e.badHeader
+	case e.opts.Tokens == nil:
+		return e.noVerifier
+	}
+	return e.opts.Tokens.Verify(ctx, raw, keys)
+}
+
+// hintMismatch compares what an earlier parser (Envoy's MCP filter, or the
+// client's Mcp-Method / Mcp-Name headers) said with the body, which stays
+// the source of truth. It returns why they disagree, or "".
+func hintMismatch(r *Request, body *mcp.Body) string {
+	if body.Batch || len(body.Messages) != 1 {
+		if r.Hint != nil {
+			return "proxy metadata describes one message but the body is a batch"
+		}
+		return ""
+	}
+	m := &body.Messages[0]
+	name := messageName(m)
+	if h := r.Hint; h != nil {
+		if h.Method != m.Method {
+			return fmt.Sprintf("proxy metadata method %q disagrees with body method %q", h.Method, m.Method)
+		}
+		if h.Name != "" && h.Name != name {
+			return fmt.Sprintf("proxy metadata name %q disagrees with body name %q", h.Name, name)
+		}
+	}
+	if v, ok := r.Headers["mcp-method"]; ok && v != m.Method {
+		return fmt.Sprintf("Mcp-Method header %q disagrees with body method %q", v, m.Method)
+	}
+	if v, ok := r.Headers["mcp-name"]; ok && name != "" && v != name {
+		return fmt.Sprintf("Mcp-Name header %q disagrees with body name %q", v, name)
+	}
+	return ""
+}
+
+func messageName(m *mcp.Message) string {
+	switch {
+	case m.Tool != nil:
+		return m.Tool.Name
+	case m.Prompt != nil:
+		return m.Prompt.Name
+	case m.Resource != nil:
+		return m.Resource.URI
+	}
+	return ""
+}
+
+// policyResult is what the policy said about one input.
+type policyResult struct {
+	allow       bool
+	reason      string
+	scopes      []string
+	status      int
+	rpcCode     int
+	rpcMessage  string
+	headers     []Header
+	respHeaders []Header
+	err         error // evaluation failed or the result was unusable: deny
+}
+
+// eval runs the decision query (or allow, when no decision rule exists)
+// against one input.
+func (e *Engine) eval(ctx context.Context, snap *bundles.Snapshot, input ast.Value) policyResult {
+	pq, isDecision := snap.Query(e.qDecision)
+	if !isDecision {
+		var ok bool
+		if pq, ok = snap.Query(e.qAllow); !ok {
+			return policyResult{err: fmt.Errorf("policy defines neither %s nor %s", e.qDecision, e.qAllow)}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.EvalTimeout)
+	defer cancel()
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return policyResult{err: fmt.Errorf("evaluating policy: %w", err)}
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		q := e.qAllow
+		if isDecision {
+			q = e.qDecision
+		}
+		return policyResult{err: fmt.Errorf("%s is undefined for this input", q)}
+	}
+	if len(rs) > 1 {
+		return policyResult{err: errors.New("policy returned more than one result")}
+	}
+	v := rs[0].Expressions[0].Value
+	if !isDecision {
+		b, ok := v.(bool)
+		if !ok {
+			return policyResult{err: fmt.Errorf("%s is %T, want a boolean", e.qAllow, v)}
+		}
+		return policyResult{allow: b}
+	}
+	return parseDecision(v)
+}
+
+// parseDecision reads the decision object. Anything unexpected is an error,
+// and an error denies.
+func parseDecision(v any) policyResult {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return policyResult{err: fmt.Errorf("decision is %T, want an object", v)}
+	}
+	var res policyResult
+	allow, ok := obj["allow"].(bool)
+	if !ok {
+		return policyResult{err: errors.New("decision.allow is missing or not a boolean")}
+	}
+	res.allow = allow
+	for k, val := range obj {
+		switch k {
+		case "allow":
+		case "reason":
+			s, ok := val.(string)
+			if !ok {
+				return policyResult{err: errors.New("decision.reason is not a string")}
+			}
+			res.reason = s
+		case "scopes":
+			arr, ok := val.([]any)
+			if !ok {
+				return policyResult{err: errors.New("decision.scopes is not an array")}
+			}
+			for _, s := range arr {
+				str, ok := s.(string)
+				if !ok {
+					return policyResult{err: errors.New("decision.scopes holds a non-string")}
+				}
+				res.scopes = append(res.scopes, str)
+			}
+		case "status":
+			n, err := jsonInt(val)
+			if err != nil || n < 200 || n > 599 {
+				return policyResult{err: fmt.Errorf("decision.status %v is not an HTTP status", val)}
+			}
+			res.status = n
+		case "jsonrpc_error":
+			o, ok := val.(map[string]any)
+			if !ok {
+				return policyResult{err: errors.New("decision.jsonrpc_error is not an object")}
+			}
+			code, err := jsonInt(o["code"])
+			if err != nil {
+				return policyResult{err: errors.New("decision.jsonrpc_error.code is not an integer")}
+			}
+			res.rpcCode = code
+			res.rpcMessage, _ = o["message"].(string)
+		case "headers", "response_headers":
+			hs, err := headerList(val)
+			if err != nil {
+				return policyResult{err: fmt.Errorf("decision.%s: %w", k, err)}
+			}
+			if k == "headers" {
+				res.headers = hs
+			} else {
+				res.respHeaders = hs
+			}
+		}
+	}
+	return res
+}
+
+func jsonInt(v any) (int, error) {
+	switch n := v.(type) {
+	case int:
+		return n, nil
+	case int64:
+		return int(n), nil
+	case float64:
+		if n == float64(int(n)) {
+			return int(n), nil
+		}
+	case interface{ Int64() (int64, error) }:
+		i, err := n.Int64()
+		return int(i), err
+	}
+	return 0, fmt.Errorf("%v is not an integer", v)
+}
+
+func headerList(v any) ([]Header, error) {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("not an object of header names to strings")
+	}
+	hs := make([]Header, 0, len(obj))
+	for k, val := range obj {
+		s, ok := val.(string)
+		if !ok {
+			return nil, fmt.Errorf("header %q is not a string", k)
+		}
+		if !validHeaderName(k) {
+			return nil, fmt.Errorf("header name %q is not a valid lowercase HTTP header name", k)
+		}
+		if strings.ContainsAny(s, "\r\n\x00") {
+			return nil, fmt.Errorf("header %q has a control character in its value", k)
+		}
+		hs = append(hs, Header{Name: k, Value: s})
+	}
+	sortHeaders(hs)
+	return hs, nil
+}

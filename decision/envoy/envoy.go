@@ -1,0 +1,259 @@
+// Package envoy adapts Envoy's ext_authz v3 API to the decision engine: it
+// turns a CheckRequest into a decision.Request and a decision.Decision into
+// a CheckResponse. It holds no policy logic.
+package envoy
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+)
+
+// Options configure the adapter.
+type Options struct {
+	// MCPMetadataNamespace is the metadata_context namespace where Envoy's
+	// MCP filter leaves its parse of the body; default "mcp_proxy".
+	MCPMetadataNamespace string
+	// JWTMetadataNamespace, when set (e.g. "envoy.filters.http.jwt_authn"),
+	// takes the verified token payload from metadata_context instead of
+	// verifying the bearer header. Only metadata is trusted, never a header.
+	JWTMetadataNamespace string
+	// JWTPayloadKey is the key under that namespace holding the payload
+	// (jwt_authn's payload_in_metadata); "" takes the only struct there.
+	JWTPayloadKey string
+}
+
+// DefaultMCPMetadataNamespace is where Envoy's MCP filter writes its metadata.
+const DefaultMCPMetadataNamespace = "mcp_proxy"
+
+// Decider is what the adapter needs of the engine.
+type Decider interface {
+	Decide(ctx context.Context, r *decision.Request) *decision.Decision
+}
+
+// Server is an envoy.service.auth.v3.Authorization server.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	engine Decider
+	opts   Options
+	log    *slog.Logger
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// NewServer builds the ext_authz server around an engine.
+func NewServer(engine Decider, opts Options, logger *slog.Logger) *Server {
+	if opts.MCPMetadataNamespace == "" {
+		opts.MCPMetadataNamespace = DefaultMCPMetadataNamespace
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{engine: engine, opts: opts, log: logger}
+}
+
+// Check answers one ext_authz CheckRequest. It never returns an error: a
+// request it cannot read is denied with a response, so Envoy never falls
+// back to failure_mode_allow because of us.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	r := RequestFromCheck(req, &s.opts)
+	d := s.engine.Decide(ctx, r)
+	return ResponseFromDecision(d), nil
+}
+
+// RequestFromCheck builds the engine's request from a CheckRequest as Envoy
+// sends it: lowercase header keys, the body in http.body (a string) or
+// http.raw_body (bytes, with pack_as_bytes), per-route context_extensions,
+// and filter results in metadata_context.
+func RequestFromCheck(req *authv3.CheckRequest, opts *Options) *decision.Request {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	r := &decision.Request{
+		Method:  h.GetMethod(),
+		Path:    h.GetPath(),
+		Host:    h.GetHost(),
+		Headers: h.GetHeaders(),
+		Context: attrs.GetContextExtensions(),
+	}
+	if r.Headers == nil {
+		r.Headers = map[string]string{}
+	}
+	if r.Method == "" {
+		r.Method = r.Headers[":method"]
+	}
+	if r.Path == "" {
+		r.Path = r.Headers[":path"]
+	}
+	if r.Host == "" {
+		r.Host = r.Headers[":authority"]
+	}
+	if raw := h.GetRawBody(); len(raw) > 0 {
+		r.Body = raw
+	} else if b := h.GetBody(); b != "" {
+		r.Body = []byte(b)
+	}
+	r.Truncated = truncated(r.Headers, len(r.Body))
+	if src := attrs.GetSource(); src != nil {
+		r.SourceAddress = socketAddress(src.GetAddress())
+		r.SourcePrincipal = src.GetPrincipal()
+	}
+	md := attrs.GetMetadataContext().GetFilterMetadata()
+	if opts != nil {
+		ns := opts.MCPMetadataNamespace
+		if ns == "" {
+			ns = DefaultMCPMetadataNamespace
+		}
+		r.Hint = mcpHint(md[ns])
+		if opts.JWTMetadataNamespace != "" {
+			// Only Envoy's verified payload counts; when Envoy left none,
+			// the request carried no valid token, whatever its headers say.
+			r.Claims = jwtPayload(md[opts.JWTMetadataNamespace], opts.JWTPayloadKey)
+			r.IgnoreBearer = true
+		}
+	}
+	return r
+}
+
+// truncated reports whether Envoy cut the body: it says so in a header when
+// allow_partial_message is on, and content-length tells in any case.
+func truncated(headers map[string]string, bodyLen int) bool {
+	if strings.EqualFold(headers["x-envoy-auth-partial-body"], "true") {
+		return true
+	}
+	if cl, ok := headers["content-length"]; ok {
+		n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
+		if err == nil && n > int64(bodyLen) {
+			return true
+		}
+	}
+	return false
+}
+
+func socketAddress(a *corev3.Address) string {
+	sa := a.GetSocketAddress()
+	if sa == nil {
+		return ""
+	}
+	return sa.GetAddress() + ":" + strconv.FormatUint(uint64(sa.GetPortValue()), 10)
+}
+
+// mcpHint reads what Envoy's MCP filter parsed: method, and params.name (or
+// params.uri) when it extracted them.
+func mcpHint(s *structpb.Struct) *decision.Hint {
+	if s == nil {
+		return nil
+	}
+	f := s.GetFields()
+	method := f["method"].GetStringValue()
+	if method == "" {
+		return nil
+	}
+	h := &decision.Hint{Method: method}
+	if p := f["params"].GetStructValue(); p != nil {
+		pf := p.GetFields()
+		if n := pf["name"].GetStringValue(); n != "" {
+			h.Name = n
+		} else if u := pf["uri"].GetStringValue(); u != "" {
+			h.Name = u
+		}
+	}
+	return h
+}
+
+// jwtPayload reads the payload jwt_authn wrote with payload_in_metadata.
+func jwtPayload(s *structpb.Struct, key string) map[string]any {
+	if s == nil {
+		return nil
+	}
+	f := s.GetFields()
+	if key != "" {
+		if p := f[key].GetStructValue(); p != nil {
+			return p.AsMap()
+		}
+		return nil
+	}
+	if len(f) != 1 {
+		return nil
+	}
+	for _, v := range f {
+		if p := v.GetStructValue(); p != nil {
+			return p.AsMap()
+		}
+	}
+	return nil
+}
+
+// ResponseFromDecision renders a decision as Envoy expects it: OK with
+// headers to set upstream, or Denied with the exact status, headers and body
+// the MCP client must see.
+func ResponseFromDecision(d *decision.Decision) *authv3.CheckResponse {
+	md := decisionMetadata(d)
+	if d.Allow {
+		ok := &authv3.OkHttpResponse{
+			Headers:              headerOptions(d.UpstreamHeaders, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
+			HeadersToRemove:      d.RemoveHeaders,
+			ResponseHeadersToAdd: headerOptions(d.ResponseHeaders, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD),
+		}
+		return &authv3.CheckResponse{
+			Status:          &status.Status{Code: int32(code.Code_OK)},
+			HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
+			DynamicMetadata: md,
+		}
+	}
+	denied := &authv3.DeniedHttpResponse{
+		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
+		Headers: headerOptions(d.ResponseHeaders, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
+		Body:    string(d.Body),
+	}
+	return &authv3.CheckResponse{
+		Status:          &status.Status{Code: int32(grpcCode(d)), Message: d.Reason},
+		HttpResponse:    &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
+		DynamicMetadata: md,
+	}
+}
+
+func grpcCode(d *decision.Decision) code.Code {
+	switch d.Status {
+	case 401:
+		return code.Code_UNAUTHENTICATED
+	case 400, 413:
+		return code.Code_INVALID_ARGUMENT
+	case 503:
+		return code.Code_UNAVAILABLE
+	}
+	return code.Code_PERMISSION_DENIED
+}
+
+func headerOptions(hs []decision.Header, action corev3.HeaderValueOption_HeaderAppendAction) []*corev3.HeaderValueOption {
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]*corev3.HeaderValueOption, len(hs))
+	for i, h := range hs {
+		out[i] = &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
+			AppendAction: action,
+		}
+	}
+	return out
+}
+
+// decisionMetadata goes to Envoy's dynamic metadata, so access logs can
+// carry the decision id, revision and code.
+func decisionMetadata(d *decision.Decision) *structpb.Struct {
+	return &structpb.Struct{Fields: map[string]*structpb.Value{
+		"decision_id": structpb.NewStringValue(d.ID),
+		"revision":    structpb.NewStringValue(d.Revision),
+		"code":        structpb.NewStringValue(d.Code),
+	}}
+}

@@ -1,0 +1,193 @@
+package envoy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/decision/envoy"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var adapterOpts = envoy.Options{JWTMetadataNamespace: "envoy.filters.http.jwt_authn", JWTPayloadKey: "payload"}
+
+// readCheck reads a CheckRequest written as protojson, as Envoy would send it.
+func readCheck(t *testing.T, path string) *authv3.CheckRequest {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req authv3.CheckRequest
+	if err := protojson.Unmarshal(b, &req); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return &req
+}
+
+// TestInputGolden builds policy input from CheckRequests shaped as Envoy
+// sends them and compares it with golden files.
+func TestInputGolden(t *testing.T) {
+	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
+	files, err := filepath.Glob("testdata/checks/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no check requests: %v", err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		t.Run(name, func(t *testing.T) {
+			opts := adapterOpts
+			r := envoy.RequestFromCheck(readCheck(t, f), &opts)
+			inputs, stopped := e.Inputs(context.Background(), r)
+			var got any
+			if stopped != nil {
+				got = map[string]any{"stopped": map[string]any{
+					"code": stopped.Code, "status": stopped.Status, "body": json.RawMessage(stopped.Body),
+				}}
+			} else {
+				arr := make([]any, len(inputs))
+				for i, in := range inputs {
+					arr[i], err = ast.JSON(in)
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				got = arr
+			}
+			compareGolden(t, filepath.Join("testdata/inputs", name+".golden.json"), got)
+		})
+	}
+}
+
+func compareGolden(t *testing.T, path string, got any) {
+	t.Helper()
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(want, b) {
+		t.Errorf("%s differs (run with -update after checking):\n got: %s\nwant: %s", path, b, want)
+	}
+}
+
+// TestCheckOverGRPC calls the adapter through a real gRPC connection and
+// checks the CheckResponse of an allowed and a denied tools/call.
+func TestCheckOverGRPC(t *testing.T) {
+	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(srv, envoy.NewServer(e, adapterOpts, nil))
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := authv3.NewAuthorizationClient(conn)
+
+	tests := map[string]struct {
+		path      string
+		body      string
+		allow     bool
+		status    int
+		bodyHas   string
+		upstream  string
+		grpcCode  int32
+		removeHdr bool
+	}{
+		"allowed_read_under_data": {
+			path: "/data/reports/q3.csv", allow: true, upstream: "alice", removeHdr: true,
+		},
+		"denied_by_argument_rule": {
+			path: "/etc/passwd", status: 200, grpcCode: 7,
+			bodyHas: `"isError":true`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			req := readCheck(t, "testdata/checks/string_body.json")
+			h := req.Attributes.Request.Http
+			h.Body = `{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"` + tc.path + `"}}}`
+			delete(h.Headers, "content-length")
+			resp, err := client.Check(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.allow {
+				ok := resp.GetOkResponse()
+				if ok == nil || resp.GetStatus().GetCode() != 0 {
+					t.Fatalf("want OK, got %v", resp)
+				}
+				if got := ok.GetHeaders()[0].GetHeader(); got.GetKey() != "x-mcp-subject" || got.GetValue() != tc.upstream {
+					t.Errorf("upstream header = %v", got)
+				}
+				if tc.removeHdr && (len(ok.GetHeadersToRemove()) != 1 || ok.GetHeadersToRemove()[0] != "authorization") {
+					t.Errorf("headers to remove = %v, want [authorization]", ok.GetHeadersToRemove())
+				}
+				return
+			}
+			d := resp.GetDeniedResponse()
+			if d == nil {
+				t.Fatalf("want denied, got %v", resp)
+			}
+			if int(d.GetStatus().GetCode()) != tc.status || resp.GetStatus().GetCode() != tc.grpcCode {
+				t.Errorf("status = %d grpc %d, want %d grpc %d", d.GetStatus().GetCode(), resp.GetStatus().GetCode(), tc.status, tc.grpcCode)
+			}
+			if !strings.Contains(d.GetBody(), tc.bodyHas) || !strings.Contains(d.GetBody(), `"id":42`) {
+				t.Errorf("body = %s, want it to carry id 42 and %s", d.GetBody(), tc.bodyHas)
+			}
+			if md := resp.GetDynamicMetadata().GetFields(); md["decision_id"].GetStringValue() == "" {
+				t.Errorf("dynamic metadata lacks decision_id: %v", md)
+			}
+		})
+	}
+}
+
+// TestResponseFromDecision checks the mapping of a denial to Envoy's types.
+func TestResponseFromDecision(t *testing.T) {
+	d := &decision.Decision{
+		ID: "d1", Code: decision.CodeUnauthenticated, Status: 401, Reason: "authentication required",
+		ResponseHeaders: []decision.Header{{Name: "www-authenticate", Value: `Bearer resource_metadata="x"`}},
+	}
+	resp := envoy.ResponseFromDecision(d)
+	den := resp.GetDeniedResponse()
+	if den.GetStatus().GetCode() != 401 || resp.GetStatus().GetCode() != 16 {
+		t.Fatalf("got status %d grpc %d, want 401 and UNAUTHENTICATED(16)", den.GetStatus().GetCode(), resp.GetStatus().GetCode())
+	}
+	if h := den.GetHeaders()[0].GetHeader(); h.GetKey() != "www-authenticate" {
+		t.Errorf("header = %v", h)
+	}
+}

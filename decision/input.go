@@ -1,0 +1,205 @@
+package decision
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcpauthz/mcpauthz/decision/mcp"
+)
+
+// Interned keys of the policy input: building input is on the hot path, and
+// these terms are shared by every request instead of allocated per request.
+var (
+	keyMCP             = ast.InternedTerm("mcp")
+	keyToken           = ast.InternedTerm("token")
+	keyHTTP            = ast.InternedTerm("http")
+	keySource          = ast.InternedTerm("source")
+	keyContext         = ast.InternedTerm("context")
+	keyKind            = ast.InternedTerm("kind")
+	keyMethod          = ast.InternedTerm("method")
+	keyID              = ast.InternedTerm("id")
+	keyParams          = ast.InternedTerm("params")
+	keyTool            = ast.InternedTerm("tool")
+	keyResource        = ast.InternedTerm("resource")
+	keyPrompt          = ast.InternedTerm("prompt")
+	keyName            = ast.InternedTerm("name")
+	keyArguments       = ast.InternedTerm("arguments")
+	keyURI             = ast.InternedTerm("uri")
+	keySessionID       = ast.InternedTerm("session_id")
+	keySessionOwner    = ast.InternedTerm("session_owner")
+	keyProtocolVersion = ast.InternedTerm("protocol_version")
+	keyBatch           = ast.InternedTerm("batch")
+	keyIndex           = ast.InternedTerm("index")
+	keySize            = ast.InternedTerm("size")
+	keyPath            = ast.InternedTerm("path")
+	keyQuery           = ast.InternedTerm("query")
+	keyQueryParams     = ast.InternedTerm("query_params")
+	keyAccessTokenInQ  = ast.InternedTerm("access_token_in_query")
+	keyHost            = ast.InternedTerm("host")
+	keyHeaders         = ast.InternedTerm("headers")
+	keyAddress         = ast.InternedTerm("address")
+	keyPrincipal       = ast.InternedTerm("principal")
+
+	kindTerms = map[mcp.Kind]*ast.Term{
+		mcp.KindRequest:      ast.InternedTerm("request"),
+		mcp.KindNotification: ast.InternedTerm("notification"),
+		mcp.KindResponse:     ast.InternedTerm("response"),
+	}
+)
+
+// splitPath splits a request target at the first '?' into path and raw
+// query. It deliberately does no URL parsing or cleaning: "//admin" stays
+// "//admin", so the policy sees what the upstream will see.
+func splitPath(target string) (path, query string) {
+	if i := strings.IndexByte(target, '?'); i >= 0 {
+		return target[:i], target[i+1:]
+	}
+	return target, ""
+}
+
+// httpInput builds input.http. It reports whether the query string carried
+// an access_token, which policies may deny and which is never forwarded.
+func httpInput(r *Request) (*ast.Term, bool) {
+	path, query := splitPath(r.Path)
+	items := make([][2]*ast.Term, 0, 7)
+	items = append(items,
+		ast.Item(keyMethod, methodTerm(r.Method)),
+		ast.Item(keyPath, ast.StringTerm(path)),
+		ast.Item(keyQuery, ast.StringTerm(query)),
+		// Hosts compare case-insensitively; policies see them lowercase.
+		ast.Item(keyHost, ast.StringTerm(strings.ToLower(r.Host))),
+	)
+	tokenInQuery := false
+	if query != "" {
+		// Only the query is parsed, with the lenient form parser; a malformed
+		// query yields what could be read, and the raw string stays in "query".
+		vals, _ := url.ParseQuery(query)
+		qp := make([][2]*ast.Term, 0, len(vals))
+		for k, vs := range vals {
+			if k == "access_token" {
+				tokenInQuery = true
+			}
+			arr := make([]*ast.Term, len(vs))
+			for i, v := range vs {
+				arr[i] = ast.StringTerm(v)
+			}
+			qp = append(qp, ast.Item(ast.StringTerm(k), ast.ArrayTerm(arr...)))
+		}
+		items = append(items, ast.Item(keyQueryParams, ast.ObjectTerm(qp...)))
+	}
+	if tokenInQuery {
+		items = append(items, ast.Item(keyAccessTokenInQ, ast.InternedTerm(true)))
+	}
+	hs := make([][2]*ast.Term, 0, len(r.Headers))
+	for k, v := range r.Headers {
+		if k == "authorization" || strings.HasPrefix(k, ":") {
+			continue
+		}
+		hs = append(hs, ast.Item(ast.InternedTerm(k), ast.StringTerm(v)))
+	}
+	items = append(items, ast.Item(keyHeaders, ast.ObjectTerm(hs...)))
+	return ast.ObjectTerm(items...), tokenInQuery
+}
+
+func methodTerm(m string) *ast.Term {
+	switch m {
+	case "POST", "GET", "DELETE", "OPTIONS":
+		return ast.InternedTerm(m)
+	}
+	return ast.StringTerm(m)
+}
+
+func sourceInput(r *Request) *ast.Term {
+	return ast.ObjectTerm(
+		ast.Item(keyAddress, ast.StringTerm(r.SourceAddress)),
+		ast.Item(keyPrincipal, ast.StringTerm(r.SourcePrincipal)),
+	)
+}
+
+func contextInput(c map[string]string) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(c))
+	for k, v := range c {
+		items = append(items, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+// mcpEnv is what every message of one body shares in input.mcp.
+type mcpEnv struct {
+	sessionID       string
+	sessionOwner    string
+	protocolVersion string
+	batchSize       int // 0 when the body was not a batch
+}
+
+// mcpInput builds input.mcp for one message.
+func mcpInput(m *mcp.Message, index int, env *mcpEnv) *ast.Term {
+	items := make([][2]*ast.Term, 0, 10)
+	items = append(items, ast.Item(keyKind, kindTerms[m.Kind]))
+	if m.Method != "" {
+		items = append(items, ast.Item(keyMethod, ast.InternedTerm(m.Method)))
+	}
+	if m.IDValue != nil {
+		items = append(items, ast.Item(keyID, ast.NewTerm(m.IDValue)))
+	}
+	if m.Params != nil {
+		items = append(items, ast.Item(keyParams, ast.NewTerm(m.Params)))
+	}
+	if m.Tool != nil {
+		items = append(items, ast.Item(keyTool, namedTerm(m.Tool)))
+	}
+	if m.Prompt != nil {
+		items = append(items, ast.Item(keyPrompt, namedTerm(m.Prompt)))
+	}
+	if m.Resource != nil {
+		items = append(items, ast.Item(keyResource, ast.ObjectTerm(ast.Item(keyURI, ast.StringTerm(m.Resource.URI)))))
+	}
+	if env.sessionID != "" {
+		items = append(items, ast.Item(keySessionID, ast.StringTerm(env.sessionID)))
+	}
+	if env.sessionOwner != "" {
+		items = append(items, ast.Item(keySessionOwner, ast.StringTerm(env.sessionOwner)))
+	}
+	if env.protocolVersion != "" {
+		items = append(items, ast.Item(keyProtocolVersion, ast.StringTerm(env.protocolVersion)))
+	}
+	if env.batchSize > 0 {
+		items = append(items, ast.Item(keyBatch, ast.ObjectTerm(
+			ast.Item(keyIndex, ast.InternedTerm(index)),
+			ast.Item(keySize, ast.InternedTerm(env.batchSize)),
+		)))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+func namedTerm(n *mcp.Named) *ast.Term {
+	if n.Arguments == nil {
+		return ast.ObjectTerm(ast.Item(keyName, ast.StringTerm(n.Name)))
+	}
+	return ast.ObjectTerm(
+		ast.Item(keyName, ast.StringTerm(n.Name)),
+		ast.Item(keyArguments, ast.NewTerm(n.Arguments)),
+	)
+}
+
+// sharedInput is the part of the input that every message of a body shares.
+type sharedInput struct {
+	token, http, source, context *ast.Term
+}
+
+// input assembles the whole policy input; mcpTerm is nil for GET and DELETE.
+func (s *sharedInput) input(mcpTerm *ast.Term) ast.Value {
+	items := make([][2]*ast.Term, 0, 5)
+	if mcpTerm != nil {
+		items = append(items, ast.Item(keyMCP, mcpTerm))
+	}
+	items = append(items,
+		ast.Item(keyToken, s.token),
+		ast.Item(keyHTTP, s.http),
+		ast.Item(keySource, s.source),
+		ast.Item(keyContext, s.context),
+	)
+	return ast.NewObject(items...)
+}

@@ -1,0 +1,201 @@
+package decision
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// observers fans one decision out to several observers.
+type observers []Observer
+
+// Observers combines observers into one.
+func Observers(obs ...Observer) Observer {
+	if len(obs) == 1 {
+		return obs[0]
+	}
+	return observers(obs)
+}
+
+// Observe calls each observer in order.
+func (o observers) Observe(ctx context.Context, r *Request, d *Decision, input ast.Value, elapsed time.Duration) {
+	for _, ob := range o {
+		ob.Observe(ctx, r, d, input, elapsed)
+	}
+}
+
+// Metrics counts decisions for Prometheus: by code, and their latency.
+type Metrics struct {
+	decisions *prometheus.CounterVec
+	latency   prometheus.Histogram
+	// byCode caches the counter of each code so the hot path does no label
+	// lookup.
+	byCode sync.Map // string -> prometheus.Counter
+}
+
+// NewMetrics registers the decision metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauthz_decisions_total",
+			Help: "Decisions made, by code (allowed, policy_denied, unauthenticated, insufficient_scope, request_parse_error, body_too_large, hint_mismatch, eval_error, no_policy).",
+		}, []string{"code"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mcpauthz_decision_duration_seconds",
+			Help:    "Time to make one decision, from request to answer, in seconds.",
+			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.25, 1},
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.decisions, m.latency)
+	}
+	return m
+}
+
+// Observe counts one decision.
+func (m *Metrics) Observe(_ context.Context, _ *Request, d *Decision, _ ast.Value, elapsed time.Duration) {
+	c, ok := m.byCode.Load(d.Code)
+	if !ok {
+		c, _ = m.byCode.LoadOrStore(d.Code, m.decisions.WithLabelValues(d.Code))
+	}
+	c.(prometheus.Counter).Inc()
+	m.latency.Observe(elapsed.Seconds())
+}
+
+// DecisionLogOptions configure decision logs.
+type DecisionLogOptions struct {
+	Console bool   // write events to standard output
+	File    string // append events to this file
+	// Buffer is how many events may wait to be written; when full, new
+	// events are dropped and counted rather than slowing decisions.
+	Buffer int
+	Logger *slog.Logger
+}
+
+// DecisionLog writes one JSON line per decision in OPA's decision log event
+// shape, asynchronously: the decision path only hands over a pointer.
+type DecisionLog struct {
+	ch      chan event
+	w       io.Writer
+	closer  io.Closer
+	done    chan struct{}
+	dropped atomic.Uint64
+	log     *slog.Logger
+}
+
+type event struct {
+	d       *Decision
+	input   ast.Value
+	elapsed time.Duration
+	at      time.Time
+}
+
+// NewDecisionLog starts the writer.
+func NewDecisionLog(o DecisionLogOptions) (*DecisionLog, error) {
+	if o.Buffer <= 0 {
+		o.Buffer = 4096
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	l := &DecisionLog{ch: make(chan event, o.Buffer), done: make(chan struct{}), log: o.Logger}
+	switch {
+	case o.File != "":
+		f, err := os.OpenFile(o.File, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("opening decision log: %w", err)
+		}
+		l.w, l.closer = f, f
+	case o.Console:
+		l.w = os.Stdout
+	default:
+		return nil, fmt.Errorf("decision log needs console or file")
+	}
+	go l.run()
+	return l, nil
+}
+
+// Observe queues the decision for writing; it never blocks.
+func (l *DecisionLog) Observe(_ context.Context, _ *Request, d *Decision, input ast.Value, elapsed time.Duration) {
+	select {
+	case l.ch <- event{d: d, input: input, elapsed: elapsed, at: time.Now()}:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
+// Dropped returns how many events were dropped because the buffer was full.
+func (l *DecisionLog) Dropped() uint64 { return l.dropped.Load() }
+
+// opaEvent is OPA's decision log event, with mcpauthz's outcome in result.
+type opaEvent struct {
+	DecisionID string         `json:"decision_id"`
+	Path       string         `json:"path"`
+	Input      any            `json:"input,omitempty"`
+	Result     map[string]any `json:"result"`
+	Bundles    map[string]any `json:"bundles,omitempty"`
+	Timestamp  string         `json:"timestamp"`
+	Metrics    map[string]any `json:"metrics"`
+	Labels     map[string]any `json:"labels"`
+	Erased     []string       `json:"erased,omitempty"`
+}
+
+func (l *DecisionLog) run() {
+	defer close(l.done)
+	bw := bufio.NewWriterSize(l.w, 64<<10)
+	enc := json.NewEncoder(bw)
+	for ev := range l.ch {
+		var input any
+		if ev.input != nil {
+			// Conversion happens here, off the decision path.
+			input, _ = ast.JSON(ev.input)
+		}
+		res := map[string]any{"allow": ev.d.Allow, "code": ev.d.Code}
+		if ev.d.Reason != "" {
+			res["reason"] = ev.d.Reason
+		}
+		if len(ev.d.Scopes) > 0 {
+			res["scopes"] = ev.d.Scopes
+		}
+		if !ev.d.Allow {
+			res["status"] = ev.d.Status
+		}
+		e := opaEvent{
+			DecisionID: ev.d.ID,
+			Path:       "mcp/authz",
+			Input:      input,
+			Result:     res,
+			Bundles:    map[string]any{"policy": map[string]any{"revision": ev.d.Revision}},
+			Timestamp:  ev.at.UTC().Format(time.RFC3339Nano),
+			Metrics:    map[string]any{"timer_server_handler_ns": ev.elapsed.Nanoseconds()},
+			Labels:     map[string]any{"app": "mcpauthz"},
+		}
+		if err := enc.Encode(&e); err != nil {
+			l.log.Warn("writing decision log", "error", err)
+		}
+		if len(l.ch) == 0 {
+			_ = bw.Flush()
+		}
+	}
+	_ = bw.Flush()
+}
+
+// Close flushes pending events and closes the file.
+func (l *DecisionLog) Close() error {
+	close(l.ch)
+	<-l.done
+	if l.closer != nil {
+		return l.closer.Close()
+	}
+	return nil
+}

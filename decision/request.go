@@ -1,0 +1,66 @@
+// Package decision is the domain of mcpauthz: it takes one HTTP request of
+// the MCP Streamable HTTP transport (as Envoy, our own API or the eval command
+// present it), verifies its credentials, builds the policy input, evaluates
+// the current policy snapshot and answers with a Decision that carries the
+// exact response an MCP client understands when the request is denied.
+package decision
+
+import (
+	"github.com/mcpauthz/mcpauthz/decision/token"
+)
+
+// Request is one HTTP request to an MCP endpoint, as the authorizer sees it.
+// Adapters (Envoy ext_authz, the Decision API, the eval command) fill it.
+type Request struct {
+	// Method is the HTTP method (POST, GET, DELETE).
+	Method string
+	// Path is the request target exactly as received (":path"), query
+	// included. It is split at the first '?' and never parsed as a URL.
+	Path string
+	// Host is the authority (":authority" or Host header).
+	Host string
+	// Headers holds the request headers with lowercase names. The
+	// authorization header is read for the token and never reaches policy input.
+	Headers map[string]string
+
+	// Body is the request body as forwarded; Truncated says the sender cut it
+	// (Envoy's partial body flag, or content-length larger than the body).
+	Body      []byte
+	Truncated bool
+
+	// SourceAddress and SourcePrincipal describe the peer (from Envoy's
+	// attributes.source).
+	SourceAddress   string
+	SourcePrincipal string
+
+	// Context holds per-route settings (Envoy context_extensions).
+	Context map[string]string
+
+	// Claims, when non-nil, is an already-verified token payload from a
+	// trusted source (Envoy's jwt_authn metadata, a trusted API caller, the
+	// eval command). The bearer header is then not verified again.
+	Claims map[string]any
+	// IgnoreBearer, when set and Claims is nil, treats the request as
+	// carrying no token: for deployments where only Envoy's jwt_authn
+	// verification is trusted.
+	IgnoreBearer bool
+	// VerifiedToken, when non-nil, is used as the token result as is
+	// (takes precedence over Claims and the header).
+	VerifiedToken *token.Result
+
+	// Hint is what an earlier proxy (Envoy's MCP filter) parsed from the body.
+	// The body stays the source of truth: a hint that disagrees denies.
+	Hint *Hint
+}
+
+// Hint is a method and target name parsed by someone else before us.
+type Hint struct {
+	Method string
+	Name   string // tool or prompt name, or resource URI; "" when not given
+}
+
+// Header is one response or upstream header.
+type Header struct {
+	Name  string
+	Value string
+}

@@ -1,0 +1,377 @@
+package decision
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/mcpauthz/mcpauthz/decision/mcp"
+	"github.com/mcpauthz/mcpauthz/decision/oauth"
+	"github.com/mcpauthz/mcpauthz/decision/token"
+)
+
+// Decision is the answer for one request. When Allow is false, Status,
+// ResponseHeaders and Body are the exact response the client must get.
+type Decision struct {
+	ID       string
+	Allow    bool
+	Code     string // one of the Code* constants
+	Reason   string
+	Scopes   []string // scopes the request needs, as the policy said
+	Revision string   // policy revision that decided
+	Messages int      // JSON-RPC messages in the body
+
+	// Status, ResponseHeaders and Body form the denial response.
+	// On allow, ResponseHeaders are added to the client's response.
+	Status          int
+	ResponseHeaders []Header
+	Body            []byte
+
+	// UpstreamHeaders are set on the request sent upstream, on allow.
+	UpstreamHeaders []Header
+	// RemoveHeaders are removed from the upstream request, on allow.
+	RemoveHeaders []string
+
+	// Token is the credential as verified.
+	Token *token.Result
+	// Errors holds evaluation errors (logged, never sent to the client).
+	Errors []string
+}
+
+func (d *Decision) deny(code, reason string) {
+	d.Allow = false
+	d.Code = code
+	d.Reason = reason
+}
+
+func (d *Decision) setJSONBody(b []byte) {
+	d.Body = b
+	d.ResponseHeaders = append(d.ResponseHeaders, Header{Name: "content-type", Value: "application/json"})
+}
+
+// outcome pairs one message with what the policy said of it.
+type outcome struct {
+	msg *mcp.Message
+	res policyResult
+}
+
+// finishHTTPOnly completes a decision for GET and DELETE, which carry no message.
+func (e *Engine) finishHTTPOnly(d *Decision, res policyResult, tok *token.Result) {
+	if res.err != nil {
+		e.log.Error("policy evaluation failed; denying", "decision_id", d.ID, "error", res.err)
+		d.Errors = append(d.Errors, res.err.Error())
+	}
+	d.Scopes = res.scopes
+	if res.err == nil && res.allow {
+		d.Allow = true
+		d.Code = CodeAllowed
+		d.UpstreamHeaders = res.headers
+		d.ResponseHeaders = res.respHeaders
+		d.RemoveHeaders = removedHeaders
+		return
+	}
+	reason := res.reason
+	if reason == "" {
+		reason = "denied by policy"
+	}
+	if res.err != nil {
+		reason = "policy evaluation failed"
+	}
+	if e.challenge(d, tok, res.scopes, reason) {
+		return
+	}
+	d.deny(codeFor(res), reason)
+	d.Status = 403
+	if res.status != 0 {
+		d.Status = res.status
+	}
+	d.ResponseHeaders = append(d.ResponseHeaders, res.respHeaders...)
+}
+
+func codeFor(res policyResult) string {
+	if res.err != nil {
+		return CodeEvalError
+	}
+	return CodePolicyDenied
+}
+
+// removedHeaders are never forwarded upstream: the token was meant for us
+// (MCP forbids token passthrough).
+var removedHeaders = []string{"authorization"}
+
+// challenge turns a denial into 401 (no valid token) or 403 insufficient_scope
+// (valid token lacking scopes the policy says are needed). It reports whether
+// it did.
+func (e *Engine) challenge(d *Decision, tok *token.Result, scopes []string, reason string) bool {
+	if !tok.Valid {
+		desc := ""
+		if tok.Present {
+			desc = tokenErrorDescription(tok.Error)
+		}
+		d.deny(CodeUnauthenticated, "authentication required: "+tokenReason(tok))
+		d.Status = 401
+		d.ResponseHeaders = append(d.ResponseHeaders, Header{
+			Name:  "www-authenticate",
+			Value: oauth.Challenge401(e.opts.MetadataURL, tok.Present, desc),
+		})
+		return true
+	}
+	if len(scopes) > 0 && !tok.HasScopes(scopes) {
+		d.deny(CodeInsufficientScope, reason)
+		d.Status = 403
+		d.ResponseHeaders = append(d.ResponseHeaders, Header{
+			Name:  "www-authenticate",
+			Value: oauth.Challenge403(e.opts.MetadataURL, scopes, "this operation needs scope "+strings.Join(scopes, " ")),
+		})
+		return true
+	}
+	return false
+}
+
+func tokenReason(tok *token.Result) string {
+	if !tok.Present {
+		return "no bearer token"
+	}
+	return "token " + tok.Error
+}
+
+func tokenErrorDescription(reason string) string {
+	switch reason {
+	case token.ErrExpired:
+		return "the access token expired"
+	case token.ErrNotYetValid:
+		return "the access token is not yet valid"
+	case token.ErrWrongAudience:
+		return "the access token was not issued for this resource"
+	case token.ErrWrongIssuer:
+		return "the access token was issued by an untrusted issuer"
+	case token.ErrMalformed:
+		return "the access token is malformed"
+	case token.ErrAlgNotAllowed:
+		return "the access token's signing algorithm is not allowed"
+	case token.ErrInactive:
+		return "the access token is not active"
+	case token.ErrUnavailable:
+		return "the access token could not be verified now"
+	}
+	return "the access token is invalid"
+}
+
+// finishMessages completes a decision for a body of one or more messages.
+// Any denied element denies the whole body.
+func (e *Engine) finishMessages(d *Decision, outs []outcome, batch bool, tok *token.Result) {
+	var (
+		denied    []int
+		allScopes []string
+		upstream  []Header
+		respHdrs  []Header
+	)
+	for i := range outs {
+		o := &outs[i]
+		if o.res.err != nil {
+			e.log.Error("policy evaluation failed; denying", "decision_id", d.ID, "message", i, "error", o.res.err)
+			d.Errors = append(d.Errors, o.res.err.Error())
+		}
+		allScopes = appendUnique(allScopes, o.res.scopes...)
+		if o.res.err != nil || !o.res.allow {
+			denied = append(denied, i)
+			continue
+		}
+		upstream = append(upstream, o.res.headers...)
+		respHdrs = append(respHdrs, o.res.respHeaders...)
+	}
+	d.Scopes = allScopes
+	if len(denied) == 0 {
+		d.Allow = true
+		d.Code = CodeAllowed
+		d.UpstreamHeaders = upstream
+		d.ResponseHeaders = respHdrs
+		d.RemoveHeaders = removedHeaders
+		return
+	}
+
+	first := &outs[denied[0]]
+	reason := denyReason(first.res)
+	if batch {
+		reason = fmt.Sprintf("batch element %d denied: %s", denied[0], reason)
+	}
+	// Scopes needed by the denied elements decide step-up: one challenge
+	// lists every scope they need.
+	var deniedScopes []string
+	anyEvalErr := false
+	for _, i := range denied {
+		deniedScopes = appendUnique(deniedScopes, outs[i].res.scopes...)
+		anyEvalErr = anyEvalErr || outs[i].res.err != nil
+	}
+	if !anyEvalErr && e.challenge(d, tok, deniedScopes, reason) {
+		return
+	}
+	if anyEvalErr && !tok.Valid && e.challenge(d, tok, nil, reason) {
+		return
+	}
+
+	d.deny(codeFor(first.res), reason)
+	for _, i := range denied {
+		d.ResponseHeaders = append(d.ResponseHeaders, outs[i].res.respHeaders...)
+	}
+
+	// A denied notification or response has no id to answer: 403, no body.
+	hasRequest := false
+	for i := range outs {
+		if outs[i].msg.Kind == mcp.KindRequest {
+			hasRequest = true
+			break
+		}
+	}
+	if !hasRequest {
+		d.Status = 403
+		if first.res.status != 0 {
+			d.Status = first.res.status
+		}
+		return
+	}
+	d.Status = 200
+	if first.res.status != 0 {
+		d.Status = first.res.status
+	}
+	if !batch {
+		d.setJSONBody(denialEntry(first))
+		return
+	}
+	// One JSON-RPC entry per request element, in order: the denied ones say
+	// why, the others say that the batch was refused because of them.
+	var b strings.Builder
+	b.WriteByte('[')
+	n := 0
+	for i := range outs {
+		o := &outs[i]
+		if o.msg.Kind != mcp.KindRequest {
+			continue
+		}
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		n++
+		if o.res.err != nil || !o.res.allow {
+			b.Write(denialEntry(o))
+		} else {
+			b.Write(rpcErrorBody(o.msg.ID, CodeJSONRPCDenied, reason))
+		}
+	}
+	b.WriteByte(']')
+	d.setJSONBody([]byte(b.String()))
+}
+
+func denyReason(res policyResult) string {
+	if res.err != nil {
+		return "policy evaluation failed"
+	}
+	if res.reason != "" {
+		return res.reason
+	}
+	return "denied by policy"
+}
+
+// denialEntry is the JSON-RPC answer to one denied request: a tool error
+// result for tools/call (so the model reads why and adapts), else an error.
+func denialEntry(o *outcome) []byte {
+	reason := denyReason(o.res)
+	if o.res.rpcCode != 0 {
+		msg := o.res.rpcMessage
+		if msg == "" {
+			msg = reason
+		}
+		return rpcErrorBody(o.msg.ID, o.res.rpcCode, msg)
+	}
+	if o.msg.Method == "tools/call" {
+		return toolErrorBody(o.msg.ID, reason)
+	}
+	return rpcErrorBody(o.msg.ID, CodeJSONRPCDenied, reason)
+}
+
+type rpcError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+type rpcErrorReply struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Error   rpcError        `json:"error"`
+}
+
+type textContent struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+type toolResult struct {
+	Content []textContent `json:"content"`
+	IsError bool          `json:"isError"`
+}
+
+type toolReply struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  toolResult      `json:"result"`
+}
+
+var nullID = json.RawMessage("null")
+
+func rawID(id []byte) json.RawMessage {
+	if len(id) == 0 {
+		return nullID
+	}
+	return id
+}
+
+// rpcErrorBody renders a JSON-RPC error reply. Denials are the cold path, so
+// encoding/json is fine here.
+func rpcErrorBody(id []byte, code int, msg string) []byte {
+	b, _ := json.Marshal(rpcErrorReply{JSONRPC: "2.0", ID: rawID(id), Error: rpcError{Code: code, Message: msg}})
+	return b
+}
+
+func toolErrorBody(id []byte, reason string) []byte {
+	b, _ := json.Marshal(toolReply{JSONRPC: "2.0", ID: rawID(id), Result: toolResult{
+		Content: []textContent{{Type: "text", Text: reason}},
+		IsError: true,
+	}})
+	return b
+}
+
+func appendUnique(dst []string, src ...string) []string {
+outer:
+	for _, s := range src {
+		for _, d := range dst {
+			if d == s {
+				continue outer
+			}
+		}
+		dst = append(dst, s)
+	}
+	return dst
+}
+
+func sortHeaders(hs []Header) {
+	sort.Slice(hs, func(i, j int) bool { return hs[i].Name < hs[j].Name })
+}
+
+// validHeaderName reports whether s is an HTTP token, lowercase as Envoy
+// expects, so a policy cannot inject a malformed header.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
