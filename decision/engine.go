@@ -188,6 +188,10 @@ func (e *Engine) prepare(ctx context.Context, r *Request, snap *bundles.Snapshot
 	d.Token = p.tok
 	p.shared.token = ast.NewTerm(p.tok.Value)
 
+	p.env.sessionID = r.Headers["mcp-session-id"]
+	if e.opts.Sessions != nil && p.env.sessionID != "" && p.tok.Valid && p.tok.Subject != "" {
+		p.env.sessionOwner = e.opts.Sessions.Owner(p.env.sessionID, p.tok.Subject, e.opts.Now())
+	}
 	if !carriesMessage(r) {
 		return p, true
 	}
@@ -217,15 +221,9 @@ func (e *Engine) prepare(ctx context.Context, r *Request, snap *bundles.Snapshot
 		return nil, false
 	}
 	p.body = body
-	p.env = mcpEnv{
-		sessionID:       r.Headers["mcp-session-id"],
-		protocolVersion: r.Headers["mcp-protocol-version"],
-	}
+	p.env.protocolVersion = r.Headers["mcp-protocol-version"]
 	if body.Batch {
 		p.env.batchSize = len(body.Messages)
-	}
-	if e.opts.Sessions != nil && p.env.sessionID != "" && p.tok.Valid && p.tok.Subject != "" {
-		p.env.sessionOwner = e.opts.Sessions.Owner(p.env.sessionID, p.tok.Subject, e.opts.Now())
 	}
 	return p, true
 }
@@ -252,6 +250,13 @@ func (e *Engine) decide(ctx context.Context, r *Request) (*Decision, ast.Value) 
 		return d, nil
 	}
 	if len(p.body.Messages) == 0 {
+		if p.env.sessionOwner != "" && p.env.sessionOwner != p.tok.Subject {
+			// GET and DELETE carry no message, so input.mcp.session_owner
+			// cannot reach the policy: a bound session is enforced here.
+			d.deny(CodePolicyDenied, "session not found")
+			d.Status = 404
+			return d, nil
+		}
 		input := p.input(0)
 		e.finishHTTPOnly(d, e.eval(ctx, snap, input), p.tok)
 		return d, input

@@ -78,7 +78,9 @@ func (e *Engine) finishHTTPOnly(d *Decision, res policyResult, tok *token.Result
 	if res.err != nil {
 		reason = "policy evaluation failed"
 	}
-	if e.challenge(d, tok, res.scopes, reason) {
+	// An explicit decision.status is the policy's word and wins over the
+	// automatic 401/403 challenges.
+	if res.status == 0 && e.challenge(d, tok, res.scopes, reason) {
 		return
 	}
 	d.deny(codeFor(res), reason)
@@ -204,7 +206,7 @@ func (e *Engine) finishMessages(d *Decision, outs []outcome, batch bool, tok *to
 		deniedScopes = appendUnique(deniedScopes, outs[i].res.scopes...)
 		anyEvalErr = anyEvalErr || outs[i].res.err != nil
 	}
-	if !anyEvalErr && e.challenge(d, tok, deniedScopes, reason) {
+	if first.res.status == 0 && !anyEvalErr && e.challenge(d, tok, deniedScopes, reason) {
 		return
 	}
 	if anyEvalErr && !tok.Valid && e.challenge(d, tok, nil, reason) {

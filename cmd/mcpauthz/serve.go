@@ -33,6 +33,8 @@ type serveFlags struct {
 	httpAddr string
 	bundles  stringList
 	logLevel string
+	resource string
+	issuer   string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -41,6 +43,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP listen `address` (overrides listen.http)")
 	fs.Var(&f.bundles, "bundle", "bundle `path` (directory or .tar.gz) or URL; repeatable; replaces the config's bundles")
 	fs.StringVar(&f.logLevel, "log-level", "", "log `level`: debug, info, warn, error (overrides log.level)")
+	fs.StringVar(&f.resource, "resource", "", "protected resource `URI` of the MCP endpoint (overrides resource.uri)")
+	fs.StringVar(&f.issuer, "issuer", "", "trusted token `issuer`; alone, its metadata gives the JWKS (overrides tokens.issuer)")
 }
 
 // load reads the config file and applies the flags over it.
@@ -57,6 +61,12 @@ func (f *serveFlags) load() (Config, error) {
 	}
 	if f.logLevel != "" {
 		cfg.Log.Level = f.logLevel
+	}
+	if f.resource != "" {
+		cfg.Resource.URI = f.resource
+	}
+	if f.issuer != "" {
+		cfg.Tokens.Issuer = f.issuer
 	}
 	if len(f.bundles) > 0 {
 		cfg.Bundles = nil
