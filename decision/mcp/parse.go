@@ -31,8 +31,16 @@ const (
 //
 // Parse does not keep body: the values it returns refer to a private copy.
 func Parse(body []byte) (Body, error) {
-	p := parser{b: body}
+	// One allocation holds the parser with its scratch space and the storage
+	// a typical single message needs (the message, its Tool, its id, the
+	// first few terms). The returned values may point into it, so the
+	// references to scratch that could grow large are dropped before return.
+	p := &parser{b: body}
+	p.items = p.itemsArr[:0]
+	p.elems = p.elemsArr[:0]
+	p.slab = p.slabArr[:]
 	out, err := p.body()
+	p.b, p.buf, p.items, p.elems = nil, nil, nil, nil
 	if err != nil {
 		return Body{}, err
 	}
@@ -56,6 +64,16 @@ type parser struct {
 	slab  []ast.Term     // terms are carved from here, to allocate them in blocks
 
 	invalid *Error // first validation (not syntax) failure; scanning goes on to find syntax errors
+
+	// Inline storage, used before anything is allocated.
+	itemsArr  [8][2]*ast.Term
+	elemsArr  [8]*ast.Term
+	slabArr   [6]ast.Term
+	one       [1]Message // Body.Messages of a single message
+	named     Named      // the first Tool or Prompt
+	namedUsed bool
+	idArr     [24]byte // the first short id
+	idUsed    bool
 }
 
 // body parses the whole input.
@@ -71,7 +89,8 @@ func (p *parser) body() (Body, error) {
 		if err != nil {
 			return Body{}, err
 		}
-		out.Messages = []Message{m}
+		p.one[0] = m
+		out.Messages = p.one[:]
 	case '[':
 		out.Batch = true
 		msgs, err := p.batch()
@@ -331,11 +350,22 @@ func (p *parser) message(depth, index int) (Message, error) {
 		m.Method = p.stringValue(method)
 	}
 	if idKind != absent {
-		m.ID = append([]byte(nil), p.b[idStart:idEnd]...)
+		raw := p.b[idStart:idEnd]
+		if !p.idUsed && len(raw) <= len(p.idArr) {
+			p.idUsed = true
+			// Capacity capped, so a caller appending to ID cannot write past it.
+			m.ID = p.idArr[:copy(p.idArr[:], raw):len(raw)]
+		} else {
+			m.ID = append([]byte(nil), raw...)
+		}
 		if idKind == isString {
 			m.IDValue = p.stringTerm(idStr).Value
 		} else {
-			m.IDValue = p.numberTerm(idStart, idEnd).Value
+			t, err := p.numberTerm(idStart, idEnd)
+			if err != nil {
+				return m, err
+			}
+			m.IDValue = t.Value
 		}
 	}
 	if params != nil {
@@ -362,7 +392,12 @@ func (p *parser) target(m *Message, params ast.Object, index int) {
 			p.fail(CodeInvalidParams, index, m.Method+": params.name must be a non-empty string")
 			return
 		}
-		t := &Named{Name: name}
+		t := &p.named
+		if p.namedUsed {
+			t = new(Named)
+		}
+		p.namedUsed = true
+		t.Name = name
 		if params != nil {
 			if args := params.Get(argumentsKey); args != nil {
 				obj, ok := args.Value.(ast.Object)
@@ -627,7 +662,7 @@ func (p *parser) value(depth int) (*ast.Term, error) {
 			if err := p.scanNumber(); err != nil {
 				return nil, err
 			}
-			return p.numberTerm(start, p.i), nil
+			return p.numberTerm(start, p.i)
 		}
 		return nil, p.syntaxErr("invalid character %s looking for beginning of value", quoteChar(c))
 	}
@@ -1002,14 +1037,20 @@ func (p *parser) stringTerm(s jsonString) *ast.Term {
 }
 
 // numberTerm builds the term for the number literal at b[start:end], kept
-// exactly as written.
-func (p *parser) numberTerm(start, end int) *ast.Term {
+// exactly as written. A number whose exponent OPA cannot evaluate in bounded
+// time (like 1e99999999) is rejected, as OPA's own JSON decoding does.
+func (p *parser) numberTerm(start, end int) (*ast.Term, error) {
 	if end-start <= 3 {
 		if t := ast.InternedIntNumberTermFromString(string(p.b[start:end])); t != nil {
-			return t
+			return t, nil
 		}
 	}
-	return p.term(ast.Number(p.str(start, end)))
+	n, err := ast.NumberChecked(p.str(start, end))
+	if err != nil {
+		p.i = start
+		return nil, p.syntaxErr("number out of range")
+	}
+	return p.term(n), nil
 }
 
 // str returns b[start:end] as a string, from the one copy of the body.
@@ -1020,7 +1061,8 @@ func (p *parser) str(start, end int) string {
 	return p.s[start:end]
 }
 
-// termBlock is how many terms are allocated at once.
+// termBlock is how many terms are allocated at once, once the parser's
+// inline ones are used up.
 const termBlock = 16
 
 // term returns a new term holding v.
