@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/mcpauthz/mcpauthz/decision"
 )
 
@@ -96,6 +98,8 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var f serveFlags
 	f.register(fs)
 	reqPath := fs.String("request", "", "request `file` (JSON: http, body or raw_body, claims, context)")
+	bearer := fs.String("bearer", "", "bearer `token` to send (sets the authorization header; verified as the server would)")
+	showInput := fs.Bool("input", false, "print the policy input(s) instead of the decision")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,6 +125,13 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	r, err := loadEvalRequest(*reqPath)
 	if err != nil {
 		return err
+	}
+	if *bearer != "" {
+		r.Headers["authorization"] = "Bearer " + *bearer
+		r.Claims = nil
+	}
+	if *showInput {
+		return printInputs(ctx, a, r, stdout)
 	}
 	d := a.engine.Decide(ctx, r)
 	out := evalOutput{
@@ -160,4 +171,23 @@ func headerMap(hs []decision.Header) map[string]string {
 		m[h.Name] = h.Value
 	}
 	return m
+}
+
+// printInputs prints the policy input of each message, for policy authors.
+func printInputs(ctx context.Context, a *app, r *decision.Request, stdout io.Writer) error {
+	inputs, stopped := a.engine.Inputs(ctx, r)
+	if stopped != nil {
+		return fmt.Errorf("the request is refused before the policy runs: %s (%s)", stopped.Reason, stopped.Code)
+	}
+	out := make([]any, len(inputs))
+	for i, in := range inputs {
+		v, err := ast.JSON(in)
+		if err != nil {
+			return err
+		}
+		out[i] = v
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }

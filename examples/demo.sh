@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Shows two decisions of the example policy with a real development token:
+# a tools/call allowed by its argument rule, and one denied by it.
+# Run from the repository root after `make build`.
+set -euo pipefail
+bin=${MCPAUTHZ:-bin/mcpauthz}
+cfg=examples/config/dev.yaml
+# Keep the demo's development key apart from the user's own.
+export MCPAUTHZ_DEV_KEY=${MCPAUTHZ_DEV_KEY:-$(mktemp -d)/dev-key.pem}
+token=$("$bin" token --config "$cfg" --sub alice --scope "mcp:tools")
+for req in tools-call-read-file-allowed tools-call-read-file-denied; do
+  echo "== $req: $(tr -d '\n ' < examples/requests/$req.json | grep -o '"arguments":{[^}]*}')"
+  "$bin" eval --config "$cfg" --request "examples/requests/$req.json" --bearer "$token" --log-level error
+done
