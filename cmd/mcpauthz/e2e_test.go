@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// syncBuffer collects the server's log while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// buildBinary builds the real mcpauthz binary once for the e2e tests.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mcpauthz")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("building mcpauthz: %v", err)
+	}
+	return bin
+}
+
+// TestEndToEnd starts the real binary and talks to it as Envoy and as an MCP
+// client would: gRPC health, ext_authz Check allowed and denied by an
+// argument rule, the 401 challenge, and the MCP Go SDK discovering the
+// Protected Resource Metadata from that challenge.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	resource := "http://" + httpAddr + "/mcp"
+	bundle, err := filepath.Abs("../../examples/bundles/parameter-rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf(`listen: {grpc: %q, http: %q}
+bundles: [{path: %q}]
+resource: {uri: %q, authorization_servers: ["http://127.0.0.1:1/issuer"], scopes_supported: ["mcp:tools"]}
+tokens: {dev: true}
+sessions: {bind_subject: true}
+log: {level: debug, format: text}
+`, grpcAddr, httpAddr, bundle, resource)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "MCPAUTHZ_DEV_KEY="+filepath.Join(dir, "key", "dev.pem"))
+
+	// Mint a development token with the same binary.
+	mint := exec.Command(bin, "token", "--config", cfgPath, "--sub", "alice", "--scope", "mcp:tools")
+	mint.Env = env
+	out, err := mint.Output()
+	if err != nil {
+		t.Fatalf("mcpauthz token: %v", err)
+	}
+	tok := strings.TrimSpace(string(out))
+
+	var logs syncBuffer
+	srv := exec.Command(bin, "serve", "--config", cfgPath)
+	srv.Env = env
+	srv.Stdout, srv.Stderr = &logs, &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = srv.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+
+	waitReady(t, "http://"+httpAddr+"/readyz", exited)
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	hr, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: authv3.Authorization_ServiceDesc.ServiceName})
+	if err != nil || hr.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health = %v, %v; want SERVING", hr.GetStatus(), err)
+	}
+
+	client := authv3.NewAuthorizationClient(conn)
+	check := func(t *testing.T, authz, path string) *authv3.CheckResponse {
+		t.Helper()
+		body := `{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"` + path + `"}}}`
+		headers := map[string]string{
+			":method": "POST", ":path": "/mcp", ":authority": httpAddr,
+			"content-type": "application/json", "mcp-protocol-version": "2025-06-18",
+			"content-length": fmt.Sprint(len(body)),
+		}
+		if authz != "" {
+			headers["authorization"] = authz
+		}
+		req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "POST", Path: "/mcp", Host: httpAddr, Headers: headers, RawBody: []byte(body),
+			}},
+			ContextExtensions: map[string]string{"mcp_server": "files"},
+		}}
+		resp, err := client.Check(ctx, req)
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		return resp
+	}
+
+	t.Run("allowed_by_argument_rule", func(t *testing.T) {
+		resp := check(t, "Bearer "+tok, "/data/reports/q3.csv")
+		ok := resp.GetOkResponse()
+		if ok == nil {
+			t.Fatalf("want OK, got %v", resp)
+		}
+		if h := ok.GetHeaders(); len(h) == 0 || h[0].GetHeader().GetValue() != "alice" {
+			t.Errorf("upstream headers = %v, want x-mcp-subject alice", h)
+		}
+		if r := ok.GetHeadersToRemove(); len(r) != 1 || r[0] != "authorization" {
+			t.Errorf("headers to remove = %v, want [authorization]", r)
+		}
+	})
+	t.Run("denied_by_argument_rule", func(t *testing.T) {
+		resp := check(t, "Bearer "+tok, "/etc/passwd")
+		d := resp.GetDeniedResponse()
+		if d == nil || d.GetStatus().GetCode() != 200 {
+			t.Fatalf("want a 200 denial, got %v", resp)
+		}
+		if !strings.Contains(d.GetBody(), `"id":17`) || !strings.Contains(d.GetBody(), `"isError":true`) {
+			t.Errorf("body = %s, want a tool error result for id 17", d.GetBody())
+		}
+	})
+	t.Run("no_token_401_discovered_by_go_sdk", func(t *testing.T) {
+		resp := check(t, "", "/data/a")
+		d := resp.GetDeniedResponse()
+		if d == nil || d.GetStatus().GetCode() != 401 {
+			t.Fatalf("want 401, got %v", resp)
+		}
+		var challenge string
+		for _, h := range d.GetHeaders() {
+			if h.GetHeader().GetKey() == "www-authenticate" {
+				challenge = h.GetHeader().GetValue()
+			}
+		}
+		want := `Bearer resource_metadata="http://` + httpAddr + `/.well-known/oauth-protected-resource/mcp"`
+		if challenge != want {
+			t.Fatalf("WWW-Authenticate = %q, want %q", challenge, want)
+		}
+		cs, err := oauthex.ParseWWWAuthenticate([]string{challenge})
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("SDK cannot parse the challenge: %v", err)
+		}
+		prm, err := oauthex.GetProtectedResourceMetadata(ctx, cs[0].Params["resource_metadata"], resource, http.DefaultClient)
+		if err != nil {
+			t.Fatalf("SDK cannot fetch the metadata: %v", err)
+		}
+		if prm.Resource != resource || len(prm.AuthorizationServers) != 1 {
+			t.Errorf("metadata = %+v", prm)
+		}
+	})
+	t.Run("status_and_metrics", func(t *testing.T) {
+		for _, path := range []string{"/v1/status", "/metrics", "/healthz"} {
+			resp, err := http.Get("http://" + httpAddr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("GET %s = %d %s", path, resp.StatusCode, b)
+			}
+			if path == "/metrics" && !strings.Contains(string(b), `mcpauthz_decisions_total{code="allowed"}`) {
+				t.Errorf("metrics lack the decision counter")
+			}
+		}
+	})
+
+	// Graceful stop on SIGTERM: exit code 0.
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("server did not stop within 20s of SIGTERM")
+	}
+}
+
+// waitReady polls the readiness endpoint until the first policy load.
+func waitReady(t *testing.T, url string, exited <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			t.Fatalf("server exited before it was ready: %v", err)
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready within 60s", url)
+}
