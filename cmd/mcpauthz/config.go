@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -212,9 +213,64 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, fmt.Errorf("reading config: %w", err)
 	}
 	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+		// A bad value inside a custom type loses its key in the decoder's
+		// error: find and name it.
+		var generic any
+		if yaml.Unmarshal(b, &generic) == nil {
+			if kerr := checkDurations(reflect.TypeOf(cfg), generic, ""); kerr != nil {
+				return cfg, fmt.Errorf("config %s: %w", path, kerr)
+			}
+		}
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+var durationType = reflect.TypeOf(Duration(0))
+
+// checkDurations walks the decoded YAML beside the Config type and returns
+// an error naming the first duration key whose value does not parse.
+func checkDurations(t reflect.Type, v any, key string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == durationType:
+		var d Duration
+		b, _ := json.Marshal(v)
+		if err := d.UnmarshalJSON(b); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+	case t.Kind() == reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if sub, ok := m[name]; ok {
+				k := name
+				if key != "" {
+					k = key + "." + name
+				}
+				if err := checkDurations(f.Type, sub, k); err != nil {
+					return err
+				}
+			}
+		}
+	case t.Kind() == reflect.Slice:
+		arr, ok := v.([]any)
+		if !ok {
+			return nil
+		}
+		for i, e := range arr {
+			if err := checkDurations(t.Elem(), e, fmt.Sprintf("%s[%d]", key, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Validate checks the configuration and names the offending key.

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigDefaultsAreValid(t *testing.T) {
+	cfg := DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	if cfg.Listen.GRPC != "127.0.0.1:9191" || cfg.Listen.HTTP != "127.0.0.1:8181" || cfg.Policy.Package != "mcp.authz" {
+		t.Errorf("unexpected defaults: %+v", cfg)
+	}
+	if cfg.Tokens.ClockSkew.D() != 30*time.Second {
+		t.Errorf("clock_skew default = %v", cfg.Tokens.ClockSkew.D())
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	tests := map[string]struct {
+		yaml string
+		key  string
+	}{
+		"unknown_key":           {"listen: {grcp: ':1'}", "grcp"},
+		"bad_grpc_addr":         {"listen: {grpc: 'nonsense'}", "listen.grpc"},
+		"bundle_without_source": {"bundles: [{name: x}]", "bundles[0]"},
+		"bundle_bad_url":        {"bundles: [{url: 'ftp://x'}]", "bundles[0].url"},
+		"empty_package":         {"policy: {package: ''}", "policy.package"},
+		"relative_resource":     {"resource: {uri: '/mcp'}", "resource.uri"},
+		"no_auth_servers":       {"resource: {authorization_servers: []}", "resource.authorization_servers"},
+		"hmac_algorithm":        {"tokens: {algorithms: [HS256]}", "tokens.algorithms"},
+		"none_algorithm":        {"tokens: {algorithms: [none]}", "tokens.algorithms"},
+		"bad_duration":          {"tokens: {clock_skew: soon}", "clock_skew"},
+		"huge_skew":             {"tokens: {clock_skew: 1h}", "tokens.clock_skew"},
+		"both_jwks":             {"tokens: {jwks_file: a, jwks_url: 'https://x'}", "tokens.jwks_file"},
+		"bad_log_level":         {"log: {level: loud}", "log.level"},
+		"tls_half":              {"listen: {tls: {cert_file: a}}", "listen.tls"},
+		"signature_without_key": {"bundles: [{path: p, verification: {key_id: k}}]", "bundles[0].verification.public_key_file"},
+		"zero_body_limit":       {"limits: {max_body_bytes: 0}", "limits.max_body_bytes"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := LoadConfig(writeConfig(t, tc.yaml))
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.key) {
+				t.Fatalf("error = %v, want one naming %q", err, tc.key)
+			}
+		})
+	}
+}
+
+func TestServeFlagsOverrideFile(t *testing.T) {
+	p := writeConfig(t, "listen: {grpc: '127.0.0.1:1000', http: '127.0.0.1:1001'}\nbundles: [{path: a}]\n")
+	f := serveFlags{config: p, grpcAddr: "127.0.0.1:2000", logLevel: "debug", bundles: stringList{"b", "https://bundles.example.com/b.tar.gz"}}
+	cfg, err := f.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen.GRPC != "127.0.0.1:2000" || cfg.Listen.HTTP != "127.0.0.1:1001" || cfg.Log.Level != "debug" {
+		t.Errorf("flags not applied: %+v", cfg.Listen)
+	}
+	if len(cfg.Bundles) != 2 || cfg.Bundles[0].Path != "b" || cfg.Bundles[1].URL == "" {
+		t.Errorf("bundles = %+v, want the flag's path and URL", cfg.Bundles)
+	}
+}
+
+// TestPolicyCommands runs check and test as a policy author would.
+func TestPolicyCommands(t *testing.T) {
+	broken := t.TempDir()
+	if err := os.WriteFile(filepath.Join(broken, "authz.rego"), []byte("package mcp.authz\n\nallow if input.mcp.tool.argument == 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		args     []string
+		wantCode int
+		wantOut  string
+	}{
+		"check_shipped_policy":   {[]string{"check", "../../policies"}, 0, "compiled"},
+		"check_schema_violation": {[]string{"check", broken}, 1, "authz.rego:3"},
+		"test_shipped_policy":    {[]string{"test", "../../policies"}, 0, "PASS"},
+		"test_example_bundle":    {[]string{"test", "-v", "../../examples/bundles/parameter-rules"}, 0, "PASS"},
+		"unknown_command":        {[]string{"frobnicate"}, 2, "unknown command"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tc.args, &out, &errb)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out.String(), errb.String())
+			}
+			if all := out.String() + errb.String(); !strings.Contains(all, tc.wantOut) {
+				t.Errorf("output lacks %q:\n%s", tc.wantOut, all)
+			}
+		})
+	}
+}
+
+func TestAPIKeyCreatePrintsHashOnly(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"apikey", "create", "--sub", "ci-bot", "--scope", "mcp:tools", "--team", "platform"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	s := out.String()
+	if !strings.Contains(s, "mcpk_") || !strings.Contains(s, `"api_keys"`) || !strings.Contains(s, `"sub": "ci-bot"`) {
+		t.Errorf("output:\n%s", s)
+	}
+}
