@@ -7,7 +7,7 @@ BUF_VERSION            ?= v1.75.0
 PROTOC_GEN_GO_VERSION  ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.5.1
 
-.PHONY: build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load clean
+.PHONY: buf-breaking build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load clean
 
 build: ## build the binary into bin/
 	$(GO) build -trimpath -o $(BIN) ./cmd/mcpauthz
@@ -30,8 +30,17 @@ vet:
 
 lint: vet ## gofmt, go vet, buf lint and buf breaking against main
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1)
-	@if [ -f buf.yaml ]; then $(MAKE) tools >/dev/null && $(GOBIN)/buf lint && \
-	  if git rev-parse --verify -q main >/dev/null; then $(GOBIN)/buf breaking --against '.git#branch=main'; fi; fi
+	@if [ -f buf.yaml ]; then $(MAKE) tools >/dev/null && $(GOBIN)/buf lint && $(MAKE) --no-print-directory buf-breaking; fi
+
+# buf breaking compares with main, and only once main holds .proto files (a
+# clean CI clone may only have origin/main).
+buf-breaking:
+	@ref=''; \
+	if git rev-parse --verify -q main >/dev/null; then ref=main; against='.git#branch=main'; \
+	elif git rev-parse --verify -q origin/main >/dev/null; then ref=origin/main; against='.git#ref=refs/remotes/origin/main'; fi; \
+	if [ -n "$$ref" ] && git ls-tree -r --name-only "$$ref" -- proto/ | grep -q '\.proto$$'; then \
+	  echo "buf breaking against $$ref"; $(GOBIN)/buf breaking --against "$$against"; \
+	else echo 'buf breaking: main has no .proto files yet; skipped'; fi
 
 tools: ## install buf and the protoc plugins from the Go module proxy
 	@test -x $(GOBIN)/buf || $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
