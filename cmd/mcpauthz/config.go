@@ -70,7 +70,6 @@ type VerificationConfig struct {
 // WatchConfig tunes reloading of local bundles.
 type WatchConfig struct {
 	Debounce Duration `json:"debounce"`
-	Disabled bool     `json:"disabled"`
 }
 
 // PolicyConfig says where the decision rules live.
