@@ -75,8 +75,9 @@ func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
 	resource := "http://" + httpAddr + "/mcp"
-	bundle, err := filepath.Abs("../../examples/bundles/parameter-rules")
-	if err != nil {
+	// A copy of the example bundle, so the test can edit it while serving.
+	bundle := filepath.Join(dir, "bundle")
+	if err := os.CopyFS(bundle, os.DirFS("../../examples/bundles/parameter-rules")); err != nil {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "config.yaml")
@@ -229,6 +230,36 @@ log: {level: debug, format: text}
 		}
 	})
 
+	// Hot reload: a broken change keeps the last good policy; a good change
+	// is served without a restart.
+	t.Run("hot_reload", func(t *testing.T) {
+		broken := filepath.Join(bundle, "broken.rego")
+		if err := os.WriteFile(broken, []byte("package mcp.authz\n\nallow if {\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, func() bool {
+			return strings.Contains(httpGet(t, "http://"+httpAddr+"/v1/status"), "broken.rego")
+		})
+		if resp := check(t, "Bearer "+tok, "/data/reports/q3.csv"); resp.GetOkResponse() == nil {
+			t.Fatalf("after a broken change the last good policy must still allow: %v", resp)
+		}
+		if err := os.Remove(broken); err != nil {
+			t.Fatal(err)
+		}
+		data := filepath.Join(bundle, "data.json")
+		b, err := os.ReadFile(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Replace(b, []byte(`"read_file_root": "/data/"`), []byte(`"read_file_root": "/etc/"`), 1)
+		if err := os.WriteFile(data, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, func() bool {
+			return check(t, "Bearer "+tok, "/etc/passwd").GetOkResponse() != nil
+		})
+	})
+
 	// Graceful stop on SIGTERM: exit code 0.
 	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -264,4 +295,27 @@ func waitReady(t *testing.T, url string, exited <-chan error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s not ready within 60s", url)
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitFor polls cond until it holds or the time is up.
+func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
