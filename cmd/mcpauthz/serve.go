@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/mcpauthz/mcpauthz/decision/envoy"
+	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 )
 
 // serveFlags are the flags that override the config file.
@@ -121,8 +122,9 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	hs := health.NewServer()
 	// NOT_SERVING until the first good policy load; never back after that.
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	for _, svc := range healthServices {
+		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 	healthpb.RegisterHealthServer(grpcSrv, hs)
 	reflection.Register(grpcSrv)
 	authv3.RegisterAuthorizationServer(grpcSrv, envoy.NewServer(a.engine, envoy.Options{
@@ -150,8 +152,9 @@ func (a *app) serve(ctx context.Context) error {
 		defer t.Stop()
 		for {
 			if a.bundles.Ready() {
-				hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-				hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+				for _, svc := range healthServices {
+					hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+				}
 				a.log.Info("policy loaded; serving", "revision", a.bundles.Current().Revision)
 				return
 			}
@@ -168,7 +171,7 @@ func (a *app) serve(ctx context.Context) error {
 		if grpcLis, err = net.Listen("tcp", a.cfg.Listen.GRPC); err != nil {
 			return fmt.Errorf("listen.grpc: %w", err)
 		}
-		a.log.Info("gRPC listening (ext_authz, health, reflection)", "addr", grpcLis.Addr().String())
+		a.log.Info("gRPC listening (ext_authz, Decision API, health, reflection)", "addr", grpcLis.Addr().String(), "tls", a.cfg.Listen.TLS.CertFile != "")
 		go func() { errc <- grpcSrv.Serve(grpcLis) }()
 	}
 	var httpSrv *http.Server
@@ -179,7 +182,7 @@ func (a *app) serve(ctx context.Context) error {
 			return fmt.Errorf("listen.http: %w", err)
 		}
 		httpSrv = &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
-		a.log.Info("HTTP listening (healthz, readyz, metrics, status, resource metadata)", "addr", lis.Addr().String())
+		a.log.Info("HTTP listening (healthz, readyz, metrics, status, resource metadata, AuthZEN)", "addr", lis.Addr().String())
 		go func() {
 			if err := httpSrv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
@@ -211,6 +214,14 @@ func (a *app) serve(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	return runErr
+}
+
+// healthServices are the gRPC health entries: the server as a whole and
+// each decision service. All are NOT_SERVING until the first policy load.
+var healthServices = []string{
+	"",
+	authv3.Authorization_ServiceDesc.ServiceName,
+	pb.DecisionService_ServiceDesc.ServiceName,
 }
 
 // grpcServer builds the gRPC server with settings tuned for Envoy: large
