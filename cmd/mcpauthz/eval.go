@@ -1,41 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 )
-
-// evalRequest is the file format of `mcpauthz eval --request`: the HTTP
-// request, its body, optional already-verified claims and route context.
-type evalRequest struct {
-	HTTP struct {
-		Method  string            `json:"method"`
-		Path    string            `json:"path"`
-		Host    string            `json:"host"`
-		Headers map[string]string `json:"headers"`
-	} `json:"http"`
-	// Body is the JSON-RPC message (or batch) as JSON; RawBody is the body
-	// as a string, for malformed bodies.
-	Body    json.RawMessage   `json:"body"`
-	RawBody *string           `json:"raw_body"`
-	Claims  map[string]any    `json:"claims"`
-	Context map[string]string `json:"context"`
-	Source  struct {
-		Address   string `json:"address"`
-		Principal string `json:"principal"`
-	} `json:"source"`
-}
 
 // evalOutput is what eval prints.
 type evalOutput struct {
@@ -51,45 +27,6 @@ type evalOutput struct {
 	UpstreamHeaders map[string]string `json:"upstream_headers,omitempty"`
 	Token           map[string]any    `json:"token"`
 	Errors          []string          `json:"errors,omitempty"`
-}
-
-func loadEvalRequest(path string) (*decision.Request, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading request: %w", err)
-	}
-	var er evalRequest
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&er); err != nil {
-		return nil, fmt.Errorf("request file %s: %w", path, err)
-	}
-	r := &decision.Request{
-		Method:          er.HTTP.Method,
-		Path:            er.HTTP.Path,
-		Host:            er.HTTP.Host,
-		Headers:         map[string]string{},
-		Context:         er.Context,
-		Claims:          er.Claims,
-		SourceAddress:   er.Source.Address,
-		SourcePrincipal: er.Source.Principal,
-	}
-	for k, v := range er.HTTP.Headers {
-		r.Headers[strings.ToLower(k)] = v
-	}
-	if r.Method == "" {
-		r.Method = "POST"
-	}
-	if r.Path == "" {
-		r.Path = "/mcp"
-	}
-	switch {
-	case er.RawBody != nil:
-		r.Body = []byte(*er.RawBody)
-	case len(er.Body) > 0:
-		r.Body = er.Body
-	}
-	return r, nil
 }
 
 func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -122,7 +59,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := a.bundles.Reload(ctx); err != nil {
 		return fmt.Errorf("loading policy: %w", err)
 	}
-	r, err := loadEvalRequest(*reqPath)
+	r, err := decision.ReadRequestFile(*reqPath)
 	if err != nil {
 		return err
 	}
