@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
@@ -104,6 +106,9 @@ type Engine struct {
 	missingTok *token.Result
 	badHeader  *token.Result
 	noVerifier *token.Result
+	// evalState caches the compiled query and read transaction of the
+	// latest snapshot.
+	evalState atomic.Pointer[evalState]
 }
 
 // New builds an Engine.
@@ -382,98 +387,197 @@ type policyResult struct {
 	err         error // evaluation failed or the result was unusable: deny
 }
 
+// evalState is what evaluation needs of one snapshot, built on the first
+// request that sees the snapshot and shared by every request after it.
+type evalState struct {
+	snap *bundles.Snapshot
+	// txn is one read transaction on the snapshot's store, opened once and
+	// used by every evaluation: a snapshot's store is never written after
+	// it is published, and the in-memory store's reads through a read
+	// transaction take no lock, so the Check path takes none either. It is
+	// never closed: it holds no resource beyond the store it reads, which
+	// goes away with the snapshot.
+	txn storage.Transaction
+	// query is the compiled decision query (or allow, when the policy has
+	// no decision rule); nil when the policy defines neither.
+	query      ast.Body
+	isDecision bool
+	err        error // why the state cannot evaluate
+}
+
+// resultVar holds the value of the queried rule in a query result.
+var resultVar = ast.Var("x")
+
+// state returns the evaluation state of snap, building it on first use.
+// Two requests may race to build it for a new snapshot: both results are
+// equivalent and the last store wins, so no lock is needed. Only the latest
+// snapshot's state is kept, so reloads leave nothing behind.
+func (e *Engine) state(snap *bundles.Snapshot) *evalState {
+	if st := e.evalState.Load(); st != nil && st.snap == snap {
+		return st
+	}
+	st := e.newEvalState(snap)
+	e.evalState.Store(st)
+	return st
+}
+
+func (e *Engine) newEvalState(snap *bundles.Snapshot) *evalState {
+	st := &evalState{snap: snap}
+	q := e.qDecision
+	if _, ok := snap.Query(q); ok {
+		st.isDecision = true
+	} else if _, ok := snap.Query(e.qAllow); ok {
+		q = e.qAllow
+	} else {
+		st.err = fmt.Errorf("policy defines neither %s nor %s", e.qDecision, e.qAllow)
+		return st
+	}
+	ref, err := ast.ParseRef(q)
+	if err != nil {
+		st.err = fmt.Errorf("parsing query %s: %w", q, err)
+		return st
+	}
+	body, err := snap.Compiler.QueryCompiler().Compile(ast.NewBody(ast.Equality.Expr(ast.NewTerm(resultVar), ast.NewTerm(ref))))
+	if err != nil {
+		st.err = fmt.Errorf("compiling query %s: %w", q, err)
+		return st
+	}
+	txn, err := snap.Store.NewTransaction(context.Background())
+	if err != nil {
+		st.err = fmt.Errorf("opening a read transaction: %w", err)
+		return st
+	}
+	st.query, st.txn = body, txn
+	return st
+}
+
 // eval runs the decision query (or allow, when no decision rule exists)
 // against one input.
+//
+// It drives OPA's evaluator (topdown) directly rather than through
+// rego.PreparedEvalQuery: that saves a goroutine and a context per call
+// (rego's cancellation), the conversion of the result to Go values, and
+// OPA's per-call metrics, and reads the result as an ast.Value.
 func (e *Engine) eval(ctx context.Context, snap *bundles.Snapshot, input ast.Value) policyResult {
-	pq, isDecision := snap.Query(e.qDecision)
-	if !isDecision {
-		var ok bool
-		if pq, ok = snap.Query(e.qAllow); !ok {
-			return policyResult{err: fmt.Errorf("policy defines neither %s nor %s", e.qDecision, e.qAllow)}
-		}
+	st := e.state(snap)
+	if st.err != nil {
+		return policyResult{err: st.err}
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.opts.EvalTimeout)
-	defer cancel()
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input))
+	if err := ctx.Err(); err != nil {
+		return policyResult{err: fmt.Errorf("evaluating policy: %w", err)}
+	}
+	sc := getScratch(input, e.opts.EvalTimeout)
+	defer putScratch(sc)
+	q := topdown.NewQuery(st.query).
+		WithCompiler(snap.Compiler).
+		WithStore(snap.Store).
+		WithTransaction(st.txn).
+		WithInput(&sc.input).
+		WithCancel(&sc.cancel).
+		WithVirtualCache(&sc.vc).
+		WithBaseCache(&sc.bc).
+		WithStrictBuiltinErrors(true).
+		WithMetrics(noMetrics)
+	var (
+		result *ast.Term
+		n      int
+	)
+	err := q.Iter(ctx, func(qr topdown.QueryResult) error {
+		n++
+		result = qr[resultVar]
+		return nil
+	})
 	if err != nil {
 		return policyResult{err: fmt.Errorf("evaluating policy: %w", err)}
 	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+	if n == 0 || result == nil {
 		q := e.qAllow
-		if isDecision {
+		if st.isDecision {
 			q = e.qDecision
 		}
 		return policyResult{err: fmt.Errorf("%s is undefined for this input", q)}
 	}
-	if len(rs) > 1 {
+	if n > 1 {
 		return policyResult{err: errors.New("policy returned more than one result")}
 	}
-	v := rs[0].Expressions[0].Value
-	if !isDecision {
-		b, ok := v.(bool)
+	if !st.isDecision {
+		b, ok := result.Value.(ast.Boolean)
 		if !ok {
-			return policyResult{err: fmt.Errorf("%s is %T, want a boolean", e.qAllow, v)}
+			return policyResult{err: fmt.Errorf("%s is %s, want a boolean", e.qAllow, ast.ValueName(result.Value))}
 		}
-		return policyResult{allow: b}
+		return policyResult{allow: bool(b)}
 	}
-	return parseDecision(v)
+	return parseDecision(result.Value)
 }
+
+// noMetrics discards OPA's evaluation timers, which cost allocations on
+// every call and which nothing reads.
+var noMetrics = metrics.NoOp()
 
 // parseDecision reads the decision object. Anything unexpected is an error,
 // and an error denies.
-func parseDecision(v any) policyResult {
-	obj, ok := v.(map[string]any)
+func parseDecision(v ast.Value) policyResult {
+	obj, ok := v.(ast.Object)
 	if !ok {
-		return policyResult{err: fmt.Errorf("decision is %T, want an object", v)}
+		return policyResult{err: fmt.Errorf("decision is %s, want an object", ast.ValueName(v))}
 	}
 	var res policyResult
-	allow, ok := obj["allow"].(bool)
+	allow, ok := termValue(obj.Get(keyAllow)).(ast.Boolean)
 	if !ok {
 		return policyResult{err: errors.New("decision.allow is missing or not a boolean")}
 	}
-	res.allow = allow
-	for k, val := range obj {
+	res.allow = bool(allow)
+	err := obj.Iter(func(kt, vt *ast.Term) error {
+		k, ok := kt.Value.(ast.String)
+		if !ok {
+			return nil
+		}
+		val := vt.Value
 		switch k {
-		case "allow":
 		case "reason":
-			s, ok := val.(string)
+			s, ok := val.(ast.String)
 			if !ok {
-				return policyResult{err: errors.New("decision.reason is not a string")}
+				return errors.New("decision.reason is not a string")
 			}
-			res.reason = s
+			res.reason = string(s)
 		case "scopes":
-			arr, ok := val.([]any)
+			arr, ok := val.(*ast.Array)
 			if !ok {
-				return policyResult{err: errors.New("decision.scopes is not an array")}
+				return errors.New("decision.scopes is not an array")
 			}
-			for _, s := range arr {
-				str, ok := s.(string)
+			if arr.Len() > 0 {
+				res.scopes = make([]string, 0, arr.Len())
+			}
+			for i := range arr.Len() {
+				str, ok := arr.Elem(i).Value.(ast.String)
 				if !ok {
-					return policyResult{err: errors.New("decision.scopes holds a non-string")}
+					return errors.New("decision.scopes holds a non-string")
 				}
-				res.scopes = append(res.scopes, str)
+				res.scopes = append(res.scopes, string(str))
 			}
 		case "status":
-			n, err := jsonInt(val)
+			n, err := astInt(val)
 			if err != nil || n < 200 || n > 599 {
-				return policyResult{err: fmt.Errorf("decision.status %v is not an HTTP status", val)}
+				return fmt.Errorf("decision.status %v is not an HTTP status", val)
 			}
 			res.status = n
 		case "jsonrpc_error":
-			o, ok := val.(map[string]any)
+			o, ok := val.(ast.Object)
 			if !ok {
-				return policyResult{err: errors.New("decision.jsonrpc_error is not an object")}
+				return errors.New("decision.jsonrpc_error is not an object")
 			}
-			code, err := jsonInt(o["code"])
+			code, err := astInt(termValue(o.Get(keyCode)))
 			if err != nil {
-				return policyResult{err: errors.New("decision.jsonrpc_error.code is not an integer")}
+				return errors.New("decision.jsonrpc_error.code is not an integer")
 			}
 			res.rpcCode = code
-			res.rpcMessage, _ = o["message"].(string)
+			if m, ok := termValue(o.Get(keyMessage)).(ast.String); ok {
+				res.rpcMessage = string(m)
+			}
 		case "headers", "response_headers":
 			hs, err := headerList(val)
 			if err != nil {
-				return policyResult{err: fmt.Errorf("decision.%s: %w", k, err)}
+				return fmt.Errorf("decision.%s: %w", k, err)
 			}
 			if k == "headers" {
 				res.headers = hs
@@ -481,45 +585,57 @@ func parseDecision(v any) policyResult {
 				res.respHeaders = hs
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return policyResult{err: err}
 	}
 	return res
 }
 
-func jsonInt(v any) (int, error) {
-	switch n := v.(type) {
-	case int:
-		return n, nil
-	case int64:
-		return int(n), nil
-	case float64:
-		if n == float64(int(n)) {
-			return int(n), nil
+func termValue(t *ast.Term) ast.Value {
+	if t == nil {
+		return nil
+	}
+	return t.Value
+}
+
+// astInt reads an integer the policy wrote (403, not 403.5).
+func astInt(v ast.Value) (int, error) {
+	if n, ok := v.(ast.Number); ok {
+		if i, ok := n.Int(); ok {
+			return i, nil
 		}
-	case interface{ Int64() (int64, error) }:
-		i, err := n.Int64()
-		return int(i), err
 	}
 	return 0, fmt.Errorf("%v is not an integer", v)
 }
 
-func headerList(v any) ([]Header, error) {
-	obj, ok := v.(map[string]any)
+func headerList(v ast.Value) ([]Header, error) {
+	obj, ok := v.(ast.Object)
 	if !ok {
 		return nil, errors.New("not an object of header names to strings")
 	}
-	hs := make([]Header, 0, len(obj))
-	for k, val := range obj {
-		s, ok := val.(string)
+	hs := make([]Header, 0, obj.Len())
+	err := obj.Iter(func(kt, vt *ast.Term) error {
+		k, ok := kt.Value.(ast.String)
 		if !ok {
-			return nil, fmt.Errorf("header %q is not a string", k)
+			return fmt.Errorf("header name %v is not a string", kt)
 		}
-		if !validHeaderName(k) {
-			return nil, fmt.Errorf("header name %q is not a valid lowercase HTTP header name", k)
+		s, ok := vt.Value.(ast.String)
+		if !ok {
+			return fmt.Errorf("header %q is not a string", string(k))
 		}
-		if strings.ContainsAny(s, "\r\n\x00") {
-			return nil, fmt.Errorf("header %q has a control character in its value", k)
+		if !validHeaderName(string(k)) {
+			return fmt.Errorf("header name %q is not a valid lowercase HTTP header name", string(k))
 		}
-		hs = append(hs, Header{Name: k, Value: s})
+		if strings.ContainsAny(string(s), "\r\n\x00") {
+			return fmt.Errorf("header %q has a control character in its value", string(k))
+		}
+		hs = append(hs, Header{Name: string(k), Value: string(s)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sortHeaders(hs)
 	return hs, nil

@@ -203,3 +203,10 @@ func (s *sharedInput) input(mcpTerm *ast.Term) ast.Value {
 	)
 	return ast.NewObject(items...)
 }
+
+// Keys of the decision object the engine reads.
+var (
+	keyAllow   = ast.InternedTerm("allow")
+	keyCode    = ast.InternedTerm("code")
+	keyMessage = ast.InternedTerm("message")
+)

@@ -1,0 +1,209 @@
+// Package workload is the reference workload of mcpauthz's benchmarks and
+// load harness: an RSA-2048 signing key with its JWKS, RS256 access tokens,
+// and a mix of MCP requests shaped as Envoy's ext_authz filter sends them.
+//
+// Request ids and argument values vary over thousands of distinct values,
+// as a real agent's do, so that no cache of whole decisions can make the
+// figures. It imports nothing of mcpauthz, so every package can use it.
+package workload
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// The token audience and issuer of the workload.
+const (
+	Issuer   = "https://auth.example.com"
+	Audience = "https://mcp.example.com/mcp"
+	keyID    = "bench-rs256"
+)
+
+// Keys is a signing key and its public JWKS.
+type Keys struct {
+	key  *rsa.PrivateKey
+	JWKS []byte // {"keys":[...]} with the public key
+}
+
+// NewKeys generates an RSA-2048 key.
+func NewKeys() (*Keys, error) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("generating RSA key: %w", err)
+	}
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: keyID, Use: "sig", Algorithm: "RS256"}}}
+	jwks, err := json.Marshal(set)
+	if err != nil {
+		return nil, fmt.Errorf("encoding JWKS: %w", err)
+	}
+	return &Keys{key: k, JWKS: jwks}, nil
+}
+
+// WriteJWKS writes the JWKS to dir/jwks.json and returns its path.
+func (k *Keys) WriteJWKS(dir string) (string, error) {
+	p := filepath.Join(dir, "jwks.json")
+	if err := os.WriteFile(p, k.JWKS, 0o600); err != nil {
+		return "", fmt.Errorf("writing %s: %w", p, err)
+	}
+	return p, nil
+}
+
+// Token mints an RS256 access token for subject with the given scopes,
+// valid for an hour from now. jti, when not empty, makes it unique.
+func (k *Keys) Token(subject, scope, jti string) (string, error) {
+	now := time.Now()
+	claims := jwt.MapClaims{
+		"iss":   Issuer,
+		"aud":   Audience,
+		"sub":   subject,
+		"scope": scope,
+		"iat":   now.Unix(),
+		"exp":   now.Add(time.Hour).Unix(),
+	}
+	if jti != "" {
+		claims["jti"] = jti
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	t.Header["kid"] = keyID
+	s, err := t.SignedString(k.key)
+	if err != nil {
+		return "", fmt.Errorf("signing token: %w", err)
+	}
+	return s, nil
+}
+
+// Scopes are the scopes the workload's tokens carry.
+const Scopes = "mcp:tools mcp:resources"
+
+// Kind names the requests of the mix.
+type Kind string
+
+// The kinds of request in the mix.
+const (
+	ToolsCall  Kind = "tools_call"  // read_file under /data/: allowed
+	ToolsList  Kind = "tools_list"  // allowed
+	Initialize Kind = "initialize"  // allowed
+	Ping       Kind = "ping"        // allowed
+	DeniedCall Kind = "denied_call" // read_file outside /data/: denied by an argument rule
+)
+
+const (
+	mixPatterns  = 10 // the mix repeats every 10 requests
+	protoVersion = "2025-06-18"
+)
+
+// mix is the order of kinds in every 10 requests: tool calls dominate an
+// agent loop.
+var mix = [mixPatterns]Kind{ToolsCall, ToolsCall, ToolsList, ToolsCall, Ping, ToolsCall, DeniedCall, ToolsCall, Initialize, ToolsCall}
+
+// Request is one HTTP request to the MCP endpoint, as Envoy forwards it.
+type Request struct {
+	Kind    Kind
+	Method  string
+	Path    string
+	Host    string
+	Headers map[string]string // lowercase, with the pseudo-headers Envoy adds
+	Body    []byte
+	Context map[string]string // the route's context_extensions
+	Allow   bool              // the decision the reference policy makes
+}
+
+// Body returns the JSON-RPC body of the n-th request of kind k: ids and
+// arguments vary with n.
+func Body(k Kind, n int) []byte {
+	id := strconv.Itoa(n)
+	switch k {
+	case ToolsCall:
+		return []byte(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/data/reports/q3-` + id + `.csv"}}}`)
+	case ToolsList:
+		return []byte(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/list","params":{"cursor":"c` + id + `"}}`)
+	case Initialize:
+		return []byte(`{"jsonrpc":"2.0","id":` + id + `,"method":"initialize","params":{"protocolVersion":"` + protoVersion + `","capabilities":{},"clientInfo":{"name":"agent-` + id + `","version":"1.0.0"}}}`)
+	case Ping:
+		return []byte(`{"jsonrpc":"2.0","id":"p-` + id + `","method":"ping"}`)
+	case DeniedCall:
+		return []byte(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/data/../etc/passwd-` + id + `"}}}`)
+	}
+	panic("workload: unknown kind " + string(k))
+}
+
+// New builds the n-th request of kind k carrying token, with the headers
+// Envoy sends by default (every request header, lowercase, plus the HTTP/2
+// pseudo-headers), and the route context of examples/envoy/envoy.yaml.
+func New(k Kind, n int, token string) *Request {
+	body := Body(k, n)
+	return &Request{
+		Kind:   k,
+		Method: "POST",
+		Path:   "/mcp",
+		Host:   "mcp.example.com",
+		Headers: map[string]string{
+			":authority":           "mcp.example.com",
+			":method":              "POST",
+			":path":                "/mcp",
+			":scheme":              "https",
+			"accept":               "application/json, text/event-stream",
+			"authorization":        "Bearer " + token,
+			"content-length":       strconv.Itoa(len(body)),
+			"content-type":         "application/json",
+			"mcp-protocol-version": protoVersion,
+			"mcp-session-id":       "sess-" + strconv.Itoa(n%64),
+			"user-agent":           "bench-agent/1.0",
+			"x-forwarded-proto":    "https",
+			"x-request-id":         fmt.Sprintf("%08x-0000-4000-8000-%012x", n, n),
+		},
+		Body:    body,
+		Context: map[string]string{"mcp_server": "files"},
+		Allow:   k != DeniedCall,
+	}
+}
+
+// Mix returns n requests in the order of the reference mix (six allowed
+// read_file calls, one each of tools/list, ping, initialize and a denied
+// read_file in every ten), each with a distinct id and argument, carrying
+// the tokens in turn.
+func Mix(n int, tokens []string) []*Request {
+	out := make([]*Request, n)
+	for i := range out {
+		out[i] = New(mix[i%mixPatterns], i, tokens[i%len(tokens)])
+	}
+	return out
+}
+
+// CheckRequest renders r as Envoy's ext_authz filter sends it with
+// with_request_body.pack_as_bytes: the body in raw_body.
+func CheckRequest(r *Request) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:      &authv3.AttributeContext_Peer{Address: socket("10.0.0.7", 51234)},
+		Destination: &authv3.AttributeContext_Peer{Address: socket("10.0.0.2", 8080)},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id:       r.Headers["x-request-id"],
+			Method:   r.Method,
+			Headers:  r.Headers,
+			Path:     r.Path,
+			Host:     r.Host,
+			Scheme:   "https",
+			Protocol: "HTTP/2",
+			Size:     int64(len(r.Body)),
+			RawBody:  r.Body,
+		}},
+		ContextExtensions: r.Context,
+	}}
+}
+
+func socket(addr string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: addr, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
