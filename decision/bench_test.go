@@ -114,22 +114,27 @@ func (env *benchEnv) requests(b *testing.B, k workload.Kind) []*Request {
 }
 
 // BenchmarkInputBuild is everything before evaluation for an allowed
-// tools/call: token lookup (cached), body parse, input.http, input.mcp and
-// the input object.
+// tools/call: token lookup (cached), body parse, and the input: only the
+// part the policy reads (as Decide builds it), or all of it (as with
+// decision logs on).
 func BenchmarkInputBuild(b *testing.B) {
 	env := newBenchEnv(b, nil)
 	reqs := env.requests(b, workload.ToolsCall)
 	ctx := context.Background()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		var d Decision
-		p, ok := env.e.prepare(ctx, reqs[i%len(reqs)], env.snap, &d)
-		if !ok {
-			b.Fatal(d.Reason)
-		}
-		_ = p.input(0)
-		i++
+	for name, needs := range map[string]*inputNeeds{"policy_reads": env.e.state(env.snap).needs, "whole": allInput} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				var d Decision
+				p, ok := env.e.prepareFor(ctx, reqs[i%len(reqs)], env.snap, &d, needs)
+				if !ok {
+					b.Fatal(d.Reason)
+				}
+				_ = p.input(0)
+				i++
+			}
+		})
 	}
 }
 

@@ -109,6 +109,11 @@ type Engine struct {
 	// evalState caches the compiled query and read transaction of the
 	// latest snapshot.
 	evalState atomic.Pointer[evalState]
+	// lastContext is the input.context term of the last request.
+	lastContext atomic.Pointer[contextCache]
+	// fullInput is set when an observer reads the input (decision logs):
+	// the whole input is then built, whatever the policy reads.
+	fullInput bool
 }
 
 // New builds an Engine.
@@ -146,6 +151,7 @@ func New(opts Options) (*Engine, error) {
 		missingTok: (&token.Result{Present: false, Error: token.ErrMissing}).Finish(),
 		badHeader:  (&token.Result{Present: true, Error: token.ErrMalformed}).Finish(),
 		noVerifier: (&token.Result{Present: true, Error: token.ErrUnavailable}).Finish(),
+		fullInput:  observesInput(opts.Observer),
 	}, nil
 }
 
@@ -174,6 +180,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 
 // prepared is a request read and checked up to the point of evaluation.
 type prepared struct {
+	needs  *inputNeeds // the input the policy can read
 	shared sharedInput
 	body   mcp.Body // empty for GET and DELETE
 	env    mcpEnv
@@ -183,10 +190,21 @@ type prepared struct {
 // prepare verifies the token, parses the body and builds the shared input.
 // When the request cannot reach the policy it returns a finished denial.
 func (e *Engine) prepare(ctx context.Context, r *Request, snap *bundles.Snapshot, d *Decision) (*prepared, bool) {
-	p := &prepared{shared: sharedInput{source: sourceInput(r), context: contextInput(r.Context)}}
+	return e.prepareFor(ctx, r, snap, d, allInput)
+}
+
+// prepareFor is prepare building only the input that needs names.
+func (e *Engine) prepareFor(ctx context.Context, r *Request, snap *bundles.Snapshot, d *Decision, needs *inputNeeds) (*prepared, bool) {
+	p := &prepared{needs: needs}
+	if n := needs.sub("source"); n != nil {
+		p.shared.source = sourceInput(r)
+	}
+	if n := needs.sub("context"); n != nil {
+		p.shared.context = e.contextTerm(r.Context)
+	}
 	// input.http.access_token_in_query tells the policy that a token came in
 	// the query string; it is never read as a credential.
-	p.shared.http, _ = httpInput(r)
+	p.shared.http, _ = httpInputFor(r, needs.sub("http"))
 
 	keys, _ := snap.Derived().(*token.APIKeys)
 	p.tok = e.resolveToken(ctx, r, keys)
@@ -238,7 +256,11 @@ func (p *prepared) input(i int) ast.Value {
 	if len(p.body.Messages) == 0 {
 		return p.shared.input(nil)
 	}
-	return p.shared.input(mcpInput(&p.body.Messages[i], i, &p.env))
+	var mcpTerm *ast.Term
+	if n := p.needs.sub("mcp"); n != nil {
+		mcpTerm = mcpInput(&p.body.Messages[i], i, &p.env, n)
+	}
+	return p.shared.input(mcpTerm)
 }
 
 func (e *Engine) decide(ctx context.Context, r *Request) (*Decision, ast.Value) {
@@ -250,7 +272,11 @@ func (e *Engine) decide(ctx context.Context, r *Request) (*Decision, ast.Value) 
 		return d, nil
 	}
 	d.Revision = snap.Revision
-	p, ok := e.prepare(ctx, r, snap, d)
+	needs := allInput
+	if !e.fullInput {
+		needs = e.state(snap).needs
+	}
+	p, ok := e.prepareFor(ctx, r, snap, d, needs)
 	if !ok {
 		return d, nil
 	}
@@ -402,7 +428,9 @@ type evalState struct {
 	// no decision rule); nil when the policy defines neither.
 	query      ast.Body
 	isDecision bool
-	err        error // why the state cannot evaluate
+	// needs is the input the policy can read.
+	needs *inputNeeds
+	err   error // why the state cannot evaluate
 }
 
 // resultVar holds the value of the queried rule in a query result.
@@ -422,7 +450,7 @@ func (e *Engine) state(snap *bundles.Snapshot) *evalState {
 }
 
 func (e *Engine) newEvalState(snap *bundles.Snapshot) *evalState {
-	st := &evalState{snap: snap}
+	st := &evalState{snap: snap, needs: policyInputNeeds(snap.Compiler)}
 	q := e.qDecision
 	if _, ok := snap.Query(q); ok {
 		st.isDecision = true

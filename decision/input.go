@@ -62,17 +62,32 @@ func splitPath(target string) (path, query string) {
 // httpInput builds input.http. It reports whether the query string carried
 // an access_token, which policies may deny and which is never forwarded.
 func httpInput(r *Request) (*ast.Term, bool) {
+	return httpInputFor(r, allInput)
+}
+
+// httpInputFor builds the members of input.http that n names (all of them
+// for allInput), nil when n is nil.
+func httpInputFor(r *Request, n *inputNeeds) (*ast.Term, bool) {
+	if n == nil {
+		return nil, false
+	}
 	path, query := splitPath(r.Path)
 	items := make([][2]*ast.Term, 0, 7)
-	items = append(items,
-		ast.Item(keyMethod, methodTerm(r.Method)),
-		ast.Item(keyPath, ast.StringTerm(path)),
-		ast.Item(keyQuery, ast.StringTerm(query)),
+	if n.sub("method") != nil {
+		items = append(items, ast.Item(keyMethod, methodTerm(r.Method)))
+	}
+	if n.sub("path") != nil {
+		items = append(items, ast.Item(keyPath, ast.StringTerm(path)))
+	}
+	if n.sub("query") != nil {
+		items = append(items, ast.Item(keyQuery, ast.StringTerm(query)))
+	}
+	if n.sub("host") != nil {
 		// Hosts compare case-insensitively; policies see them lowercase.
-		ast.Item(keyHost, ast.StringTerm(strings.ToLower(r.Host))),
-	)
+		items = append(items, ast.Item(keyHost, ast.StringTerm(strings.ToLower(r.Host))))
+	}
 	tokenInQuery := false
-	if query != "" {
+	if query != "" && (n.sub("query_params") != nil || n.sub("access_token_in_query") != nil) {
 		// Only the query is parsed, with the lenient form parser; a malformed
 		// query yields what could be read, and the raw string stays in "query".
 		vals, _ := url.ParseQuery(query)
@@ -87,19 +102,23 @@ func httpInput(r *Request) (*ast.Term, bool) {
 			}
 			qp = append(qp, ast.Item(ast.StringTerm(k), ast.ArrayTerm(arr...)))
 		}
-		items = append(items, ast.Item(keyQueryParams, ast.ObjectTerm(qp...)))
+		if n.sub("query_params") != nil {
+			items = append(items, ast.Item(keyQueryParams, ast.ObjectTerm(qp...)))
+		}
 	}
-	if tokenInQuery {
+	if tokenInQuery && n.sub("access_token_in_query") != nil {
 		items = append(items, ast.Item(keyAccessTokenInQ, ast.InternedTerm(true)))
 	}
-	hs := make([][2]*ast.Term, 0, len(r.Headers))
-	for k, v := range r.Headers {
-		if k == "authorization" || strings.HasPrefix(k, ":") {
-			continue
+	if n.sub("headers") != nil {
+		hs := make([][2]*ast.Term, 0, len(r.Headers))
+		for k, v := range r.Headers {
+			if k == "authorization" || strings.HasPrefix(k, ":") {
+				continue
+			}
+			hs = append(hs, ast.Item(ast.InternedTerm(k), ast.StringTerm(v)))
 		}
-		hs = append(hs, ast.Item(ast.InternedTerm(k), ast.StringTerm(v)))
+		items = append(items, ast.Item(keyHeaders, ast.ObjectTerm(hs...)))
 	}
-	items = append(items, ast.Item(keyHeaders, ast.ObjectTerm(hs...)))
 	return ast.ObjectTerm(items...), tokenInQuery
 }
 
@@ -126,6 +145,38 @@ func contextInput(c map[string]string) *ast.Term {
 	return ast.ObjectTerm(items...)
 }
 
+// contextCache remembers the input.context term of the last request: a
+// route's context_extensions are the same on every request, so most
+// requests reuse the term instead of building it.
+type contextCache struct {
+	m map[string]string
+	t *ast.Term
+}
+
+// contextTerm returns input.context for c, reusing the last term when c
+// holds the same entries. Terms are never modified once built, so sharing
+// one among concurrent evaluations is safe.
+func (e *Engine) contextTerm(c map[string]string) *ast.Term {
+	if last := e.lastContext.Load(); last != nil && sameStrings(last.m, c) {
+		return last.t
+	}
+	t := contextInput(c)
+	e.lastContext.Store(&contextCache{m: c, t: t})
+	return t
+}
+
+func sameStrings(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
 // mcpEnv is what every message of one body shares in input.mcp.
 type mcpEnv struct {
 	sessionID       string
@@ -135,16 +186,16 @@ type mcpEnv struct {
 }
 
 // mcpInput builds input.mcp for one message.
-func mcpInput(m *mcp.Message, index int, env *mcpEnv) *ast.Term {
+func mcpInput(m *mcp.Message, index int, env *mcpEnv, n *inputNeeds) *ast.Term {
 	items := make([][2]*ast.Term, 0, 10)
 	items = append(items, ast.Item(keyKind, kindTerms[m.Kind]))
 	if m.Method != "" {
 		items = append(items, ast.Item(keyMethod, ast.InternedTerm(m.Method)))
 	}
-	if m.IDValue != nil {
+	if m.IDValue != nil && n.sub("id") != nil {
 		items = append(items, ast.Item(keyID, ast.NewTerm(m.IDValue)))
 	}
-	if m.Params != nil {
+	if m.Params != nil && n.sub("params") != nil {
 		items = append(items, ast.Item(keyParams, ast.NewTerm(m.Params)))
 	}
 	if m.Tool != nil {
@@ -191,16 +242,14 @@ type sharedInput struct {
 
 // input assembles the whole policy input; mcpTerm is nil for GET and DELETE.
 func (s *sharedInput) input(mcpTerm *ast.Term) ast.Value {
-	items := make([][2]*ast.Term, 0, 5)
-	if mcpTerm != nil {
-		items = append(items, ast.Item(keyMCP, mcpTerm))
+	// A member the policy cannot read is left nil by the engine: omitted.
+	var arr [5][2]*ast.Term
+	items := arr[:0]
+	for _, it := range [...][2]*ast.Term{{keyMCP, mcpTerm}, {keyToken, s.token}, {keyHTTP, s.http}, {keySource, s.source}, {keyContext, s.context}} {
+		if it[1] != nil {
+			items = append(items, it)
+		}
 	}
-	items = append(items,
-		ast.Item(keyToken, s.token),
-		ast.Item(keyHTTP, s.http),
-		ast.Item(keySource, s.source),
-		ast.Item(keyContext, s.context),
-	)
 	return ast.NewObject(items...)
 }
 

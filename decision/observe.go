@@ -34,6 +34,29 @@ func (o observers) Observe(ctx context.Context, r *Request, d *Decision, input a
 	}
 }
 
+// InputObserver is an Observer that reads the input it is given. The
+// engine otherwise builds only the part of the input the policy reads.
+type InputObserver interface {
+	Observer
+	// ObservesInput reports whether Observe reads its input argument.
+	ObservesInput() bool
+}
+
+func observesInput(o Observer) bool {
+	io, ok := o.(InputObserver)
+	return ok && io.ObservesInput()
+}
+
+// ObservesInput reports whether one of the observers reads the input.
+func (o observers) ObservesInput() bool {
+	for _, ob := range o {
+		if observesInput(ob) {
+			return true
+		}
+	}
+	return false
+}
+
 // Metrics counts decisions for Prometheus: by code, and their latency.
 type Metrics struct {
 	decisions *prometheus.CounterVec
@@ -133,6 +156,9 @@ func (l *DecisionLog) Observe(_ context.Context, _ *Request, d *Decision, input 
 		l.dropped.Add(1)
 	}
 }
+
+// ObservesInput is true: the log records the whole input.
+func (l *DecisionLog) ObservesInput() bool { return true }
 
 // Dropped returns how many events were dropped because the buffer was full.
 func (l *DecisionLog) Dropped() uint64 { return l.dropped.Load() }
