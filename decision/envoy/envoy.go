@@ -196,30 +196,66 @@ func jwtPayload(s *structpb.Struct, key string) map[string]any {
 // ResponseFromDecision renders a decision as Envoy expects it: OK with
 // headers to set upstream, or Denied with the exact status, headers and body
 // the MCP client must see.
+//
+// Every response is built in one allocation (the messages, the oneof
+// wrapper and the dynamic metadata) plus one per header list: this runs on
+// every request.
 func ResponseFromDecision(d *decision.Decision) *authv3.CheckResponse {
-	md := decisionMetadata(d)
 	if d.Allow {
-		ok := &authv3.OkHttpResponse{
+		blk := &allowBlock{}
+		blk.ok = authv3.OkHttpResponse{
 			Headers:              headerOptions(d.UpstreamHeaders, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
 			HeadersToRemove:      d.RemoveHeaders,
 			ResponseHeadersToAdd: headerOptions(d.ResponseHeaders, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD),
 		}
-		return &authv3.CheckResponse{
-			Status:          &status.Status{Code: int32(code.Code_OK)},
-			HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-			DynamicMetadata: md,
+		blk.oneof.OkResponse = &blk.ok
+		blk.resp = authv3.CheckResponse{
+			Status:          &blk.status,
+			HttpResponse:    &blk.oneof,
+			DynamicMetadata: blk.md.fill(d),
 		}
+		blk.status.Code = int32(code.Code_OK)
+		return &blk.resp
 	}
 	denied := &authv3.DeniedHttpResponse{
 		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
 		Headers: headerOptions(d.ResponseHeaders, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
 		Body:    string(d.Body),
 	}
+	var md metadataBlock
 	return &authv3.CheckResponse{
 		Status:          &status.Status{Code: int32(grpcCode(d)), Message: d.Reason},
 		HttpResponse:    &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
-		DynamicMetadata: md,
+		DynamicMetadata: md.fill(d),
 	}
+}
+
+// allowBlock holds every message of an OK response, allocated together.
+type allowBlock struct {
+	resp   authv3.CheckResponse
+	status status.Status
+	ok     authv3.OkHttpResponse
+	oneof  authv3.CheckResponse_OkResponse
+	md     metadataBlock
+}
+
+// metadataBlock holds the dynamic metadata of a response, allocated
+// together with it.
+type metadataBlock struct {
+	s    structpb.Struct
+	v    [3]structpb.Value
+	kind [3]structpb.Value_StringValue
+}
+
+// fill sets the decision id, revision and code (Envoy's dynamic metadata,
+// so access logs can carry them) and returns the struct.
+func (b *metadataBlock) fill(d *decision.Decision) *structpb.Struct {
+	b.kind[0].StringValue, b.kind[1].StringValue, b.kind[2].StringValue = d.ID, d.Revision, d.Code
+	for i := range b.v {
+		b.v[i].Kind = &b.kind[i]
+	}
+	b.s.Fields = map[string]*structpb.Value{"decision_id": &b.v[0], "revision": &b.v[1], "code": &b.v[2]}
+	return &b.s
 }
 
 func grpcCode(d *decision.Decision) code.Code {
@@ -234,26 +270,23 @@ func grpcCode(d *decision.Decision) code.Code {
 	return code.Code_PERMISSION_DENIED
 }
 
+// headerOption is one header of a response with its value, allocated together.
+type headerOption struct {
+	opt corev3.HeaderValueOption
+	hv  corev3.HeaderValue
+}
+
 func headerOptions(hs []decision.Header, action corev3.HeaderValueOption_HeaderAppendAction) []*corev3.HeaderValueOption {
 	if len(hs) == 0 {
 		return nil
 	}
 	out := make([]*corev3.HeaderValueOption, len(hs))
+	blk := make([]headerOption, len(hs))
 	for i, h := range hs {
-		out[i] = &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
-			AppendAction: action,
-		}
+		b := &blk[i]
+		b.hv.Key, b.hv.Value = h.Name, h.Value
+		b.opt.Header, b.opt.AppendAction = &b.hv, action
+		out[i] = &b.opt
 	}
 	return out
-}
-
-// decisionMetadata goes to Envoy's dynamic metadata, so access logs can
-// carry the decision id, revision and code.
-func decisionMetadata(d *decision.Decision) *structpb.Struct {
-	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		"decision_id": structpb.NewStringValue(d.ID),
-		"revision":    structpb.NewStringValue(d.Revision),
-		"code":        structpb.NewStringValue(d.Code),
-	}}
 }
