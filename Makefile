@@ -60,8 +60,10 @@ run: build ## run the service on the embedded default policy, trusting developme
 demo: build ## mint a dev token and print two decisions (allowed and denied by an argument rule)
 	./examples/demo.sh
 
-load: build ## load harness against a running server (see docs/performance.md)
-	$(GO) run ./cmd/mcpauthz-bench
+LOAD_FLAGS ?= --concurrency 1,32 --duration 10s
+
+load: ## load harness: mcpauthz (in process) and a no-op ext_authz server over loopback gRPC (see docs/performance.md)
+	$(GO) run ./cmd/mcpauthz-bench $(LOAD_FLAGS)
 
 clean:
 	rm -rf bin/

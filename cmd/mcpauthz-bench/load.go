@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/mcpauthz/mcpauthz/internal/workload"
+)
+
+// load is the workload: CheckRequests, built before any phase so the
+// phases measure only the calls.
+type load struct {
+	reqs     []*authv3.CheckRequest
+	allow    []bool
+	jwksPath string
+	tmp      string
+}
+
+func newWorkload(cfg *config) (*load, error) {
+	keys, err := workload.NewKeys()
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "mcpauthz-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	l := &load{tmp: tmp}
+	if l.jwksPath, err = keys.WriteJWKS(tmp); err != nil {
+		l.close()
+		return nil, err
+	}
+	if cfg.jwksOut != "" {
+		if err := os.WriteFile(cfg.jwksOut, keys.JWKS, 0o600); err != nil {
+			l.close()
+			return nil, fmt.Errorf("--jwks-out: %w", err)
+		}
+	}
+	// A few agents, each with its own token; tokens are verified once and
+	// then served from the verifier's cache, as in steady state.
+	tokens := []string{cfg.token}
+	if cfg.token == "" {
+		tokens = tokens[:0]
+		for i := range 8 {
+			t, err := keys.Token(fmt.Sprintf("agent-%d", i), workload.Scopes, "")
+			if err != nil {
+				l.close()
+				return nil, err
+			}
+			tokens = append(tokens, t)
+		}
+	}
+	for _, r := range workload.Mix(cfg.variants, tokens) {
+		l.reqs = append(l.reqs, workload.CheckRequest(r))
+		l.allow = append(l.allow, r.Allow)
+	}
+	return l, nil
+}
+
+func (l *load) close() { _ = os.RemoveAll(filepath.Clean(l.tmp)) }
+
+// result is the outcome of one phase against one server.
+type result struct {
+	server      string
+	callers     int
+	elapsed     time.Duration
+	checks      int64
+	errors      int64 // failed RPCs
+	unexpected  int64 // decisions that differ from the reference policy's
+	p50, p99    time.Duration
+	p999, max   time.Duration
+	checkDecide bool
+}
+
+func (r *result) rate() float64 { return float64(r.checks) / r.elapsed.Seconds() }
+
+// runPhase drives callers concurrent callers against addr for the warm-up
+// and then the measured duration.
+func runPhase(ctx context.Context, name, addr string, callers int, cfg *config, l *load, checkDecide bool) (*result, error) {
+	clients := make([]authv3.AuthorizationClient, cfg.conns)
+	for i := range clients {
+		cc, err := grpc.NewClient("passthrough:///"+addr,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxBodyBytes+1<<20)))
+		if err != nil {
+			return nil, fmt.Errorf("connecting to %s: %w", addr, err)
+		}
+		defer cc.Close()
+		clients[i] = authv3.NewAuthorizationClient(cc)
+	}
+	var (
+		next      atomic.Uint64
+		measuring atomic.Bool
+		stop      atomic.Bool
+		wg        sync.WaitGroup
+		errs      atomic.Int64
+		unexp     atomic.Int64
+		lats      = make([][]time.Duration, callers)
+	)
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := clients[c%len(clients)]
+			own := make([]time.Duration, 0, 1<<16)
+			for !stop.Load() {
+				i := next.Add(1) % uint64(len(l.reqs))
+				start := time.Now()
+				resp, err := client.Check(ctx, l.reqs[i])
+				el := time.Since(start)
+				if !measuring.Load() {
+					continue
+				}
+				own = append(own, el)
+				switch {
+				case err != nil:
+					errs.Add(1)
+				case checkDecide && (resp.GetOkResponse() != nil) != l.allow[i]:
+					unexp.Add(1)
+				}
+			}
+			lats[c] = own
+		}()
+	}
+	sleep(ctx, cfg.warmup)
+	measuring.Store(true)
+	start := time.Now()
+	sleep(ctx, cfg.duration)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+
+	var all []time.Duration
+	for _, s := range lats {
+		all = append(all, s...)
+	}
+	slices.Sort(all)
+	r := &result{server: name, callers: callers, elapsed: elapsed, checks: int64(len(all)),
+		errors: errs.Load(), unexpected: unexp.Load(), checkDecide: checkDecide}
+	if len(all) > 0 {
+		q := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
+		r.p50, r.p99, r.p999, r.max = q(0.50), q(0.99), q(0.999), all[len(all)-1]
+	}
+	return r, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// table prints results in fixed-width columns, a row as each phase ends.
+type table struct{ w io.Writer }
+
+const (
+	headFmt = "%-9s %7s %9s %9s %8s %8s %8s %8s %7s %10s\n"
+	rowFmt  = "%-9s %7d %9d %9.0f %8s %8s %8s %8s %7d %10s\n"
+)
+
+func newTable(w io.Writer) *table {
+	fmt.Fprintf(w, headFmt, "server", "callers", "checks", "checks/s", "p50", "p99", "p99.9", "max", "errors", "unexpected")
+	return &table{w: w}
+}
+
+func (t *table) row(r *result) {
+	unexp := "-"
+	if r.checkDecide {
+		unexp = fmt.Sprint(r.unexpected)
+	}
+	fmt.Fprintf(t.w, rowFmt, r.server, r.callers, r.checks, r.rate(), us(r.p50), us(r.p99), us(r.p999), us(r.max), r.errors, unexp)
+}
+
+// ratio prints mcpauthz's throughput as a share of the no-op server's, and
+// its latencies as multiples of the no-op server's.
+func (t *table) ratio(m, n *result) {
+	if n.rate() == 0 {
+		return
+	}
+	fmt.Fprintf(t.w, "%-9s %7d %9s %9s %8s %8s %8s\n", "ratio", m.callers, "", fmt.Sprintf("%.1f%%", 100*m.rate()/n.rate()),
+		fmt.Sprintf("%.2fx", ratio(m.p50, n.p50)), fmt.Sprintf("%.2fx", ratio(m.p99, n.p99)), fmt.Sprintf("%.2fx", ratio(m.p999, n.p999)))
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond)) }

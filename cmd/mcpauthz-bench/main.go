@@ -1,0 +1,159 @@
+// Command mcpauthz-bench is the load harness of mcpauthz: it drives ext_authz
+// Check calls over loopback gRPC at given concurrencies for a given
+// duration, against mcpauthz and against a no-op ext_authz server (allows
+// everything, same gRPC settings) started in the same process, and prints
+// throughput and latency of both and their ratio. The no-op server is the
+// machine's ceiling for this RPC, so the ratio holds on a noisy machine.
+//
+// By default it also runs mcpauthz in process, from the packages, on the
+// reference policy, with its own RSA-2048 key, JWKS file and tokens, so one
+// command measures everything. With --addr it targets a running server
+// instead; that server must trust the tokens (see --jwks-out and --token).
+//
+//	go run ./cmd/mcpauthz-bench --concurrency 1,32 --duration 10s
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type config struct {
+	concurrency []int
+	duration    time.Duration
+	warmup      time.Duration
+	addr        string
+	policy      string
+	conns       int
+	token       string
+	jwksOut     string
+	reloads     int
+	variants    int
+	cpuprofile  string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "mcpauthz-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mcpauthz-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg  config
+		conc string
+	)
+	fs.StringVar(&conc, "concurrency", "1,32", "concurrent callers, a comma-separated `list`: one phase each")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured `time` of each phase, per server")
+	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured `time` before each phase")
+	fs.StringVar(&cfg.addr, "addr", "", "`host:port` of a running mcpauthz to measure instead of an in-process one")
+	fs.StringVar(&cfg.policy, "policy", "decision/testdata/bench", "policy bundle `path` of the in-process mcpauthz")
+	fs.IntVar(&cfg.conns, "conns", 1, "gRPC `connections` per server (Envoy multiplexes calls on few)")
+	fs.StringVar(&cfg.token, "token", "", "bearer `token` to send instead of minted ones (with --addr)")
+	fs.StringVar(&cfg.jwksOut, "jwks-out", "", "write the JWKS of the minted tokens to this `file` (for a server started with --addr)")
+	fs.IntVar(&cfg.reloads, "reloads", 0, "after the phases, recompile and swap the policy this many `times` and report memory")
+	fs.IntVar(&cfg.variants, "variants", 4096, "distinct requests (ids and arguments) in the workload")
+	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run (harness and servers) to `file`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, s := range strings.Split(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("--concurrency: %q is not a positive number", s)
+		}
+		cfg.concurrency = append(cfg.concurrency, n)
+	}
+	if cfg.duration <= 0 || cfg.conns < 1 || cfg.variants < 10 {
+		return errors.New("--duration must be positive, --conns at least 1, --variants at least 10")
+	}
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return bench(ctx, &cfg, stdout)
+}
+
+// bench sets up the servers and the workload, runs every phase and prints
+// the table.
+func bench(ctx context.Context, cfg *config, stdout io.Writer) error {
+	w, err := newWorkload(cfg)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+
+	noop, err := startNoop()
+	if err != nil {
+		return err
+	}
+	defer noop.stop()
+
+	target := cfg.addr
+	var inproc *inProcess
+	if target == "" {
+		if inproc, err = startInProcess(ctx, cfg.policy, w.jwksPath); err != nil {
+			return err
+		}
+		defer inproc.stop()
+		target = inproc.addr
+	}
+
+	fmt.Fprintf(stdout, "machine: %d CPUs (GOMAXPROCS %d), %s %s/%s; harness and servers share it\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	where := "in process (" + cfg.policy + ")"
+	if cfg.addr != "" {
+		where = cfg.addr
+	}
+	fmt.Fprintf(stdout, "mcpauthz: %s; workload: %d distinct requests, 6 in 10 allowed tools/call, 1 each tools/list, initialize, ping, denied tools/call; RS256 JWT\n", where, len(w.reqs))
+	fmt.Fprintf(stdout, "each phase: %s warm-up, %s measured, %d gRPC connection(s)\n\n", cfg.warmup, cfg.duration, cfg.conns)
+
+	tw := newTable(stdout)
+	for _, c := range cfg.concurrency {
+		n, err := runPhase(ctx, "noop", noop.addr, c, cfg, w, false)
+		if err != nil {
+			return err
+		}
+		tw.row(n)
+		m, err := runPhase(ctx, "mcpauthz", target, c, cfg, w, true)
+		if err != nil {
+			return err
+		}
+		tw.row(m)
+		tw.ratio(m, n)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if inproc != nil {
+		fmt.Fprintf(stdout, "\nin-process mcpauthz: %d decisions in total; %s\n", inproc.decisions(), memory())
+		if cfg.reloads > 0 {
+			if err := inproc.reload(ctx, cfg.reloads, stdout); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
