@@ -20,10 +20,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/mcpauthz/mcpauthz/decision/envoy"
+	"github.com/mcpauthz/mcpauthz/internal/grpcopts"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 )
 
@@ -224,18 +224,10 @@ var healthServices = []string{
 	pb.DecisionService_ServiceDesc.ServiceName,
 }
 
-// grpcServer builds the gRPC server with settings tuned for Envoy: large
-// enough messages for max_request_bytes, many concurrent streams on few
-// connections, and keepalive that tolerates Envoy's pings.
+// grpcServer builds the gRPC server with the settings tuned for Envoy
+// (grpcopts, shared with the load harness), and TLS when configured.
 func (a *app) grpcServer() (*grpc.Server, error) {
-	opts := []grpc.ServerOption{
-		// Body plus headers and metadata: leave headroom over the body limit.
-		grpc.MaxRecvMsgSize(a.cfg.Limits.MaxBodyBytes + 256<<10),
-		grpc.MaxConcurrentStreams(a.cfg.Limits.MaxConcurrentStreams),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.NumStreamWorkers(0),
-	}
+	opts := grpcopts.Server(a.cfg.Limits.MaxBodyBytes, a.cfg.Limits.MaxConcurrentStreams)
 	if t := a.cfg.Listen.TLS; t.CertFile != "" {
 		tc, err := serverTLS(t)
 		if err != nil {
