@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -264,6 +265,30 @@ func (p *prepared) input(i int) ast.Value {
 }
 
 func (e *Engine) decide(ctx context.Context, r *Request) (*Decision, ast.Value) {
+	d, input := e.decideOnce(ctx, r)
+	if d.Allow && queryHasAccessToken(r.Path) {
+		// A token in the query string is never a credential and is never
+		// forwarded, even when the policy let the request through.
+		d.RemoveQueryParams = accessTokenParam
+	}
+	return d, input
+}
+
+var accessTokenParam = []string{"access_token"}
+
+// queryHasAccessToken reports whether the request target's query string
+// has an access_token parameter. Only the query is read, never the path.
+func queryHasAccessToken(target string) bool {
+	_, q := splitPath(target)
+	if !strings.Contains(q, "access_token") {
+		return false
+	}
+	vals, _ := url.ParseQuery(q)
+	_, ok := vals["access_token"]
+	return ok
+}
+
+func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Value) {
 	d := &Decision{ID: e.newID()}
 	snap := e.opts.Snapshots.Current()
 	if snap == nil {

@@ -326,3 +326,28 @@ func TestConflictingRulesDeny(t *testing.T) {
 		t.Errorf("errors = %v, want a conflict", d.Errors)
 	}
 }
+
+func TestAccessTokenInQueryIsNeverForwarded(t *testing.T) {
+	e := decisiontest.NewEngine(t, "testdata/allow_only", nil)
+	tests := map[string]struct {
+		path string
+		want []string
+	}{
+		"token_in_query_removed": {"/mcp?x=1&access_token=secret", []string{"access_token"}},
+		"no_token_in_query":      {"/mcp?x=1", nil},
+		"token_word_in_path":     {"/access_token/mcp", nil},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := post(`{"jsonrpc":"2.0","id":1,"method":"ping"}`, claims("alice", ""))
+			r.Path = tc.path
+			d := e.Decide(context.Background(), r)
+			if !d.Allow {
+				t.Fatalf("denied: %s", d.Reason)
+			}
+			if diff := cmp.Diff(tc.want, d.RemoveQueryParams); diff != "" {
+				t.Errorf("query params to remove (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -32,6 +32,9 @@ type Decision struct {
 	UpstreamHeaders []Header
 	// RemoveHeaders are removed from the upstream request, on allow.
 	RemoveHeaders []string
+	// RemoveQueryParams are removed from the upstream request's query
+	// string, on allow (access_token: tokens travel only in the header).
+	RemoveQueryParams []string
 
 	// Token is the credential as verified.
 	Token *token.Result

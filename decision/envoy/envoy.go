@@ -204,9 +204,10 @@ func ResponseFromDecision(d *decision.Decision) *authv3.CheckResponse {
 	if d.Allow {
 		blk := &allowBlock{}
 		blk.ok = authv3.OkHttpResponse{
-			Headers:              headerOptions(d.UpstreamHeaders, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
-			HeadersToRemove:      d.RemoveHeaders,
-			ResponseHeadersToAdd: headerOptions(d.ResponseHeaders, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD),
+			Headers:                 headerOptions(d.UpstreamHeaders, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
+			HeadersToRemove:         d.RemoveHeaders,
+			QueryParametersToRemove: d.RemoveQueryParams,
+			ResponseHeadersToAdd:    headerOptions(d.ResponseHeaders, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD),
 		}
 		blk.oneof.OkResponse = &blk.ok
 		blk.resp = authv3.CheckResponse{

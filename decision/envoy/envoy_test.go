@@ -191,3 +191,17 @@ func TestResponseFromDecision(t *testing.T) {
 		t.Errorf("header = %v", h)
 	}
 }
+
+func TestAllowRemovesTokenFromQuery(t *testing.T) {
+	resp := envoy.ResponseFromDecision(&decision.Decision{
+		ID: "d2", Allow: true, Code: decision.CodeAllowed,
+		RemoveHeaders: []string{"authorization"}, RemoveQueryParams: []string{"access_token"},
+	})
+	ok := resp.GetOkResponse()
+	if got := ok.GetQueryParametersToRemove(); len(got) != 1 || got[0] != "access_token" {
+		t.Errorf("query parameters to remove = %v, want [access_token]", got)
+	}
+	if got := ok.GetHeadersToRemove(); len(got) != 1 || got[0] != "authorization" {
+		t.Errorf("headers to remove = %v, want [authorization]", got)
+	}
+}
