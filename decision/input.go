@@ -185,12 +185,42 @@ type mcpEnv struct {
 	batchSize       int // 0 when the body was not a batch
 }
 
-// mcpInput builds input.mcp for one message.
+// methodTerms are the terms of the MCP method names, shared by every
+// request: ast.InternedTerm interns only a fixed set of short strings, so
+// "tools/call" would otherwise be two allocations per request.
+var methodTerms = func() map[string]*ast.Term {
+	names := []string{
+		"initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get",
+		"resources/list", "resources/read", "resources/templates/list", "resources/subscribe",
+		"resources/unsubscribe", "completion/complete", "logging/setLevel", "sampling/createMessage",
+		"roots/list", "elicitation/create", "notifications/initialized", "notifications/cancelled",
+		"notifications/progress", "notifications/message", "notifications/roots/list_changed",
+	}
+	m := make(map[string]*ast.Term, len(names))
+	for _, n := range names {
+		m[n] = ast.StringTerm(n)
+	}
+	return m
+}()
+
+func mcpMethodTerm(m string) *ast.Term {
+	if t, ok := methodTerms[m]; ok {
+		return t
+	}
+	return ast.StringTerm(m)
+}
+
+// mcpInput builds the members of input.mcp that n names for one message
+// (all of them for allInput): a member the policy cannot read is omitted,
+// which the policy cannot tell from its being absent.
 func mcpInput(m *mcp.Message, index int, env *mcpEnv, n *inputNeeds) *ast.Term {
-	items := make([][2]*ast.Term, 0, 10)
-	items = append(items, ast.Item(keyKind, kindTerms[m.Kind]))
-	if m.Method != "" {
-		items = append(items, ast.Item(keyMethod, ast.InternedTerm(m.Method)))
+	var arr [10][2]*ast.Term
+	items := arr[:0]
+	if n.sub("kind") != nil {
+		items = append(items, ast.Item(keyKind, kindTerms[m.Kind]))
+	}
+	if m.Method != "" && n.sub("method") != nil {
+		items = append(items, ast.Item(keyMethod, mcpMethodTerm(m.Method)))
 	}
 	if m.IDValue != nil && n.sub("id") != nil {
 		items = append(items, ast.Item(keyID, ast.NewTerm(m.IDValue)))
@@ -198,25 +228,25 @@ func mcpInput(m *mcp.Message, index int, env *mcpEnv, n *inputNeeds) *ast.Term {
 	if m.Params != nil && n.sub("params") != nil {
 		items = append(items, ast.Item(keyParams, ast.NewTerm(m.Params)))
 	}
-	if m.Tool != nil {
-		items = append(items, ast.Item(keyTool, namedTerm(m.Tool)))
+	if m.Tool != nil && n.sub("tool") != nil {
+		items = append(items, ast.Item(keyTool, namedTerm(m.Tool, n.sub("tool"))))
 	}
-	if m.Prompt != nil {
-		items = append(items, ast.Item(keyPrompt, namedTerm(m.Prompt)))
+	if m.Prompt != nil && n.sub("prompt") != nil {
+		items = append(items, ast.Item(keyPrompt, namedTerm(m.Prompt, n.sub("prompt"))))
 	}
-	if m.Resource != nil {
+	if m.Resource != nil && n.sub("resource") != nil {
 		items = append(items, ast.Item(keyResource, ast.ObjectTerm(ast.Item(keyURI, ast.StringTerm(m.Resource.URI)))))
 	}
-	if env.sessionID != "" {
+	if env.sessionID != "" && n.sub("session_id") != nil {
 		items = append(items, ast.Item(keySessionID, ast.StringTerm(env.sessionID)))
 	}
-	if env.sessionOwner != "" {
+	if env.sessionOwner != "" && n.sub("session_owner") != nil {
 		items = append(items, ast.Item(keySessionOwner, ast.StringTerm(env.sessionOwner)))
 	}
-	if env.protocolVersion != "" {
+	if env.protocolVersion != "" && n.sub("protocol_version") != nil {
 		items = append(items, ast.Item(keyProtocolVersion, ast.StringTerm(env.protocolVersion)))
 	}
-	if env.batchSize > 0 {
+	if env.batchSize > 0 && n.sub("batch") != nil {
 		items = append(items, ast.Item(keyBatch, ast.ObjectTerm(
 			ast.Item(keyIndex, ast.InternedTerm(index)),
 			ast.Item(keySize, ast.InternedTerm(env.batchSize)),
@@ -225,14 +255,17 @@ func mcpInput(m *mcp.Message, index int, env *mcpEnv, n *inputNeeds) *ast.Term {
 	return ast.ObjectTerm(items...)
 }
 
-func namedTerm(n *mcp.Named) *ast.Term {
-	if n.Arguments == nil {
-		return ast.ObjectTerm(ast.Item(keyName, ast.StringTerm(n.Name)))
+// namedTerm builds input.mcp.tool or input.mcp.prompt: the members n names.
+func namedTerm(nm *mcp.Named, n *inputNeeds) *ast.Term {
+	var arr [2][2]*ast.Term
+	items := arr[:0]
+	if n.sub("name") != nil {
+		items = append(items, ast.Item(keyName, ast.StringTerm(nm.Name)))
 	}
-	return ast.ObjectTerm(
-		ast.Item(keyName, ast.StringTerm(n.Name)),
-		ast.Item(keyArguments, ast.NewTerm(n.Arguments)),
-	)
+	if nm.Arguments != nil && n.sub("arguments") != nil {
+		items = append(items, ast.Item(keyArguments, ast.NewTerm(nm.Arguments)))
+	}
+	return ast.ObjectTerm(items...)
 }
 
 // sharedInput is the part of the input that every message of a body shares.

@@ -144,7 +144,16 @@ func socketAddress(a *corev3.Address) string {
 	if sa == nil {
 		return ""
 	}
-	return sa.GetAddress() + ":" + strconv.FormatUint(uint64(sa.GetPortValue()), 10)
+	// One allocation: the builder's buffer becomes the string.
+	host := sa.GetAddress()
+	var port [10]byte
+	p := strconv.AppendUint(port[:0], uint64(sa.GetPortValue()), 10)
+	var b strings.Builder
+	b.Grow(len(host) + 1 + len(p))
+	b.WriteString(host)
+	b.WriteByte(':')
+	b.Write(p)
+	return b.String()
 }
 
 // mcpHint reads what Envoy's MCP filter parsed: method, and params.name (or
