@@ -28,7 +28,15 @@ type load struct {
 }
 
 func newWorkload(cfg *config) (*load, error) {
-	keys, err := workload.NewKeys()
+	var (
+		keys *workload.Keys
+		err  error
+	)
+	if cfg.keyFile != "" {
+		keys, err = workload.LoadOrCreateKeys(cfg.keyFile)
+	} else {
+		keys, err = workload.NewKeys()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -19,9 +19,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -40,6 +42,9 @@ type config struct {
 	reloads     int
 	variants    int
 	cpuprofile  string
+	gcPercent   int
+	keyFile     string
+	memLimit    int64
 }
 
 func main() {
@@ -69,6 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.reloads, "reloads", 0, "after the phases, recompile and swap the policy this many `times` and report memory")
 	fs.IntVar(&cfg.variants, "variants", 4096, "distinct requests (ids and arguments) in the workload")
 	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run (harness and servers) to `file`")
+	fs.StringVar(&cfg.keyFile, "key", "", "PEM `file` of the token signing key, created when absent: a server started with the --jwks-out of one run trusts the tokens of the next")
+	fs.IntVar(&cfg.gcPercent, "gc-percent", 0, "set the garbage collector's target like mcpauthz's limits.gc_percent (`percent`; 0 leaves GOGC); it applies to the whole process, harness included")
+	fs.Int64Var(&cfg.memLimit, "memory-limit", 0, "set a soft memory limit like mcpauthz's limits.memory_limit_bytes (`bytes`; 0 leaves GOMEMLIMIT); whole process")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,6 +89,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.duration <= 0 || cfg.conns < 1 || cfg.variants < 10 {
 		return errors.New("--duration must be positive, --conns at least 1, --variants at least 10")
+	}
+	if cfg.gcPercent < -1 || (cfg.gcPercent == -1 && cfg.memLimit <= 0) || cfg.memLimit < 0 {
+		return errors.New("--gc-percent must be -1 (with --memory-limit), 0 or positive; --memory-limit must not be negative")
+	}
+	if cfg.gcPercent != 0 {
+		debug.SetGCPercent(cfg.gcPercent)
+	}
+	if cfg.memLimit > 0 {
+		debug.SetMemoryLimit(cfg.memLimit)
 	}
 	if cfg.cpuprofile != "" {
 		f, err := os.Create(cfg.cpuprofile)
@@ -128,7 +145,8 @@ func bench(ctx context.Context, cfg *config, stdout io.Writer) error {
 		where = cfg.addr
 	}
 	fmt.Fprintf(stdout, "mcpauthz: %s; workload: %d distinct requests, 6 in 10 allowed tools/call, 1 each tools/list, initialize, ping, denied tools/call; RS256 JWT\n", where, len(w.reqs))
-	fmt.Fprintf(stdout, "each phase: %s warm-up, %s measured, %d gRPC connection(s)\n\n", cfg.warmup, cfg.duration, cfg.conns)
+	fmt.Fprintf(stdout, "each phase: %s warm-up, %s measured, %d gRPC connection(s); GC percent %d, memory limit %s\n\n",
+		cfg.warmup, cfg.duration, cfg.conns, gcPercent(), memLimitString(debug.SetMemoryLimit(-1)))
 
 	tw := newTable(stdout)
 	for _, c := range cfg.concurrency {
@@ -156,4 +174,21 @@ func bench(ctx context.Context, cfg *config, stdout io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// gcPercent reads the collector's target: the runtime only reports it when
+// setting it, so it is set back at once.
+func gcPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}
+
+// memLimitString prints a soft memory limit; the runtime reports "none" as
+// the largest int64.
+func memLimitString(n int64) string {
+	if n == math.MaxInt64 {
+		return "none"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
 }

@@ -135,7 +135,23 @@ type LimitsConfig struct {
 	// MaxConcurrentStreams per gRPC connection (Envoy multiplexes many
 	// checks on few connections).
 	MaxConcurrentStreams uint32 `json:"max_concurrent_streams"`
+	// GCPercent is the Go garbage collector's target (GOGC): the heap may
+	// grow by this percentage of the live heap before a collection. Each
+	// decision allocates a few kilobytes that die at once, so a higher
+	// value trades memory for CPU (docs/performance.md). 0 leaves the
+	// runtime's setting (GOGC, else 100); -1 turns the proportional
+	// target off, which needs memory_limit_bytes.
+	GCPercent int `json:"gc_percent"`
+	// MemoryLimitBytes is a soft limit on the memory the Go runtime uses
+	// (GOMEMLIMIT): the collector runs more often as it is approached,
+	// which bounds the memory a high gc_percent would take. 0 leaves the
+	// runtime's setting (GOMEMLIMIT, else none).
+	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
 }
+
+// minMemoryLimit is the smallest memory_limit_bytes accepted: below it the
+// collector would run nearly constantly on the heap of a loaded policy.
+const minMemoryLimit = 16 << 20
 
 // LogConfig configures the service log.
 type LogConfig struct {
@@ -345,6 +361,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes <= 0 {
 		bad("limits.max_body_bytes", "must be positive")
+	}
+	if c.Limits.GCPercent < -1 {
+		bad("limits.gc_percent", "must be -1 (off, with memory_limit_bytes), 0 (runtime default) or positive")
+	}
+	if c.Limits.GCPercent == -1 && c.Limits.MemoryLimitBytes == 0 {
+		bad("limits.gc_percent", "-1 turns the collector's target off and needs limits.memory_limit_bytes")
+	}
+	if c.Limits.MemoryLimitBytes < 0 || (c.Limits.MemoryLimitBytes > 0 && c.Limits.MemoryLimitBytes < minMemoryLimit) {
+		bad("limits.memory_limit_bytes", "must be 0 (no limit) or at least %d", minMemoryLimit)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

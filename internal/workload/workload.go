@@ -10,8 +10,12 @@ package workload
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,6 +46,47 @@ func NewKeys() (*Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating RSA key: %w", err)
 	}
+	return keysFor(k)
+}
+
+// LoadOrCreateKeys reads the PKCS#8 PEM key at path, or generates one and
+// writes it there when the file does not exist, so that a server started
+// before the harness can trust the harness's tokens.
+func LoadOrCreateKeys(path string) (*Keys, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		k, err := NewKeys()
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k.key)
+		if err != nil {
+			return nil, fmt.Errorf("encoding the key: %w", err)
+		}
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", path, err)
+		}
+		return k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%s: no PKCS#8 PEM block (\"PRIVATE KEY\")", path)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", path, err)
+	}
+	rk, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: %T is not an RSA key", path, key)
+	}
+	return keysFor(rk)
+}
+
+func keysFor(k *rsa.PrivateKey) (*Keys, error) {
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: keyID, Use: "sig", Algorithm: "RS256"}}}
 	jwks, err := json.Marshal(set)
 	if err != nil {
