@@ -453,6 +453,9 @@ type evalState struct {
 	// no decision rule); nil when the policy defines neither.
 	query      ast.Body
 	isDecision bool
+	// tmpl is the query with every per-snapshot setting; each evaluation
+	// runs a copy of it, held in its pooled scratch.
+	tmpl *topdown.Query
 	// needs is the input the policy can read.
 	needs *inputNeeds
 	err   error // why the state cannot evaluate
@@ -501,6 +504,12 @@ func (e *Engine) newEvalState(snap *bundles.Snapshot) *evalState {
 		return st
 	}
 	st.query, st.txn = body, txn
+	st.tmpl = topdown.NewQuery(body).
+		WithCompiler(snap.Compiler).
+		WithStore(snap.Store).
+		WithTransaction(txn).
+		WithStrictBuiltinErrors(true).
+		WithMetrics(noMetrics)
 	return st
 }
 
@@ -521,25 +530,16 @@ func (e *Engine) eval(ctx context.Context, snap *bundles.Snapshot, input ast.Val
 	}
 	sc := getScratch(input, e.opts.EvalTimeout)
 	defer putScratch(sc)
-	q := topdown.NewQuery(st.query).
-		WithCompiler(snap.Compiler).
-		WithStore(snap.Store).
-		WithTransaction(st.txn).
-		WithInput(&sc.input).
+	// The query is a copy of the snapshot's template, so nothing OPA sets
+	// on it while evaluating (its clock) carries over to the next call.
+	sc.q = *st.tmpl
+	sc.q.WithInput(&sc.input).
 		WithCancel(&sc.cancel).
 		WithVirtualCache(&sc.vc).
 		WithBaseCache(&sc.bc).
-		WithStrictBuiltinErrors(true).
-		WithMetrics(noMetrics)
-	var (
-		result *ast.Term
-		n      int
-	)
-	err := q.Iter(ctx, func(qr topdown.QueryResult) error {
-		n++
-		result = qr[resultVar]
-		return nil
-	})
+		WithRequestMetadata(sc.meta)
+	err := sc.q.Iter(ctx, sc.collect)
+	result, n := sc.result, sc.n
 	if err != nil {
 		return policyResult{err: fmt.Errorf("evaluating policy: %w", err)}
 	}

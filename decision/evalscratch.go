@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // evalScratch is the per-evaluation state OPA would otherwise allocate on
@@ -16,9 +17,27 @@ type evalScratch struct {
 	vc     flatVirtualCache
 	bc     flatBaseCache
 	input  ast.Term
+	q      topdown.Query
+	// meta is OPA's request metadata map, which it allocates per call
+	// when given none; emptied between evaluations.
+	meta map[string]any
+	// collect is the result callback, bound once to this scratch so that
+	// no closure is allocated per evaluation; it counts the results and
+	// keeps the last value of resultVar.
+	collect func(topdown.QueryResult) error
+	result  *ast.Term
+	n       int
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(evalScratch) }}
+var scratchPool = sync.Pool{New: func() any {
+	s := &evalScratch{meta: map[string]any{}}
+	s.collect = func(qr topdown.QueryResult) error {
+		s.n++
+		s.result = qr[resultVar]
+		return nil
+	}
+	return s
+}}
 
 func getScratch(input ast.Value, timeout time.Duration) *evalScratch {
 	s := scratchPool.Get().(*evalScratch)
@@ -26,6 +45,7 @@ func getScratch(input ast.Value, timeout time.Duration) *evalScratch {
 	s.vc.reset()
 	s.bc.reset()
 	s.input = ast.Term{Value: input}
+	s.result, s.n = nil, 0
 	return s
 }
 
@@ -35,6 +55,9 @@ func putScratch(s *evalScratch) {
 	s.vc.reset()
 	s.bc.reset()
 	s.input = ast.Term{}
+	s.q = topdown.Query{}
+	clear(s.meta)
+	s.result = nil
 	scratchPool.Put(s)
 }
 
