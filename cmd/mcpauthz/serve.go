@@ -107,6 +107,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer a.close()
+	applyRuntimeLimits(cfg.Limits, log)
 	return a.serve(ctx)
 }
 
