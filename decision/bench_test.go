@@ -2,10 +2,16 @@ package decision
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcpauthz/mcpauthz/bundles"
@@ -211,5 +217,142 @@ func benchDecide(b *testing.B, e *Engine, reqs []*Request) {
 			b.Fatal(d.Errors)
 		}
 		i++
+	}
+}
+
+// referencePolicyWithHelpers is the reference policy as first written, with
+// helper rules: decision/testdata/bench/authz.rego is its rewrite into one
+// rule for speed, and must decide exactly as it does.
+const referencePolicyWithHelpers = `package mcp.authz
+
+cfg := data.mcpauthz.config
+
+default decision := {"allow": false, "reason": "denied by policy"}
+
+decision := {"allow": true} if {
+	allowed
+} else := {"allow": false, "reason": "this method needs a scope the token lacks", "scopes": [scope]} if {
+	input.token.valid
+	scope := cfg.method_scope[input.mcp.method]
+	not scope in input.token.scopes
+} else := {"allow": false, "reason": "tool not allowed on this route, or arguments refused"} if {
+	input.token.valid
+	input.mcp.method == "tools/call"
+}
+
+allowed if {
+	input.token.valid
+	cfg.open_methods[input.mcp.method]
+}
+
+allowed if {
+	input.token.valid
+	input.mcp.method == "tools/call"
+	cfg.method_scope["tools/call"] in input.token.scopes
+	input.mcp.tool.name in cfg.server_tools[input.context.mcp_server]
+	arguments_ok
+}
+
+arguments_ok if input.mcp.tool.name != "read_file"
+
+arguments_ok if {
+	path := input.mcp.tool.arguments.path
+	startswith(path, cfg.read_file_root)
+	not contains(path, "..")
+	not contains(path, "//")
+}
+`
+
+// TestBenchPolicySameDecisions evaluates the reference policy and its
+// helper-rule form on every combination of method, tool, path, token
+// validity, scopes and route (absent values and wrong types included) and
+// requires the same decision, or an error from both.
+func TestBenchPolicySameDecisions(t *testing.T) {
+	rewritten, err := os.ReadFile(filepath.Join(benchPolicy, "authz.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(benchPolicy, "data.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(raw, &data); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	prepare := func(src string) rego.PreparedEvalQuery {
+		pq, err := rego.New(
+			rego.Query("data.mcp.authz.decision"),
+			rego.Module("authz.rego", src),
+			rego.Store(inmem.NewFromObject(data)),
+			rego.StrictBuiltinErrors(true),
+		).PrepareForEval(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pq
+	}
+	helpers, flat := prepare(referencePolicyWithHelpers), prepare(string(rewritten))
+	decide := func(pq rego.PreparedEvalQuery, input map[string]any) (any, error) {
+		rs, err := pq.Eval(ctx, rego.EvalInput(input))
+		if err != nil || len(rs) == 0 {
+			return nil, err
+		}
+		return rs[0].Expressions[0].Value, nil
+	}
+
+	absent := struct{}{}
+	methods := []any{"tools/call", "tools/list", "initialize", "ping", "resources/read", "prompts/get", absent}
+	tools := []any{"read_file", "list_dir", "write_file", 7, absent}
+	paths := []any{"/data/q3.csv", "/data/../etc/passwd", "/data//x", "/etc/passwd", "", 42, absent}
+	valid := []any{true, false, "true", absent}
+	scopes := []any{[]any{"mcp:tools"}, []any{"mcp:tools", "mcp:tools"}, []any{"mcp:resources"}, []any{}, "mcp:tools", absent}
+	routes := []any{"files", "other", absent}
+	set := func(m map[string]any, k string, v any) {
+		if v != absent {
+			m[k] = v
+		}
+	}
+	n, allowed := 0, 0
+	for _, method := range methods {
+		for _, tool := range tools {
+			for _, path := range paths {
+				for _, v := range valid {
+					for _, sc := range scopes {
+						for _, route := range routes {
+							args := map[string]any{}
+							set(args, "path", path)
+							tl := map[string]any{"arguments": args}
+							set(tl, "name", tool)
+							m := map[string]any{"tool": tl}
+							set(m, "method", method)
+							tok := map[string]any{}
+							set(tok, "valid", v)
+							set(tok, "scopes", sc)
+							c := map[string]any{}
+							set(c, "mcp_server", route)
+							input := map[string]any{"mcp": m, "token": tok, "context": c}
+							want, werr := decide(helpers, input)
+							got, gerr := decide(flat, input)
+							name := fmt.Sprintf("method=%v tool=%v path=%v valid=%v scopes=%v route=%v", method, tool, path, v, sc, route)
+							if (werr != nil) != (gerr != nil) {
+								t.Fatalf("%s: error %v, helper-rule form's %v", name, gerr, werr)
+							}
+							if !reflect.DeepEqual(got, want) {
+								t.Fatalf("%s: decision %v, helper-rule form's %v", name, got, want)
+							}
+							n++
+							if d, ok := want.(map[string]any); ok && d["allow"] == true {
+								allowed++
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	if allowed == 0 || allowed == n {
+		t.Fatalf("%d of %d inputs allowed: the table does not exercise both outcomes", allowed, n)
 	}
 }
