@@ -30,6 +30,11 @@ import (
 	"time"
 )
 
+// defaultGCPercent is mcpauthz's default limits.gc_percent
+// (cmd/mcpauthz.DefaultGCPercent), applied so that the in-process server
+// runs as a real one does.
+const defaultGCPercent = 400
+
 type config struct {
 	concurrency []int
 	duration    time.Duration
@@ -44,6 +49,7 @@ type config struct {
 	cpuprofile  string
 	gcPercent   int
 	keyFile     string
+	baseline    bool
 	memLimit    int64
 }
 
@@ -75,7 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.variants, "variants", 4096, "distinct requests (ids and arguments) in the workload")
 	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run (harness and servers) to `file`")
 	fs.StringVar(&cfg.keyFile, "key", "", "PEM `file` of the token signing key, created when absent: a server started with the --jwks-out of one run trusts the tokens of the next")
-	fs.IntVar(&cfg.gcPercent, "gc-percent", 0, "set the garbage collector's target like mcpauthz's limits.gc_percent (`percent`; 0 leaves GOGC); it applies to the whole process, harness included")
+	fs.BoolVar(&cfg.baseline, "baseline", true, "also run each phase against the no-op server and print the share; false for soak runs of mcpauthz alone")
+	fs.IntVar(&cfg.gcPercent, "gc-percent", defaultGCPercent, "set the garbage collector's target like mcpauthz's limits.gc_percent (`percent`; 0 leaves GOGC); it applies to the whole process, harness included")
 	fs.Int64Var(&cfg.memLimit, "memory-limit", 0, "set a soft memory limit like mcpauthz's limits.memory_limit_bytes (`bytes`; 0 leaves GOMEMLIMIT); whole process")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -150,17 +157,21 @@ func bench(ctx context.Context, cfg *config, stdout io.Writer) error {
 
 	tw := newTable(stdout)
 	for _, c := range cfg.concurrency {
-		n, err := runPhase(ctx, "noop", noop.addr, c, cfg, w, false)
-		if err != nil {
-			return err
+		var n *result
+		if cfg.baseline {
+			if n, err = runPhase(ctx, "noop", noop.addr, c, cfg, w, false); err != nil {
+				return err
+			}
+			tw.row(n)
 		}
-		tw.row(n)
 		m, err := runPhase(ctx, "mcpauthz", target, c, cfg, w, true)
 		if err != nil {
 			return err
 		}
 		tw.row(m)
-		tw.ratio(m, n)
+		if n != nil {
+			tw.ratio(m, n)
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
