@@ -165,7 +165,10 @@ func (e *Engine) Queries() []string {
 func (e *Engine) Package() string { return e.opts.Package }
 
 func (e *Engine) newID() string {
-	return e.idPrefix + strconv.FormatUint(e.idCounter.Add(1), 36)
+	// One allocation: the number is formatted on the stack and the
+	// conversion inside the concatenation does not copy it first.
+	var buf [16]byte
+	return e.idPrefix + string(strconv.AppendUint(buf[:0], e.idCounter.Add(1), 36))
 }
 
 // Decide makes the decision for one request. It never fails: every error
