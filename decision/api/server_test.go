@@ -15,9 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -45,29 +43,10 @@ var tokens = fakeTokens{
 	"bob-token":   {"sub": "bob", "scope": "mcp:tools payments:write", "team": "support"},
 }
 
-// dialConn serves the services register adds over bufconn and returns a
-// connection to them.
-func dialConn(t *testing.T, register func(*grpc.Server)) *grpc.ClientConn {
-	t.Helper()
-	lis := bufconn.Listen(4 << 20)
-	s := grpc.NewServer()
-	register(s)
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
 // dial serves srv over bufconn and returns a client.
 func dial(t *testing.T, srv pb.DecisionServiceServer) pb.DecisionServiceClient {
 	t.Helper()
-	return pb.NewDecisionServiceClient(dialConn(t, func(s *grpc.Server) { pb.RegisterDecisionServiceServer(s, srv) }))
+	return pb.NewDecisionServiceClient(decisiontest.Dial(t, func(s *grpc.Server) { pb.RegisterDecisionServiceServer(s, srv) }))
 }
 
 func newServer(t *testing.T, dir string, opts api.Options) pb.DecisionServiceClient {
@@ -407,7 +386,7 @@ func TestParityWithExtAuthz(t *testing.T) {
 	e := decisiontest.NewEngine(t, "../testdata/policy", func(o *decision.Options) { o.Tokens = tokens })
 	envoyOpts := envoy.Options{JWTMetadataNamespace: "envoy.filters.http.jwt_authn", JWTPayloadKey: "payload"}
 	// Both services on one server, as serve wires them.
-	cc := dialConn(t, func(s *grpc.Server) {
+	cc := decisiontest.Dial(t, func(s *grpc.Server) {
 		authv3.RegisterAuthorizationServer(s, envoy.NewServer(e, envoyOpts, nil))
 		pb.RegisterDecisionServiceServer(s, api.NewServer(e, decision.NewItemFilter(e), api.Options{TrustClaims: func(context.Context) bool { return true }}))
 	})

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +13,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/mcpauthz/mcpauthz/decision"
@@ -104,18 +101,9 @@ func compareGolden(t *testing.T, path string, got any) {
 // checks the CheckResponse of an allowed and a denied tools/call.
 func TestCheckOverGRPC(t *testing.T) {
 	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(srv, envoy.NewServer(e, adapterOpts, nil))
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := decisiontest.Dial(t, func(s *grpc.Server) {
+		authv3.RegisterAuthorizationServer(s, envoy.NewServer(e, adapterOpts, nil))
+	})
 	client := authv3.NewAuthorizationClient(conn)
 
 	tests := map[string]struct {
