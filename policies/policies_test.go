@@ -12,11 +12,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/format"
-	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/util"
 
+	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/policies"
 )
 
@@ -84,43 +82,26 @@ func TestBundleLayout(t *testing.T) {
 	}
 }
 
-// TestRego runs every _test.rego of the bundle with OPA's test runner, as
-// `opa test` (and `mcpauthz test`) would.
+// TestRego runs every _test.rego of the bundle exactly as `mcpauthz test`
+// does: the same loader, sandboxed builtins and input schema.
 func TestRego(t *testing.T) {
-	ctx := context.Background()
-	b := readBundle(t)
+	runRegoTests(t, ".")
+}
 
-	store := inmem.NewWithOpts(inmem.OptRoundTripOnWrite(false))
-	txn := storage.NewTransactionOrDie(ctx, store, storage.WriteParams)
-	defer store.Abort(ctx, txn)
-
-	ch, err := tester.NewRunner().
-		SetStore(store).
-		SetBundles(map[string]*bundle.Bundle{"policies": b}).
-		RaiseBuiltinErrors(true).
-		RunTests(ctx, txn)
+// runRegoTests runs the Rego tests of the bundle in dir with bundles.Test
+// and fails on any failed or erroring test, or when there are none.
+func runRegoTests(t *testing.T, dir string) {
+	t.Helper()
+	var out bytes.Buffer
+	passed, failed, err := bundles.Test(context.Background(), []string{dir}, &out, true, bundles.Options{InputSchema: policies.InputSchema()})
+	t.Log(out.String())
 	if err != nil {
 		t.Fatalf("running rego tests: %v", err)
 	}
-	var passed, total int
-	for r := range ch {
-		total++
-		switch {
-		case r.Error != nil:
-			t.Errorf("%s.%s: ERROR: %v", r.Package, r.Name, r.Error)
-		case r.Fail:
-			t.Errorf("%s.%s: FAIL (%s)", r.Package, r.Name, r.Location)
-		case r.Skip:
-			t.Errorf("%s.%s: SKIPPED (todo_ tests are not allowed here)", r.Package, r.Name)
-		default:
-			passed++
-			t.Logf("%s.%s: PASS", r.Package, r.Name)
-		}
+	if failed > 0 || passed == 0 {
+		t.Fatalf("rego tests: %d passed, %d failed", passed, failed)
 	}
-	if total == 0 {
-		t.Fatal("no rego tests found")
-	}
-	t.Logf("PASS: %d/%d", passed, total)
+	t.Logf("PASS: %d/%d", passed, passed+failed)
 }
 
 // schemaSet parses the embedded input schema the way a compiler wants it.

@@ -15,11 +15,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/format"
-	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/util"
 
+	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/policies"
 )
 
@@ -54,44 +52,24 @@ func readBundle(t *testing.T, dir string) *bundle.Bundle {
 	return &b
 }
 
+// TestBundlesRegoTests runs each example bundle's _test.rego files exactly
+// as `mcpauthz test` does.
 func TestBundlesRegoTests(t *testing.T) {
 	for _, dir := range bundleDirs(t) {
 		t.Run(strings.ReplaceAll(dir, "-", "_"), func(t *testing.T) {
-			ctx := context.Background()
-			b := readBundle(t, dir)
-			if b.Manifest.Revision == "" {
+			if b := readBundle(t, dir); b.Manifest.Revision == "" {
 				t.Error("manifest has no revision")
 			}
-			store := inmem.NewWithOpts(inmem.OptRoundTripOnWrite(false))
-			txn := storage.NewTransactionOrDie(ctx, store, storage.WriteParams)
-			defer store.Abort(ctx, txn)
-			ch, err := tester.NewRunner().
-				SetStore(store).
-				SetBundles(map[string]*bundle.Bundle{dir: b}).
-				RaiseBuiltinErrors(true).
-				RunTests(ctx, txn)
+			var out bytes.Buffer
+			passed, failed, err := bundles.Test(context.Background(), []string{dir}, &out, true, bundles.Options{InputSchema: policies.InputSchema()})
+			t.Log(out.String())
 			if err != nil {
 				t.Fatalf("running rego tests: %v", err)
 			}
-			var passed, total int
-			for r := range ch {
-				total++
-				switch {
-				case r.Error != nil:
-					t.Errorf("%s.%s: ERROR: %v", r.Package, r.Name, r.Error)
-				case r.Fail:
-					t.Errorf("%s.%s: FAIL (%s)", r.Package, r.Name, r.Location)
-				case r.Skip:
-					t.Errorf("%s.%s: SKIPPED", r.Package, r.Name)
-				default:
-					passed++
-					t.Logf("%s.%s: PASS", r.Package, r.Name)
-				}
+			if failed > 0 || passed == 0 {
+				t.Fatalf("rego tests: %d passed, %d failed", passed, failed)
 			}
-			if total == 0 {
-				t.Fatal("no rego tests found")
-			}
-			t.Logf("PASS: %d/%d", passed, total)
+			t.Logf("PASS: %d/%d", passed, passed+failed)
 		})
 	}
 }
