@@ -53,6 +53,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"tls_half":              {"listen: {tls: {cert_file: a}}", "listen.tls"},
 		"signature_without_key": {"bundles: [{path: p, verification: {key_id: k}}]", "bundles[0].verification.public_key_file"},
 		"zero_body_limit":       {"limits: {max_body_bytes: 0}", "limits.max_body_bytes"},
+		"gc_percent_too_low":    {"limits: {gc_percent: -2}", "limits.gc_percent"},
+		"gc_off_without_limit":  {"limits: {gc_percent: -1}", "limits.gc_percent"},
+		"memory_limit_too_low":  {"limits: {memory_limit_bytes: 1000}", "limits.memory_limit_bytes"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -121,5 +124,26 @@ func TestAPIKeyCreatePrintsHashOnly(t *testing.T) {
 	s := out.String()
 	if !strings.Contains(s, "mcpk_") || !strings.Contains(s, `"api_keys"`) || !strings.Contains(s, `"sub": "ci-bot"`) {
 		t.Errorf("output:\n%s", s)
+	}
+}
+
+func TestRuntimeLimits(t *testing.T) {
+	tests := map[string]struct {
+		cfg     LimitsConfig
+		wantGC  int
+		wantMem int64
+	}{
+		"defaults_leave_env_alone": {LimitsConfig{}, 0, 0},
+		"gc_percent_set":           {LimitsConfig{GCPercent: 400}, 400, 0},
+		"gc_off_with_limit":        {LimitsConfig{GCPercent: -1, MemoryLimitBytes: 64 << 20}, -1, 64 << 20},
+		"gc_off_without_limit":     {LimitsConfig{GCPercent: -1}, 0, 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			gc, mem := runtimeLimits(tc.cfg)
+			if gc != tc.wantGC || mem != tc.wantMem {
+				t.Errorf("runtimeLimits = (%d, %d), want (%d, %d)", gc, mem, tc.wantGC, tc.wantMem)
+			}
+		})
 	}
 }
