@@ -97,6 +97,9 @@ func (m *Metrics) Observe(_ context.Context, _ *Request, d *Decision, _ ast.Valu
 
 // DecisionLogOptions configure decision logs.
 type DecisionLogOptions struct {
+	// Path is the decision's path in OPA's event ("mcp/authz/decision");
+	// default "mcp/authz/decision".
+	Path    string
 	Console bool   // write events to standard output
 	File    string // append events to this file
 	// Buffer is how many events may wait to be written; when full, new
@@ -114,6 +117,7 @@ type DecisionLog struct {
 	done    chan struct{}
 	dropped atomic.Uint64
 	log     *slog.Logger
+	path    string
 }
 
 type event struct {
@@ -131,7 +135,10 @@ func NewDecisionLog(o DecisionLogOptions) (*DecisionLog, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &DecisionLog{ch: make(chan event, o.Buffer), done: make(chan struct{}), log: o.Logger}
+	if o.Path == "" {
+		o.Path = "mcp/authz/decision"
+	}
+	l := &DecisionLog{ch: make(chan event, o.Buffer), done: make(chan struct{}), log: o.Logger, path: o.Path}
 	switch {
 	case o.File != "":
 		f, err := os.OpenFile(o.File, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
@@ -198,7 +205,7 @@ func (l *DecisionLog) run() {
 		}
 		e := opaEvent{
 			DecisionID: ev.d.ID,
-			Path:       "mcp/authz",
+			Path:       l.path,
 			Input:      input,
 			Result:     res,
 			Bundles:    map[string]any{"policy": map[string]any{"revision": ev.d.Revision}},

@@ -174,6 +174,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	if cfg.DecisionLogs.Console || cfg.DecisionLogs.File != "" {
 		if a.declog, err = decision.NewDecisionLog(decision.DecisionLogOptions{
 			Console: cfg.DecisionLogs.Console, File: cfg.DecisionLogs.File, Logger: log,
+			Path: strings.ReplaceAll(cfg.Policy.Package, ".", "/") + "/decision",
 		}); err != nil {
 			return nil, fmt.Errorf("decision_logs: %w", err)
 		}
