@@ -88,7 +88,7 @@ func TestPrunedInputDecidesAlike(t *testing.T) {
 		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
 		`[{"jsonrpc":"2.0","id":4,"method":"ping"},{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"query","arguments":{"sql":"select 1"}}}]`,
 	}
-	for _, dir := range []string{"testdata/policy", "testdata/bench", "testdata/allow_only", examplePolicy} {
+	for _, dir := range []string{"testdata/policy", "testdata/bench", "testdata/allow_only", examplePolicy, "../policies"} {
 		t.Run(strings.ReplaceAll(strings.Trim(dir, "./"), "/", "_"), func(t *testing.T) {
 			full := newTestEngine(t, dir, true)
 			pruned := newTestEngine(t, dir, false)
