@@ -99,9 +99,6 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.Log)
-	if cfg.Tokens.Dev {
-		log.Warn("DEVELOPMENT TOKENS ARE TRUSTED (tokens.dev: true): anyone with the local dev key can mint tokens; never use this in production")
-	}
 	a, err := buildApp(ctx, cfg, log)
 	if err != nil {
 		return err
