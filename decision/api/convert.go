@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -210,6 +211,9 @@ func DecisionToProto(d *decision.Decision) *pb.Decision {
 		out.ResponseHeaders = headers(d.ResponseHeaders)
 	} else {
 		out.DeniedResponse = &pb.HttpResponse{Status: int32(d.Status), Headers: headers(d.ResponseHeaders), Body: d.Body}
+		if utf8.Valid(d.Body) {
+			out.DeniedResponse.BodyText = string(d.Body)
+		}
 	}
 	if t := d.Token; t != nil {
 		out.Token = &pb.TokenInfo{Present: t.Present, Valid: t.Valid, Error: t.Error, Subject: t.Subject, Scopes: t.Scopes}

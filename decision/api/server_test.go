@@ -167,6 +167,9 @@ func TestDecide(t *testing.T) {
 			if !bytes.Contains(dr.GetBody(), []byte(tc.bodyHas)) {
 				t.Errorf("body = %s, want it to contain %s", dr.GetBody(), tc.bodyHas)
 			}
+			if dr.GetBodyText() != string(dr.GetBody()) {
+				t.Errorf("body_text = %q, want the body as text %q", dr.GetBodyText(), dr.GetBody())
+			}
 		})
 	}
 }

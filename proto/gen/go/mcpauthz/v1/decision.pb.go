@@ -821,7 +821,11 @@ type HttpResponse struct {
 	// Response headers, lower-case names.
 	Headers []*Header `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty"`
 	// The body (a JSON-RPC answer for a denied request).
-	Body          []byte `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	Body []byte `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// The same body as text when it is valid UTF-8 (always, for the JSON
+	// bodies mcpauthz writes), so JSON clients such as grpcurl print it
+	// readably instead of base64.
+	BodyText      string `protobuf:"bytes,4,opt,name=body_text,json=bodyText,proto3" json:"body_text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -875,6 +879,13 @@ func (x *HttpResponse) GetBody() []byte {
 		return x.Body
 	}
 	return nil
+}
+
+func (x *HttpResponse) GetBodyText() string {
+	if x != nil {
+		return x.BodyText
+	}
+	return ""
 }
 
 // Header is one HTTP header.
@@ -2090,11 +2101,12 @@ const file_mcpauthz_v1_decision_proto_rawDesc = "" +
 	"\brevision\x18\n" +
 	" \x01(\tR\brevision\x12\x1a\n" +
 	"\bmessages\x18\v \x01(\x05R\bmessages\x12,\n" +
-	"\x05token\x18\f \x01(\v2\x16.mcpauthz.v1.TokenInfoR\x05token\"i\n" +
+	"\x05token\x18\f \x01(\v2\x16.mcpauthz.v1.TokenInfoR\x05token\"\x86\x01\n" +
 	"\fHttpResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12-\n" +
 	"\aheaders\x18\x02 \x03(\v2\x13.mcpauthz.v1.HeaderR\aheaders\x12\x12\n" +
-	"\x04body\x18\x03 \x01(\fR\x04body\"2\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\x12\x1b\n" +
+	"\tbody_text\x18\x04 \x01(\tR\bbodyText\"2\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"\x83\x01\n" +
