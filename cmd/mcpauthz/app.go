@@ -165,6 +165,13 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 			CacheSize: in.CacheSize, Timeout: in.Timeout.D(),
 		}
 	}
+	if cfg.Tokens.Issuer == "" && (cfg.Tokens.JWKSFile != "" || cfg.Tokens.JWKSURL != "") {
+		log.Warn("tokens.issuer is empty: the iss claim of JWTs is not checked; any issuer whose keys are in the JWKS is trusted")
+	}
+	if cfg.Tokens.Issuer == "" && cfg.Tokens.JWKSFile == "" && cfg.Tokens.JWKSURL == "" && !cfg.Tokens.Dev &&
+		cfg.Tokens.Introspection == nil && cfg.Tokens.FromEnvoyMetadata == "" {
+		log.Warn("no token source is configured (tokens.issuer, jwks_file, jwks_url, introspection, from_envoy_metadata or dev): only API keys from bundle data can authenticate")
+	}
 	if a.tokens, err = token.New(ctx, topts); err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
 	}
