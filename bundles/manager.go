@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -201,6 +203,16 @@ func (m *Manager) Reload(ctx context.Context) error {
 
 	start := time.Now()
 	snap, err := m.load(ctx)
+	if err != nil && fileVanished(err) {
+		// A file was replaced while it was read (an editor's or a
+		// ConfigMap's rename): the tree settles within the debounce, so
+		// read it once more before calling the change broken.
+		select {
+		case <-time.After(m.cfg.opts.Debounce):
+		case <-ctx.Done():
+		}
+		snap, err = m.load(ctx)
+	}
 	if err != nil {
 		// Count before publishing the error, so whoever sees the error
 		// in Status also sees it counted.
@@ -346,4 +358,11 @@ func (m *metrics) download(name, result string) {
 		return
 	}
 	m.downloads.WithLabelValues(name, result).Inc()
+}
+
+// fileVanished reports whether a load failed because a file disappeared
+// between listing and reading. OPA's loaders do not always wrap the
+// underlying error, so the message is checked too.
+func fileVanished(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "no such file or directory")
 }
