@@ -58,20 +58,14 @@ func newBenchEnv(b *testing.B, edit func(*Options)) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	jwks, err := keys.WriteJWKS(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := token.New(ctx, token.Options{Issuer: workload.Issuer, Audience: workload.Audience, JWKSFile: jwks, Algorithms: []string{"RS256"}})
+	v, err := keys.Verifier(ctx, b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(v.Close)
-	toks := make([]string, 4)
-	for i := range toks {
-		if toks[i], err = keys.Token("agent-"+string(rune('a'+i)), workload.Scopes, ""); err != nil {
-			b.Fatal(err)
-		}
+	toks, err := keys.Tokens(4)
+	if err != nil {
+		b.Fatal(err)
 	}
 	src := &fixedSnapshots{}
 	opts := Options{Snapshots: src, Tokens: v, MetadataURL: oauth.MetadataURL(workload.Audience)}

@@ -59,14 +59,9 @@ func newWorkload(cfg *config) (*load, error) {
 	// then served from the verifier's cache, as in steady state.
 	tokens := []string{cfg.token}
 	if cfg.token == "" {
-		tokens = tokens[:0]
-		for i := range 8 {
-			t, err := keys.Token(fmt.Sprintf("agent-%d", i), workload.Scopes, "")
-			if err != nil {
-				l.close()
-				return nil, err
-			}
-			tokens = append(tokens, t)
+		if tokens, err = keys.Tokens(8); err != nil {
+			l.close()
+			return nil, err
 		}
 	}
 	for _, r := range workload.Mix(cfg.variants, tokens) {

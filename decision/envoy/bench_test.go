@@ -9,7 +9,6 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
-	"github.com/mcpauthz/mcpauthz/decision/token"
 	"github.com/mcpauthz/mcpauthz/internal/workload"
 )
 
@@ -27,19 +26,16 @@ func benchServer(b *testing.B, k workload.Kind) (*Server, []*authv3.CheckRequest
 	if err != nil {
 		b.Fatal(err)
 	}
-	jwks, err := keys.WriteJWKS(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := token.New(ctx, token.Options{Issuer: workload.Issuer, Audience: workload.Audience, JWKSFile: jwks, Algorithms: []string{"RS256"}})
+	v, err := keys.Verifier(ctx, b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(v.Close)
-	tok, err := keys.Token("agent-a", workload.Scopes, "")
+	toks, err := keys.Tokens(1)
 	if err != nil {
 		b.Fatal(err)
 	}
+	tok := toks[0]
 	e := decisiontest.NewEngine(b, benchPolicy, func(o *decision.Options) { o.Tokens = v })
 	srv := NewServer(e, Options{}, nil)
 	var ws []*workload.Request

@@ -8,6 +8,7 @@
 package workload
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -23,8 +24,10 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 // The token audience and issuer of the workload.
@@ -102,6 +105,30 @@ func (k *Keys) WriteJWKS(dir string) (string, error) {
 		return "", fmt.Errorf("writing %s: %w", p, err)
 	}
 	return p, nil
+}
+
+// Verifier writes the JWKS of k into dir and returns a token verifier that
+// trusts it with the workload's issuer and audience, as a server configured
+// with tokens.jwks_file would.
+func (k *Keys) Verifier(ctx context.Context, dir string) (*token.Verifier, error) {
+	jwks, err := k.WriteJWKS(dir)
+	if err != nil {
+		return nil, err
+	}
+	return token.New(ctx, token.Options{Issuer: Issuer, Audience: Audience, JWKSFile: jwks, Algorithms: []string{"RS256"}})
+}
+
+// Tokens mints n tokens with the workload's scopes for distinct subjects
+// (agent-a, agent-b, ...).
+func (k *Keys) Tokens(n int) ([]string, error) {
+	toks := make([]string, n)
+	for i := range toks {
+		var err error
+		if toks[i], err = k.Token("agent-"+string(rune('a'+i)), Scopes, ""); err != nil {
+			return nil, err
+		}
+	}
+	return toks, nil
 }
 
 // Token mints an RS256 access token for subject with the given scopes,
