@@ -208,7 +208,7 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, snap *bundles.Snaps
 	}
 	// input.http.access_token_in_query tells the policy that a token came in
 	// the query string; it is never read as a credential.
-	p.shared.http, _ = httpInputFor(r, needs.sub("http"))
+	p.shared.http = httpInputFor(r, needs.sub("http"))
 
 	keys, _ := snap.Derived().(*token.APIKeys)
 	p.tok = e.resolveToken(ctx, r, keys)

@@ -59,17 +59,18 @@ func splitPath(target string) (path, query string) {
 	return target, ""
 }
 
-// httpInput builds input.http. It reports whether the query string carried
-// an access_token, which policies may deny and which is never forwarded.
-func httpInput(r *Request) (*ast.Term, bool) {
+// httpInput builds all of input.http. access_token_in_query in it tells
+// the policy that a token came in the query string, which is never read as a
+// credential and never forwarded.
+func httpInput(r *Request) *ast.Term {
 	return httpInputFor(r, allInput)
 }
 
 // httpInputFor builds the members of input.http that n names (all of them
 // for allInput), nil when n is nil.
-func httpInputFor(r *Request, n *inputNeeds) (*ast.Term, bool) {
+func httpInputFor(r *Request, n *inputNeeds) *ast.Term {
 	if n == nil {
-		return nil, false
+		return nil
 	}
 	path, query := splitPath(r.Path)
 	items := make([][2]*ast.Term, 0, 7)
@@ -119,7 +120,7 @@ func httpInputFor(r *Request, n *inputNeeds) (*ast.Term, bool) {
 		}
 		items = append(items, ast.Item(keyHeaders, ast.ObjectTerm(hs...)))
 	}
-	return ast.ObjectTerm(items...), tokenInQuery
+	return ast.ObjectTerm(items...)
 }
 
 func methodTerm(m string) *ast.Term {

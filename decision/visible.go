@@ -125,7 +125,7 @@ func (f *ItemFilter) Visible(ctx context.Context, r *Request, items []Item) (*Vi
 	keys, _ := snap.Derived().(*token.APIKeys)
 	tok := e.resolveToken(ctx, r, keys)
 	shared := sharedInput{source: sourceInput(r), context: contextInput(r.Context), token: ast.NewTerm(tok.Value)}
-	shared.http, _ = httpInput(r)
+	shared.http = httpInput(r)
 
 	res := &VisibleResult{Revision: snap.Revision, Token: tok, Items: make([]Visibility, len(items))}
 	vq, hasRule := snap.Query(e.qVisible)
