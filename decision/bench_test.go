@@ -51,7 +51,7 @@ type benchEnv struct {
 	v      *token.Verifier
 }
 
-func newBenchEnv(b *testing.B, edit func(*Options)) *benchEnv {
+func newBenchEnv(b testing.TB, edit func(*Options)) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
 	keys, err := workload.NewKeys()

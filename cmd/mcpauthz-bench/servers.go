@@ -131,7 +131,7 @@ func startInProcess(ctx context.Context, policy, jwks string) (*inProcess, error
 	}
 	p.snaps.p.Store(snap)
 	p.server, err = listen(func(s *grpc.Server) {
-		authv3.RegisterAuthorizationServer(s, envoy.NewServer(p.engine, envoy.Options{}, nil))
+		envoy.NewServer(p.engine, envoy.Options{}, nil).Register(s)
 	})
 	if err != nil {
 		tokens.Close()

@@ -125,11 +125,11 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	healthpb.RegisterHealthServer(grpcSrv, hs)
 	reflection.Register(grpcSrv)
-	authv3.RegisterAuthorizationServer(grpcSrv, envoy.NewServer(a.engine, envoy.Options{
+	envoy.NewServer(a.engine, envoy.Options{
 		MCPMetadataNamespace: a.cfg.Envoy.MCPMetadataNamespace,
 		JWTMetadataNamespace: a.cfg.Tokens.FromEnvoyMetadata,
 		JWTPayloadKey:        a.cfg.Tokens.EnvoyPayloadKey,
-	}, a.log))
+	}, a.log).Register(grpcSrv)
 	a.registerExtraGRPC(grpcSrv)
 
 	var wg sync.WaitGroup

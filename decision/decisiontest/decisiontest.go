@@ -49,13 +49,13 @@ func NewEngine(t testing.TB, dir string, edit func(*decision.Options)) *decision
 	return e
 }
 
-// Dial serves the gRPC services that register adds over an in-memory
-// listener (bufconn) and returns a client connection to them. Both are
-// closed when the test ends.
-func Dial(t testing.TB, register func(*grpc.Server)) *grpc.ClientConn {
+// Dial serves the gRPC services that register adds, on a server with
+// opts, over an in-memory listener (bufconn) and returns a client
+// connection to them. Both are closed when the test ends.
+func Dial(t testing.TB, register func(*grpc.Server), opts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(4 << 20)
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	register(s)
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)

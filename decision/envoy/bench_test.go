@@ -6,6 +6,10 @@ import (
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/encoding"
+	protocodec "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
@@ -57,16 +61,23 @@ func benchServer(b *testing.B, k workload.Kind) (*Server, []*authv3.CheckRequest
 	return srv, reqs
 }
 
+// benchKinds are the workloads of the Check benchmarks: an allowed
+// tools/call, and the reference mix ("").
+var benchKinds = []workload.Kind{workload.ToolsCall, ""}
+
+func benchName(k workload.Kind) string {
+	if k == "" {
+		return "mix"
+	}
+	return string(k)
+}
+
 // BenchmarkCheck is one whole ext_authz Check in process, from the
 // CheckRequest Envoy sends to the CheckResponse (no gRPC transport): the
 // figure of the in-process target in docs/performance.md.
 func BenchmarkCheck(b *testing.B) {
-	for _, k := range []workload.Kind{workload.ToolsCall, ""} {
-		name := string(k)
-		if k == "" {
-			name = "mix"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, k := range benchKinds {
+		b.Run(benchName(k), func(b *testing.B) {
 			srv, reqs := benchServer(b, k)
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -99,5 +110,54 @@ func BenchmarkResponseFromDecision(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = ResponseFromDecision(d)
+	}
+}
+
+// BenchmarkCheckWire is one whole Check as the server runs it, from the
+// request bytes gRPC hands the codec to the response bytes it sends:
+// ServerCodec's decoding, the decision and the encoding. generated is the
+// same with gRPC's protobuf codec and the generated types, for comparison.
+func BenchmarkCheckWire(b *testing.B) {
+	for _, k := range benchKinds {
+		b.Run(benchName(k), func(b *testing.B) {
+			srv, reqs := benchServer(b, k)
+			benchWire(b, ServerCodec(), reqs, func() any { return &checkRequest{} },
+				func(ctx context.Context, in any) (any, error) { return srv.check(ctx, in.(*checkRequest)) })
+		})
+	}
+	b.Run("generated", func(b *testing.B) {
+		srv, reqs := benchServer(b, workload.ToolsCall)
+		benchWire(b, encoding.GetCodecV2(protocodec.Name), reqs, func() any { return &authv3.CheckRequest{} },
+			func(ctx context.Context, in any) (any, error) { return srv.Check(ctx, in.(*authv3.CheckRequest)) })
+	})
+}
+
+func benchWire(b *testing.B, codec encoding.CodecV2, reqs []*authv3.CheckRequest, newIn func() any, check func(context.Context, any) (any, error)) {
+	wire := make([]mem.BufferSlice, len(reqs))
+	for i, r := range reqs {
+		raw, err := proto.Marshal(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wire[i] = mem.BufferSlice{mem.SliceBuffer(raw)}
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		in := newIn()
+		if err := codec.Unmarshal(wire[i%len(wire)], in); err != nil {
+			b.Fatal(err)
+		}
+		resp, err := check(ctx, in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := codec.Marshal(resp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out.Free()
+		i++
 	}
 }

@@ -85,6 +85,42 @@ func RequestFromCheck(req *authv3.CheckRequest, opts *Options) *decision.Request
 		Headers: h.GetHeaders(),
 		Context: attrs.GetContextExtensions(),
 	}
+	if raw := h.GetRawBody(); len(raw) > 0 {
+		r.Body = raw
+	} else if b := h.GetBody(); b != "" {
+		r.Body = []byte(b)
+	}
+	fromHeaders(r)
+	if src := attrs.GetSource(); src != nil {
+		r.SourceAddress = socketAddress(src.GetAddress())
+		r.SourcePrincipal = src.GetPrincipal()
+	}
+	applyFilterMetadata(r, attrs.GetMetadataContext().GetFilterMetadata(), opts)
+	return r
+}
+
+// applyFilterMetadata reads what Envoy's filters left in metadata_context:
+// the MCP filter's parse of the body, and jwt_authn's verified payload.
+func applyFilterMetadata(r *decision.Request, md map[string]*structpb.Struct, opts *Options) {
+	if opts == nil {
+		return
+	}
+	ns := opts.MCPMetadataNamespace
+	if ns == "" {
+		ns = DefaultMCPMetadataNamespace
+	}
+	r.Hint = mcpHint(md[ns])
+	if opts.JWTMetadataNamespace != "" {
+		// Only Envoy's verified payload counts; when Envoy left none,
+		// the request carried no valid token, whatever its headers say.
+		r.Claims = jwtPayload(md[opts.JWTMetadataNamespace], opts.JWTPayloadKey)
+		r.IgnoreBearer = true
+	}
+}
+
+// fromHeaders fills what the HTTP attributes left empty from the
+// pseudo-headers, and reads whether the body was cut.
+func fromHeaders(r *decision.Request) {
 	if r.Headers == nil {
 		r.Headers = map[string]string{}
 	}
@@ -97,31 +133,7 @@ func RequestFromCheck(req *authv3.CheckRequest, opts *Options) *decision.Request
 	if r.Host == "" {
 		r.Host = r.Headers[":authority"]
 	}
-	if raw := h.GetRawBody(); len(raw) > 0 {
-		r.Body = raw
-	} else if b := h.GetBody(); b != "" {
-		r.Body = []byte(b)
-	}
 	r.Truncated = truncated(r.Headers, len(r.Body))
-	if src := attrs.GetSource(); src != nil {
-		r.SourceAddress = socketAddress(src.GetAddress())
-		r.SourcePrincipal = src.GetPrincipal()
-	}
-	md := attrs.GetMetadataContext().GetFilterMetadata()
-	if opts != nil {
-		ns := opts.MCPMetadataNamespace
-		if ns == "" {
-			ns = DefaultMCPMetadataNamespace
-		}
-		r.Hint = mcpHint(md[ns])
-		if opts.JWTMetadataNamespace != "" {
-			// Only Envoy's verified payload counts; when Envoy left none,
-			// the request carried no valid token, whatever its headers say.
-			r.Claims = jwtPayload(md[opts.JWTMetadataNamespace], opts.JWTPayloadKey)
-			r.IgnoreBearer = true
-		}
-	}
-	return r
 }
 
 // truncated reports whether Envoy cut the body: it says so in a header when

@@ -98,14 +98,34 @@ func compareGolden(t *testing.T, path string, got any) {
 }
 
 // TestCheckOverGRPC calls the adapter through a real gRPC connection and
-// checks the CheckResponse of an allowed and a denied tools/call.
+// checks the CheckResponse of an allowed and a denied tools/call, on a
+// server registered as generated code registers it, on the fast path of
+// Register with ServerCodec, and on Register without that codec.
 func TestCheckOverGRPC(t *testing.T) {
 	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
-	conn := decisiontest.Dial(t, func(s *grpc.Server) {
-		authv3.RegisterAuthorizationServer(s, envoy.NewServer(e, adapterOpts, nil))
-	})
-	client := authv3.NewAuthorizationClient(conn)
+	servers := map[string]func(t *testing.T) *grpc.ClientConn{
+		"generated": func(t *testing.T) *grpc.ClientConn {
+			return decisiontest.Dial(t, func(s *grpc.Server) {
+				authv3.RegisterAuthorizationServer(s, envoy.NewServer(e, adapterOpts, nil))
+			})
+		},
+		"server_codec": func(t *testing.T) *grpc.ClientConn {
+			return decisiontest.Dial(t, func(s *grpc.Server) {
+				envoy.NewServer(e, adapterOpts, nil).Register(s)
+			}, grpc.ForceServerCodecV2(envoy.ServerCodec()))
+		},
+		"register_without_codec": func(t *testing.T) *grpc.ClientConn {
+			return decisiontest.Dial(t, func(s *grpc.Server) {
+				envoy.NewServer(e, adapterOpts, nil).Register(s)
+			})
+		},
+	}
+	for name, dial := range servers {
+		t.Run(name, func(t *testing.T) { checkOverGRPC(t, authv3.NewAuthorizationClient(dial(t))) })
+	}
+}
 
+func checkOverGRPC(t *testing.T, client authv3.AuthorizationClient) {
 	tests := map[string]struct {
 		path      string
 		body      string

@@ -1,0 +1,262 @@
+package envoy
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/internal/workload"
+)
+
+var wireOpts = Options{MCPMetadataNamespace: DefaultMCPMetadataNamespace, JWTMetadataNamespace: "envoy.filters.http.jwt_authn", JWTPayloadKey: "payload"}
+
+// wireChecks are CheckRequests in wire format: the golden ones, every kind
+// of the reference workload, and edge cases of the format itself.
+func wireChecks(t testing.TB) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	files, err := filepath.Glob("testdata/checks/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no check requests: %v", err)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req authv3.CheckRequest
+		if err := protojson.Unmarshal(raw, &req); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out[filepath.Base(f)] = marshal(t, &req)
+	}
+	for i, k := range []workload.Kind{workload.ToolsCall, workload.ToolsList, workload.Initialize, workload.Ping, workload.DeniedCall} {
+		out["workload_"+string(k)] = marshal(t, workload.CheckRequest(workload.New(k, i, "h.p.s")))
+	}
+	base := workload.CheckRequest(workload.New(workload.ToolsCall, 9, "h.p.s"))
+	// A message repeated on the wire is merged into the first, a scalar
+	// replaced, a map entry added: concatenating two encodings does all three.
+	later := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:            &authv3.AttributeContext_Peer{Principal: "spiffe://x/later"},
+		ContextExtensions: map[string]string{"mcp_server": "other", "extra": "1"},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Path: "/mcp2", Headers: map[string]string{"authorization": "Bearer later", "x-new": "v"},
+		}},
+	}}
+	out["merged"] = append(marshal(t, base), marshal(t, later)...)
+	// The source address oneof switching to a pipe, and the port to a name.
+	pipe := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Source: &authv3.AttributeContext_Peer{
+		Address: &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: "/run/x.sock"}}},
+	}}}
+	out["source_pipe_after_socket"] = append(marshal(t, base), marshal(t, pipe)...)
+	named := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Source: &authv3.AttributeContext_Peer{
+		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			PortSpecifier: &corev3.SocketAddress_NamedPort{NamedPort: "https"},
+		}}},
+	}}}
+	out["source_named_port"] = append(marshal(t, base), marshal(t, named)...)
+	// Both body fields, empty values, fields the adapter does not read.
+	other := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Destination: &authv3.AttributeContext_Peer{Service: "mcp", Labels: map[string]string{"a": "b"}},
+		TlsSession:  &authv3.AttributeContext_TLSSession{Sni: "mcp.example.com"},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "POST", Body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`, RawBody: []byte(`{"jsonrpc":"2.0","id":2,"method":"ping"}`),
+			Headers: map[string]string{"": "", "empty": ""}, Scheme: "https", Size: 40, Protocol: "HTTP/2",
+		}},
+	}}
+	out["both_bodies_unread_fields"] = marshal(t, other)
+	out["empty"] = nil
+	// An unknown field of every wire type before the known ones.
+	var unknown []byte
+	unknown = protowire.AppendTag(unknown, 99, protowire.VarintType)
+	unknown = protowire.AppendVarint(unknown, 7)
+	unknown = protowire.AppendTag(unknown, 98, protowire.Fixed32Type)
+	unknown = protowire.AppendFixed32(unknown, 7)
+	unknown = protowire.AppendTag(unknown, 97, protowire.Fixed64Type)
+	unknown = protowire.AppendFixed64(unknown, 7)
+	unknown = protowire.AppendTag(unknown, 96, protowire.BytesType)
+	unknown = protowire.AppendBytes(unknown, []byte("x"))
+	out["unknown_fields"] = append(unknown, marshal(t, base)...)
+	return out
+}
+
+func marshal(t testing.TB, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// generatedRequest is the request RequestFromCheck reads from b, and
+// whether the generated types accept b at all.
+func generatedRequest(b []byte, opts *Options) (*decision.Request, bool) {
+	var req authv3.CheckRequest
+	if err := proto.Unmarshal(b, &req); err != nil {
+		return nil, false
+	}
+	return RequestFromCheck(&req, opts), true
+}
+
+func wireDecoded(b []byte, opts *Options) (*decision.Request, error) {
+	w := &wireRequest{}
+	if err := decodeCheck(b, w); err != nil {
+		return nil, err
+	}
+	if err := w.applyMetadata(opts); err != nil {
+		return nil, err
+	}
+	return &w.req, nil
+}
+
+// TestWireMatchesGenerated requires the wire decoder to read every request
+// exactly as RequestFromCheck reads the generated message.
+func TestWireMatchesGenerated(t *testing.T) {
+	for name, b := range wireChecks(t) {
+		t.Run(name, func(t *testing.T) {
+			want, ok := generatedRequest(b, &wireOpts)
+			if !ok {
+				t.Fatal("the generated types reject the test request")
+			}
+			got, err := wireDecoded(b, &wireOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("wire decoder:\n%+v\nRequestFromCheck:\n%+v", got, want)
+			}
+		})
+	}
+}
+
+func TestWireRejectsMalformed(t *testing.T) {
+	good := wireChecks(t)["workload_tools_call"]
+	for name, b := range map[string][]byte{
+		"truncated":        good[:len(good)-3],
+		"bad_length":       {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"bad_tag":          {0x80},
+		"field_zero":       {0x00, 0x01},
+		"end_group_alone":  {0x0c},
+		"nested_truncated": {0x0a, 0x02, 0x22, 0x05},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := wireDecoded(b, &wireOpts); err == nil {
+				t.Errorf("decoded % x without an error", b)
+			}
+			if _, ok := generatedRequest(b, &wireOpts); ok {
+				t.Errorf("the generated types accept % x: the case tests nothing", b)
+			}
+		})
+	}
+}
+
+// FuzzDecodeCheck: whatever the generated types accept, the wire decoder
+// accepts and reads the same; nothing makes it panic.
+func FuzzDecodeCheck(f *testing.F) {
+	for _, b := range wireChecks(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := wireDecoded(b, &wireOpts)
+		want, ok := generatedRequest(b, &wireOpts)
+		if !ok {
+			return // e.g. invalid UTF-8, which the wire decoder lets through
+		}
+		if err != nil {
+			t.Fatalf("generated types accept it, wire decoder: %v", err)
+		}
+		if len(want.Context) == 0 && len(got.Context) == 0 {
+			// The generated decoder makes an empty map of a map field it
+			// then skips for its wire type; no context is no context.
+			want.Context, got.Context = nil, nil
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("wire decoder:\n%#v\nRequestFromCheck:\n%#v", got, want)
+		}
+	})
+}
+
+// TestWireResponseMatchesGenerated requires the encoded response to decode
+// into exactly what ResponseFromDecision builds, for hand-made decisions of
+// every shape and for the engine's decisions on every test request.
+func TestWireResponseMatchesGenerated(t *testing.T) {
+	decisions := map[string]*decision.Decision{
+		"allow_bare": {ID: "a", Allow: true, Code: decision.CodeAllowed},
+		"allow_all_lists": {ID: "b", Allow: true, Code: decision.CodeAllowed, Revision: "r1",
+			UpstreamHeaders:   []decision.Header{{Name: "x-mcp-subject", Value: "alice"}, {Name: "x-empty", Value: ""}},
+			ResponseHeaders:   []decision.Header{{Name: "x-decision", Value: "allow"}},
+			RemoveHeaders:     []string{"authorization", ""},
+			RemoveQueryParams: []string{"access_token"}},
+		"deny_401": {ID: "c", Code: decision.CodeUnauthenticated, Status: 401, Reason: "authentication required",
+			ResponseHeaders: []decision.Header{{Name: "www-authenticate", Value: `Bearer resource_metadata="https://x/.well-known/oauth-protected-resource"`}},
+			Body:            []byte(`{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"authentication required"}}`)},
+		"deny_no_reason_no_body": {ID: "d", Code: decision.CodePolicyDenied, Status: 403},
+		"deny_503":               {ID: "e", Code: decision.CodeNoPolicy, Status: 503, Reason: "no policy is loaded yet"},
+		"deny_long_body":         {ID: "f", Code: decision.CodeParseError, Status: 400, Reason: "x", Body: bytes.Repeat([]byte("y"), 70000)},
+	}
+	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
+	for name, b := range wireChecks(t) {
+		r, err := wireDecoded(b, &wireOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decisions["engine_"+name] = e.Decide(context.Background(), r)
+	}
+	allowed := 0
+	for name, d := range decisions {
+		if d.Allow {
+			allowed++
+		}
+		t.Run(name, func(t *testing.T) {
+			b := appendCheckResponse(nil, d)
+			if len(b) != sizeCheckResponse(d) {
+				t.Fatalf("encoded %d bytes, sized %d", len(b), sizeCheckResponse(d))
+			}
+			var got authv3.CheckResponse
+			if err := proto.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if want := ResponseFromDecision(d); !proto.Equal(&got, want) {
+				t.Errorf("wire response:\n%v\nResponseFromDecision:\n%v", &got, want)
+			}
+		})
+	}
+	if allowed < 2 || allowed == len(decisions) {
+		t.Fatalf("%d of %d decisions allow: both outcomes must be covered", allowed, len(decisions))
+	}
+}
+
+// TestWireMetadataIsRead covers the metadata path of the wire decoder on
+// its own: the MCP filter's hint and jwt_authn's payload.
+func TestWireMetadataIsRead(t *testing.T) {
+	hint, err := structpb.NewStruct(map[string]any{"method": "tools/call", "params": map[string]any{"name": "list_repos"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{DefaultMCPMetadataNamespace: hint}},
+	}}
+	got, err := wireDecoded(marshal(t, req), &wireOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Hint == nil || got.Hint.Method != "tools/call" || got.Hint.Name != "list_repos" {
+		t.Errorf("hint = %+v", got.Hint)
+	}
+	if !got.IgnoreBearer || got.Claims != nil {
+		t.Errorf("with a jwt_authn namespace and no payload: IgnoreBearer %v, Claims %v; want true, nil", got.IgnoreBearer, got.Claims)
+	}
+}
