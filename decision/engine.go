@@ -228,7 +228,8 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, snap *bundles.Snaps
 		d.setJSONBody(rpcErrorBody(nil, mcp.CodeInvalidRequest, d.Reason))
 		return nil, false
 	}
-	body, err := mcp.Parse(r.Body)
+	// A policy that never reads input.mcp.params does not pay for building it.
+	body, err := mcp.ParseWith(r.Body, mcp.Options{SkipParams: needs.sub("mcp").sub("params") == nil})
 	if err != nil {
 		code := mcp.CodeParseError
 		var perr *mcp.Error

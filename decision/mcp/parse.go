@@ -31,11 +31,25 @@ const (
 //
 // Parse does not keep body: the values it returns refer to a private copy.
 func Parse(body []byte) (Body, error) {
+	return ParseWith(body, Options{})
+}
+
+// Options adjust what Parse builds.
+type Options struct {
+	// SkipParams leaves Message.Params nil: params are still validated, and
+	// the members naming the target (name, uri, arguments) still read, but
+	// the params object itself is not built. For callers whose policy does
+	// not read params.
+	SkipParams bool
+}
+
+// ParseWith is Parse with options.
+func ParseWith(body []byte, opts Options) (Body, error) {
 	// One allocation holds the parser with its scratch space and the storage
 	// a typical single message needs (the message, its Tool, its id, the
 	// first few terms). The returned values may point into it, so the
 	// references to scratch that could grow large are dropped before return.
-	p := &parser{b: body}
+	p := &parser{b: body, skipParams: opts.SkipParams}
 	p.items = p.itemsArr[:0]
 	p.elems = p.elemsArr[:0]
 	p.slab = p.slabArr[:]
@@ -64,6 +78,8 @@ type parser struct {
 	slab  []ast.Term     // terms are carved from here, to allocate them in blocks
 
 	invalid *Error // first validation (not syntax) failure; scanning goes on to find syntax errors
+
+	skipParams bool // Options.SkipParams
 
 	// Inline storage, used before anything is allocated.
 	itemsArr  [8][2]*ast.Term
@@ -199,6 +215,7 @@ func (p *parser) message(depth, index int) (Message, error) {
 		method     jsonString
 		paramsKind byte
 		params     ast.Object
+		targets    targetFields // the members of params naming the target
 		hasResult  bool
 		hasError   bool
 	)
@@ -260,12 +277,20 @@ func (p *parser) message(depth, index int) (Message, error) {
 					methodKind = isOther
 				}
 			case "params":
-				if p.b[p.i] == '{' && p.invalid == nil {
+				if p.b[p.i] == '{' && p.invalid == nil && p.skipParams {
+					tf, err := p.targetMembers(depth + 1)
+					if err != nil {
+						return m, err
+					}
+					paramsKind, params, targets = isObject, nil, tf
+				} else if p.b[p.i] == '{' && p.invalid == nil {
 					obj, err := p.object(depth + 1)
 					if err != nil {
 						return m, err
 					}
-					paramsKind, params = isObject, obj
+					paramsKind, params, targets = isObject, obj, targetFields{
+						name: obj.Get(nameKey), uri: obj.Get(uriKey), arguments: obj.Get(argumentsKey),
+					}
 				} else {
 					kind := isOther
 					if p.b[p.i] == '{' {
@@ -274,7 +299,7 @@ func (p *parser) message(depth, index int) (Message, error) {
 					if err := p.skip(depth + 1); err != nil {
 						return m, err
 					}
-					paramsKind, params = kind, nil
+					paramsKind, params, targets = kind, nil, targetFields{}
 				}
 			case "result":
 				hasResult = true
@@ -291,19 +316,13 @@ func (p *parser) message(depth, index int) (Message, error) {
 					return m, err
 				}
 			}
-			p.ws()
-			if p.i >= len(p.b) {
-				return m, p.syntaxErr("unexpected end of JSON input")
+			more, err := p.nextMember()
+			if err != nil {
+				return m, err
 			}
-			if p.b[p.i] == '}' {
-				p.i++
+			if !more {
 				break
 			}
-			if p.b[p.i] != ',' {
-				return m, p.syntaxErr("invalid character %s after object key:value pair", quoteChar(p.b[p.i]))
-			}
-			p.i++
-			p.ws()
 		}
 	}
 
@@ -371,8 +390,58 @@ func (p *parser) message(depth, index int) (Message, error) {
 	if params != nil {
 		m.Params = params
 	}
-	p.target(&m, params, index)
+	p.target(&m, &targets, index)
 	return m, nil
+}
+
+// targetFields are the members of params that name an operation's target;
+// nil when absent.
+type targetFields struct {
+	name, uri, arguments *ast.Term
+}
+
+// targetMembers validates the params object at p.i (which is '{') and
+// builds only its members that name a target, as Options.SkipParams asks.
+// Like object, a duplicate key keeps its last value.
+func (p *parser) targetMembers(depth int) (targetFields, error) {
+	var tf targetFields
+	if depth > MaxDepth {
+		return tf, p.tooDeep()
+	}
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return tf, nil
+	}
+	for {
+		key, err := p.key()
+		if err != nil {
+			return tf, err
+		}
+		// key aliases p.b or p.buf; it is compared before the value overwrites p.buf.
+		var dst **ast.Term
+		switch string(key) {
+		case "name":
+			dst = &tf.name
+		case "uri":
+			dst = &tf.uri
+		case "arguments":
+			dst = &tf.arguments
+		}
+		// Other members are built too, and dropped: building is what
+		// rejects a number out of range, so both modes reject the same.
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return tf, err
+		}
+		if dst != nil {
+			*dst = v
+		}
+		if more, err := p.nextMember(); err != nil || !more {
+			return tf, err
+		}
+	}
 }
 
 // Keys of params that name the target of an operation.
@@ -384,10 +453,10 @@ var (
 
 // target checks the params a method requires and fills in the message's
 // Tool, Prompt or Resource, pointing into the params already built.
-func (p *parser) target(m *Message, params ast.Object, index int) {
+func (p *parser) target(m *Message, tf *targetFields, index int) {
 	switch m.Method {
 	case "tools/call", "prompts/get":
-		name, ok := nonEmptyString(params, nameKey)
+		name, ok := nonEmptyString(tf.name)
 		if !ok {
 			p.fail(CodeInvalidParams, index, m.Method+": params.name must be a non-empty string")
 			return
@@ -398,15 +467,13 @@ func (p *parser) target(m *Message, params ast.Object, index int) {
 		}
 		p.namedUsed = true
 		t.Name = name
-		if params != nil {
-			if args := params.Get(argumentsKey); args != nil {
-				obj, ok := args.Value.(ast.Object)
-				if !ok {
-					p.fail(CodeInvalidParams, index, m.Method+": params.arguments must be an object")
-					return
-				}
-				t.Arguments = obj
+		if args := tf.arguments; args != nil {
+			obj, ok := args.Value.(ast.Object)
+			if !ok {
+				p.fail(CodeInvalidParams, index, m.Method+": params.arguments must be an object")
+				return
 			}
+			t.Arguments = obj
 		}
 		if m.Method == "tools/call" {
 			m.Tool = t
@@ -414,7 +481,7 @@ func (p *parser) target(m *Message, params ast.Object, index int) {
 			m.Prompt = t
 		}
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
-		uri, ok := nonEmptyString(params, uriKey)
+		uri, ok := nonEmptyString(tf.uri)
 		if !ok {
 			p.fail(CodeInvalidParams, index, m.Method+": params.uri must be a non-empty string")
 			return
@@ -423,12 +490,8 @@ func (p *parser) target(m *Message, params ast.Object, index int) {
 	}
 }
 
-// nonEmptyString returns obj[key] when it is a non-empty string.
-func nonEmptyString(obj ast.Object, key *ast.Term) (string, bool) {
-	if obj == nil {
-		return "", false
-	}
-	t := obj.Get(key)
+// nonEmptyString returns t's value when it is a non-empty string.
+func nonEmptyString(t *ast.Term) (string, bool) {
 	if t == nil {
 		return "", false
 	}
@@ -525,6 +588,26 @@ func (p *parser) key() ([]byte, error) {
 	return k, nil
 }
 
+// nextMember moves past what follows an object member: ',' and the
+// whitespace after it, when it reports that another member follows, or
+// the closing '}'.
+func (p *parser) nextMember() (more bool, err error) {
+	p.ws()
+	if p.i >= len(p.b) {
+		return false, p.syntaxErr("unexpected end of JSON input")
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		p.ws()
+		return true, nil
+	case '}':
+		p.i++
+		return false, nil
+	}
+	return false, p.syntaxErr("invalid character %s after object key:value pair", quoteChar(p.b[p.i]))
+}
+
 // skip validates the value at p.i and moves past it without building
 // anything. depth is the depth the value has if it is an array or object.
 func (p *parser) skip(depth int) error {
@@ -564,19 +647,8 @@ func (p *parser) skip(depth int) error {
 			if err := p.skip(depth + 1); err != nil {
 				return err
 			}
-			p.ws()
-			if p.i >= len(p.b) {
-				return p.syntaxErr("unexpected end of JSON input")
-			}
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-				p.ws()
-			case '}':
-				p.i++
-				return nil
-			default:
-				return p.syntaxErr("invalid character %s after object key:value pair", quoteChar(p.b[p.i]))
+			if more, err := p.nextMember(); err != nil || !more {
+				return err
 			}
 		}
 	case '[':
@@ -708,21 +780,13 @@ func (p *parser) object(depth int) (ast.Object, error) {
 			return nil, err
 		}
 		p.items = append(p.items, [2]*ast.Term{k, v})
-		p.ws()
-		if p.i >= len(p.b) {
-			return nil, p.syntaxErr("unexpected end of JSON input")
+		more, err := p.nextMember()
+		if err != nil {
+			return nil, err
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.ws()
-			continue
-		case '}':
-			p.i++
-		default:
-			return nil, p.syntaxErr("invalid character %s after object key:value pair", quoteChar(p.b[p.i]))
+		if !more {
+			break
 		}
-		break
 	}
 	// ast.NewObject reads the items but keeps no reference to the slice, so
 	// the scratch stack can be reused at once.

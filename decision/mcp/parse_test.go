@@ -607,6 +607,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"n","arguments":{"x":[1.5e-3,true,null]}}}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		body, err := Parse(data)
+		sameWithoutParams(t, data, body, err)
 		valid := json.Valid(data)
 		if err != nil {
 			var perr *Error
@@ -639,6 +640,32 @@ func FuzzParse(f *testing.F) {
 		}
 		compareWithEncodingJSON(t, data, body)
 	})
+}
+
+// sameWithoutParams requires ParseWith(SkipParams) to give what Parse
+// gave, but for Message.Params.
+func sameWithoutParams(t *testing.T, data []byte, full Body, fullErr error) {
+	t.Helper()
+	lean, err := ParseWith(data, Options{SkipParams: true})
+	if (err == nil) != (fullErr == nil) || (err != nil && err.Error() != fullErr.Error()) {
+		t.Fatalf("SkipParams: error %v, Parse: %v", err, fullErr)
+	}
+	if err != nil {
+		return
+	}
+	for i := range full.Messages {
+		m := full.Messages[i]
+		m.Params = nil
+		if !reflect.DeepEqual(lean.Messages[i], m) {
+			t.Fatalf("message %d with SkipParams:\n%+v\nParse:\n%+v", i, lean.Messages[i], m)
+		}
+		if lean.Messages[i].Params != nil {
+			t.Fatalf("message %d: SkipParams built params", i)
+		}
+	}
+	if lean.Batch != full.Batch || len(lean.Messages) != len(full.Messages) {
+		t.Fatalf("SkipParams: batch %v of %d, Parse: batch %v of %d", lean.Batch, len(lean.Messages), full.Batch, len(full.Messages))
+	}
 }
 
 // decodeRef decodes data the way a reference implementation would.
@@ -847,15 +874,20 @@ var (
 
 func BenchmarkParse(b *testing.B) {
 	for name, body := range map[string][]byte{"tools_call": benchSmall, "large": benchLarge} {
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			for b.Loop() {
-				if _, err := Parse(body); err != nil {
-					b.Fatal(err)
-				}
+		for _, opts := range []Options{{}, {SkipParams: true}} {
+			if opts.SkipParams {
+				name += "_skip_params"
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(body)))
+				for b.Loop() {
+					if _, err := ParseWith(body, opts); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 
