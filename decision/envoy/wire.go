@@ -272,6 +272,19 @@ func (d *wireDecoder) request(it fields) error {
 func (d *wireDecoder) http(it fields) error {
 	r := &d.w.req
 	var f field
+	if r.Headers == nil {
+		// Sized to the headers, counted first: a map grown entry by entry
+		// allocates and rehashes on the way.
+		n, count := 0, it
+		for count.next(&f) {
+			if f.num == fHTTPHeaders && f.typ == protowire.BytesType {
+				n++
+			}
+		}
+		if n > 0 {
+			r.Headers = make(map[string]string, n)
+		}
+	}
 	for it.next(&f) {
 		if f.typ != protowire.BytesType {
 			continue
@@ -281,7 +294,7 @@ func (d *wireDecoder) http(it fields) error {
 			r.Method = d.str(&f)
 		case fHTTPHeaders:
 			if r.Headers == nil {
-				r.Headers = make(map[string]string, 16)
+				r.Headers = make(map[string]string)
 			}
 			if err := d.mapEntry(it.sub(&f), r.Headers); err != nil {
 				return err
