@@ -584,70 +584,84 @@ func parseDecision(v ast.Value) policyResult {
 		return policyResult{err: errors.New("decision.allow is missing or not a boolean")}
 	}
 	res.allow = bool(allow)
-	err := obj.Iter(func(kt, vt *ast.Term) error {
-		k, ok := kt.Value.(ast.String)
-		if !ok {
-			return nil
+	if obj.Len() == 1 {
+		return res // {"allow": ...}: the common case has nothing else to read
+	}
+	// The members are read in sorted order, as an iteration would, so the
+	// first bad one is the one reported; unknown members are ignored.
+	for _, kt := range decisionMembers {
+		vt := obj.Get(kt)
+		if vt == nil {
+			continue
 		}
-		val := vt.Value
-		switch k {
-		case "reason":
-			s, ok := val.(ast.String)
-			if !ok {
-				return errors.New("decision.reason is not a string")
-			}
-			res.reason = string(s)
-		case "scopes":
-			arr, ok := val.(*ast.Array)
-			if !ok {
-				return errors.New("decision.scopes is not an array")
-			}
-			if arr.Len() > 0 {
-				res.scopes = make([]string, 0, arr.Len())
-			}
-			for i := range arr.Len() {
-				str, ok := arr.Elem(i).Value.(ast.String)
-				if !ok {
-					return errors.New("decision.scopes holds a non-string")
-				}
-				res.scopes = append(res.scopes, string(str))
-			}
-		case "status":
-			n, err := astInt(val)
-			if err != nil || n < 200 || n > 599 {
-				return fmt.Errorf("decision.status %v is not an HTTP status", val)
-			}
-			res.status = n
-		case "jsonrpc_error":
-			o, ok := val.(ast.Object)
-			if !ok {
-				return errors.New("decision.jsonrpc_error is not an object")
-			}
-			code, err := astInt(termValue(o.Get(keyCode)))
-			if err != nil {
-				return errors.New("decision.jsonrpc_error.code is not an integer")
-			}
-			res.rpcCode = code
-			if m, ok := termValue(o.Get(keyMessage)).(ast.String); ok {
-				res.rpcMessage = string(m)
-			}
-		case "headers", "response_headers":
-			hs, err := headerList(val)
-			if err != nil {
-				return fmt.Errorf("decision.%s: %w", k, err)
-			}
-			if k == "headers" {
-				res.headers = hs
-			} else {
-				res.respHeaders = hs
-			}
+		if err := res.member(string(kt.Value.(ast.String)), vt.Value); err != nil {
+			return policyResult{err: err}
 		}
-		return nil
-	})
-	if err != nil {
-		return policyResult{err: err}
 	}
 	return res
+}
+
+// decisionMembers are the members of a decision besides allow, sorted.
+var decisionMembers = [...]*ast.Term{
+	ast.StringTerm("headers"), ast.StringTerm("jsonrpc_error"), ast.StringTerm("reason"),
+	ast.StringTerm("response_headers"), ast.StringTerm("scopes"), ast.StringTerm("status"),
+}
+
+// member reads one member k of the decision object.
+func (res *policyResult) member(k string, val ast.Value) error {
+	switch k {
+	case "reason":
+		s, ok := val.(ast.String)
+		if !ok {
+			return errors.New("decision.reason is not a string")
+		}
+		res.reason = string(s)
+	case "scopes":
+		arr, ok := val.(*ast.Array)
+		if !ok {
+			return errors.New("decision.scopes is not an array")
+		}
+		if arr.Len() > 0 {
+			res.scopes = make([]string, 0, arr.Len())
+		}
+		for i := range arr.Len() {
+			str, ok := arr.Elem(i).Value.(ast.String)
+			if !ok {
+				return errors.New("decision.scopes holds a non-string")
+			}
+			res.scopes = append(res.scopes, string(str))
+		}
+	case "status":
+		n, err := astInt(val)
+		if err != nil || n < 200 || n > 599 {
+			return fmt.Errorf("decision.status %v is not an HTTP status", val)
+		}
+		res.status = n
+	case "jsonrpc_error":
+		o, ok := val.(ast.Object)
+		if !ok {
+			return errors.New("decision.jsonrpc_error is not an object")
+		}
+		code, err := astInt(termValue(o.Get(keyCode)))
+		if err != nil {
+			return errors.New("decision.jsonrpc_error.code is not an integer")
+		}
+		res.rpcCode = code
+		if m, ok := termValue(o.Get(keyMessage)).(ast.String); ok {
+			res.rpcMessage = string(m)
+		}
+	case "headers", "response_headers":
+		hs, err := headerList(val)
+		if err != nil {
+			return fmt.Errorf("decision.%s: %w", k, err)
+		}
+		if k == "headers" {
+			res.headers = hs
+		} else {
+			res.respHeaders = hs
+		}
+	}
+	return nil
 }
 
 func termValue(t *ast.Term) ast.Value {

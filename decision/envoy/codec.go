@@ -52,19 +52,21 @@ func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.base.Unmarshal(data, v)
 	}
-	r.wire = &wireRequest{}
-	if err := decodeCheck(data.Materialize(), r.wire); err != nil {
+	if err := decodeCheck(data.Materialize(), &r.wire); err != nil {
 		return fmt.Errorf("decoding CheckRequest: %w", err)
 	}
+	r.wired = true
 	return nil
 }
 
 // checkRequest is what the Check handler decodes into. ServerCodec fills
-// wire; any other protobuf codec sees the embedded generated message,
-// which it can decode since *checkRequest is a proto.Message through it.
+// wire and sets wired; any other protobuf codec sees the embedded
+// generated message, which it can decode since *checkRequest is a
+// proto.Message through it.
 type checkRequest struct {
 	authv3.CheckRequest
-	wire *wireRequest
+	wire  wireRequest
+	wired bool
 }
 
 // checkResponse is an answer that ServerCodec encodes from the decision.
@@ -100,7 +102,7 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 }
 
 func (s *Server) check(ctx context.Context, in *checkRequest) (any, error) {
-	if in.wire == nil {
+	if !in.wired {
 		return s.Check(ctx, &in.CheckRequest)
 	}
 	if err := in.wire.applyMetadata(&s.opts); err != nil {
