@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,24 +74,48 @@ func newWorkload(cfg *config) (*load, error) {
 
 func (l *load) close() { _ = os.RemoveAll(filepath.Clean(l.tmp)) }
 
-// result is the outcome of one phase against one server.
+// result is the outcome of one phase against one server: the sum of its
+// rounds.
 type result struct {
 	server      string
 	callers     int
 	elapsed     time.Duration
-	checks      int64
 	errors      int64 // failed RPCs
 	unexpected  int64 // decisions that differ from the reference policy's
-	p50, p99    time.Duration
-	p999, max   time.Duration
+	lats        []time.Duration
 	checkDecide bool
 }
 
-func (r *result) rate() float64 { return float64(r.checks) / r.elapsed.Seconds() }
+func (r *result) checks() int64 { return int64(len(r.lats)) }
+
+func (r *result) rate() float64 { return float64(r.checks()) / r.elapsed.Seconds() }
+
+// add merges the next round of the same server into r (nil: none yet).
+func (r *result) add(next *result) *result {
+	if r == nil {
+		return next
+	}
+	r.elapsed += next.elapsed
+	r.errors += next.errors
+	r.unexpected += next.unexpected
+	r.lats = append(r.lats, next.lats...)
+	return r
+}
+
+// quantile returns the latency below which a share p of the calls fell.
+func (r *result) quantile(p float64) time.Duration {
+	if len(r.lats) == 0 {
+		return 0
+	}
+	if !slices.IsSorted(r.lats) {
+		slices.Sort(r.lats)
+	}
+	return r.lats[min(len(r.lats)-1, int(p*float64(len(r.lats))))]
+}
 
 // runPhase drives callers concurrent callers against addr for the warm-up
-// and then the measured duration.
-func runPhase(ctx context.Context, name, addr string, callers int, cfg *config, l *load, checkDecide bool) (*result, error) {
+// and then for d, measured.
+func runPhase(ctx context.Context, name, addr string, callers int, d time.Duration, cfg *config, l *load, checkDecide bool) (*result, error) {
 	clients := make([]authv3.AuthorizationClient, cfg.conns)
 	for i := range clients {
 		cc, err := grpc.NewClient("passthrough:///"+addr,
@@ -139,7 +164,7 @@ func runPhase(ctx context.Context, name, addr string, callers int, cfg *config, 
 	sleep(ctx, cfg.warmup)
 	measuring.Store(true)
 	start := time.Now()
-	sleep(ctx, cfg.duration)
+	sleep(ctx, d)
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	stop.Store(true)
@@ -149,14 +174,8 @@ func runPhase(ctx context.Context, name, addr string, callers int, cfg *config, 
 	for _, s := range lats {
 		all = append(all, s...)
 	}
-	slices.Sort(all)
-	r := &result{server: name, callers: callers, elapsed: elapsed, checks: int64(len(all)),
-		errors: errs.Load(), unexpected: unexp.Load(), checkDecide: checkDecide}
-	if len(all) > 0 {
-		q := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
-		r.p50, r.p99, r.p999, r.max = q(0.50), q(0.99), q(0.999), all[len(all)-1]
-	}
-	return r, nil
+	return &result{server: name, callers: callers, elapsed: elapsed, lats: all,
+		errors: errs.Load(), unexpected: unexp.Load(), checkDecide: checkDecide}, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -186,7 +205,8 @@ func (t *table) row(r *result) {
 	if r.checkDecide {
 		unexp = fmt.Sprint(r.unexpected)
 	}
-	fmt.Fprintf(t.w, rowFmt, r.server, r.callers, r.checks, r.rate(), us(r.p50), us(r.p99), us(r.p999), us(r.max), r.errors, unexp)
+	fmt.Fprintf(t.w, rowFmt, r.server, r.callers, r.checks(), r.rate(), us(r.quantile(0.50)), us(r.quantile(0.99)),
+		us(r.quantile(0.999)), us(r.quantile(1)), r.errors, unexp)
 }
 
 // ratio prints mcpauthz's throughput as a share of the no-op server's, and
@@ -196,7 +216,21 @@ func (t *table) ratio(m, n *result) {
 		return
 	}
 	fmt.Fprintf(t.w, "%-9s %7d %9s %9s %8s %8s %8s\n", "ratio", m.callers, "", fmt.Sprintf("%.1f%%", 100*m.rate()/n.rate()),
-		fmt.Sprintf("%.2fx", ratio(m.p50, n.p50)), fmt.Sprintf("%.2fx", ratio(m.p99, n.p99)), fmt.Sprintf("%.2fx", ratio(m.p999, n.p999)))
+		fmt.Sprintf("%.2fx", ratio(m.quantile(0.50), n.quantile(0.50))), fmt.Sprintf("%.2fx", ratio(m.quantile(0.99), n.quantile(0.99))),
+		fmt.Sprintf("%.2fx", ratio(m.quantile(0.999), n.quantile(0.999))))
+}
+
+// rounds prints the share of each round, to show how far the machine's
+// noise moved it.
+func (t *table) rounds(shares []float64) {
+	if len(shares) < 2 {
+		return
+	}
+	parts := make([]string, len(shares))
+	for i, s := range shares {
+		parts[i] = fmt.Sprintf("%.1f%%", 100*s)
+	}
+	fmt.Fprintf(t.w, "%-9s %7s %s\n", "rounds", "", strings.Join(parts, " "))
 }
 
 func ratio(a, b time.Duration) float64 {

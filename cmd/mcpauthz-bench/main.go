@@ -3,7 +3,10 @@
 // duration, against mcpauthz and against a no-op ext_authz server (allows
 // everything, same gRPC settings) started in the same process, and prints
 // throughput and latency of both and their ratio. The no-op server is the
-// machine's ceiling for this RPC, so the ratio holds on a noisy machine.
+// machine's ceiling for this RPC, so the ratio holds on a noisy machine;
+// each phase is split into rounds that alternate between the two servers,
+// so that a slow minute of the machine falls on both, and the ratio of
+// each round is printed too.
 //
 // By default it also runs mcpauthz in process, from the packages, on the
 // reference policy, with its own RSA-2048 key, JWKS file and tokens, so one
@@ -39,6 +42,7 @@ type config struct {
 	concurrency []int
 	duration    time.Duration
 	warmup      time.Duration
+	rounds      int
 	addr        string
 	policy      string
 	conns       int
@@ -71,7 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	)
 	fs.StringVar(&conc, "concurrency", "1,32", "concurrent callers, a comma-separated `list`: one phase each")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured `time` of each phase, per server")
-	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured `time` before each phase")
+	fs.DurationVar(&cfg.warmup, "warmup", 500*time.Millisecond, "unmeasured `time` before each round")
+	fs.IntVar(&cfg.rounds, "rounds", 5, "split each phase into this many `rounds` per server, alternating no-op and mcpauthz, so both see the same noise")
 	fs.StringVar(&cfg.addr, "addr", "", "`host:port` of a running mcpauthz to measure instead of an in-process one")
 	fs.StringVar(&cfg.policy, "policy", "decision/testdata/bench", "policy bundle `path` of the in-process mcpauthz")
 	fs.IntVar(&cfg.conns, "conns", 1, "gRPC `connections` per server (Envoy multiplexes calls on few)")
@@ -94,8 +99,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		cfg.concurrency = append(cfg.concurrency, n)
 	}
-	if cfg.duration <= 0 || cfg.conns < 1 || cfg.variants < 10 {
-		return errors.New("--duration must be positive, --conns at least 1, --variants at least 10")
+	if cfg.duration <= 0 || cfg.conns < 1 || cfg.variants < 10 || cfg.rounds < 1 {
+		return errors.New("--duration must be positive, --conns and --rounds at least 1, --variants at least 10")
 	}
 	if cfg.gcPercent < -1 || (cfg.gcPercent == -1 && cfg.memLimit <= 0) || cfg.memLimit < 0 {
 		return errors.New("--gc-percent must be -1 (with --memory-limit), 0 or positive; --memory-limit must not be negative")
@@ -152,28 +157,40 @@ func bench(ctx context.Context, cfg *config, stdout io.Writer) error {
 		where = cfg.addr
 	}
 	fmt.Fprintf(stdout, "mcpauthz: %s; workload: %d distinct requests, 6 in 10 allowed tools/call, 1 each tools/list, initialize, ping, denied tools/call; RS256 JWT\n", where, len(w.reqs))
-	fmt.Fprintf(stdout, "each phase: %s warm-up, %s measured, %d gRPC connection(s); GC percent %d, memory limit %s\n\n",
-		cfg.warmup, cfg.duration, cfg.conns, gcPercent(), memLimitString(debug.SetMemoryLimit(-1)))
+	fmt.Fprintf(stdout, "each phase: %s measured per server in %d rounds, no-op and mcpauthz alternating, each after a %s warm-up; %d gRPC connection(s); GC percent %d, memory limit %s\n\n",
+		cfg.duration, cfg.rounds, cfg.warmup, cfg.conns, gcPercent(), memLimitString(debug.SetMemoryLimit(-1)))
 
 	tw := newTable(stdout)
+	slice := cfg.duration / time.Duration(cfg.rounds)
 	for _, c := range cfg.concurrency {
-		var n *result
-		if cfg.baseline {
-			if n, err = runPhase(ctx, "noop", noop.addr, c, cfg, w, false); err != nil {
+		var n, m *result
+		var shares []float64
+		for range cfg.rounds {
+			var nr *result
+			if cfg.baseline {
+				if nr, err = runPhase(ctx, "noop", noop.addr, c, slice, cfg, w, false); err != nil {
+					return err
+				}
+			}
+			mr, err := runPhase(ctx, "mcpauthz", target, c, slice, cfg, w, true)
+			if err != nil {
 				return err
 			}
-			tw.row(n)
+			if nr != nil && nr.rate() > 0 {
+				shares = append(shares, mr.rate()/nr.rate())
+			}
+			n, m = n.add(nr), m.add(mr)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 		}
-		m, err := runPhase(ctx, "mcpauthz", target, c, cfg, w, true)
-		if err != nil {
-			return err
+		if n != nil {
+			tw.row(n)
 		}
 		tw.row(m)
 		if n != nil {
 			tw.ratio(m, n)
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+			tw.rounds(shares)
 		}
 	}
 	if inproc != nil {
