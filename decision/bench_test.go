@@ -91,7 +91,7 @@ func newBenchEnv(b testing.TB, edit func(*Options)) *benchEnv {
 // requests returns benchVariants requests of kind k (every kind of the mix
 // when k is ""), with their tokens already verified once, so the token
 // cache is warm as it is in steady state.
-func (env *benchEnv) requests(b *testing.B, k workload.Kind) []*Request {
+func (env *benchEnv) requests(b testing.TB, k workload.Kind) []*Request {
 	b.Helper()
 	var ws []*workload.Request
 	if k == "" {
