@@ -55,6 +55,7 @@ type config struct {
 	keyFile     string
 	baseline    bool
 	memLimit    int64
+	serveNoop   bool
 }
 
 func main() {
@@ -88,6 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.keyFile, "key", "", "PEM `file` of the token signing key, created when absent: a server started with the --jwks-out of one run trusts the tokens of the next")
 	fs.BoolVar(&cfg.baseline, "baseline", true, "also run each phase against the no-op server and print the share; false for soak runs of mcpauthz alone")
 	fs.IntVar(&cfg.gcPercent, "gc-percent", defaultGCPercent, "set the garbage collector's target like mcpauthz's limits.gc_percent (`percent`; 0 leaves GOGC); it applies to the whole process, harness included")
+	fs.BoolVar(&cfg.serveNoop, "serve-noop", false, "only serve the no-op server on a loopback port, print its address and wait until standard input closes (how the harness gives the no-op server its own process when --addr measures a server in its own)")
 	fs.Int64Var(&cfg.memLimit, "memory-limit", 0, "set a soft memory limit like mcpauthz's limits.memory_limit_bytes (`bytes`; 0 leaves GOMEMLIMIT); whole process")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,6 +112,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.memLimit > 0 {
 		debug.SetMemoryLimit(cfg.memLimit)
+	}
+	if cfg.serveNoop {
+		return serveNoop(stdout)
 	}
 	if cfg.cpuprofile != "" {
 		f, err := os.Create(cfg.cpuprofile)
@@ -134,7 +139,15 @@ func bench(ctx context.Context, cfg *config, stdout io.Writer) error {
 	}
 	defer w.close()
 
-	noop, err := startNoop()
+	// A server measured in its own process is compared with a no-op server
+	// in its own process: in one process, client and server hand calls
+	// over without waking another process's threads, which is faster.
+	var noop noopTarget
+	if cfg.addr != "" {
+		noop, err = startNoopProcess(ctx, cfg)
+	} else {
+		noop, err = startNoop()
+	}
 	if err != nil {
 		return err
 	}
@@ -152,9 +165,9 @@ func bench(ctx context.Context, cfg *config, stdout io.Writer) error {
 
 	fmt.Fprintf(stdout, "machine: %d CPUs (GOMAXPROCS %d), %s %s/%s; harness and servers share it\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	where := "in process (" + cfg.policy + ")"
+	where := "in process (" + cfg.policy + "), no-op server in process too"
 	if cfg.addr != "" {
-		where = cfg.addr
+		where = cfg.addr + ", no-op server in a process of its own"
 	}
 	fmt.Fprintf(stdout, "mcpauthz: %s; workload: %d distinct requests, 6 in 10 allowed tools/call, 1 each tools/list, initialize, ping, denied tools/call; RS256 JWT\n", where, len(w.reqs))
 	fmt.Fprintf(stdout, "each phase: %s measured per server in %d rounds, no-op and mcpauthz alternating, each after a %s warm-up; %d gRPC connection(s); GC percent %d, memory limit %s\n\n",
@@ -168,7 +181,7 @@ func bench(ctx context.Context, cfg *config, stdout io.Writer) error {
 		for range cfg.rounds {
 			var nr *result
 			if cfg.baseline {
-				if nr, err = runPhase(ctx, "noop", noop.addr, c, slice, cfg, w, false); err != nil {
+				if nr, err = runPhase(ctx, "noop", noop.address(), c, slice, cfg, w, false); err != nil {
 					return err
 				}
 			}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -71,6 +73,70 @@ func (noopServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRes
 
 func startNoop() (*server, error) {
 	return listen(func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, noopServer{}) })
+}
+
+// noopTarget is the no-op server, in this process or in a child.
+type noopTarget interface {
+	address() string
+	stop()
+}
+
+func (s *server) address() string { return s.addr }
+
+// serveNoop is --serve-noop: the no-op server until standard input closes.
+func serveNoop(stdout io.Writer) error {
+	s, err := startNoop()
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	fmt.Fprintln(stdout, s.addr)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// noopProcess is the no-op server in a child process of this harness.
+type noopProcess struct {
+	cmd   *exec.Cmd
+	stdin io.Closer
+	addr  string
+}
+
+func (p *noopProcess) address() string { return p.addr }
+
+func (p *noopProcess) stop() {
+	_ = p.stdin.Close()
+	_ = p.cmd.Wait()
+}
+
+// startNoopProcess runs this harness again with --serve-noop, with the
+// same collector settings, and reads the address it serves on.
+func startNoopProcess(ctx context.Context, cfg *config) (*noopProcess, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the harness binary for the no-op process: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, exe, "--serve-noop",
+		"--gc-percent", strconv.Itoa(cfg.gcPercent), "--memory-limit", strconv.FormatInt(cfg.memLimit, 10))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the no-op process: %w", err)
+	}
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("reading the no-op process's address: %w", err)
+	}
+	return &noopProcess{cmd: cmd, stdin: stdin, addr: strings.TrimSpace(addr)}, nil
 }
 
 // inProcess is mcpauthz built from its packages as serve builds it: the
