@@ -58,6 +58,34 @@ func BenchmarkVerifyCached(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyCachedParallel is BenchmarkVerifyCached from as many
+// goroutines as there are cores, over 64 cached tokens: the cache's
+// lookups must not serialise concurrent requests.
+func BenchmarkVerifyCachedParallel(b *testing.B) {
+	k := jwtTestKeys()
+	v := jwtBenchVerifier(b)
+	ctx := context.Background()
+	raws := make([]string, 64)
+	for i := range raws {
+		raws[i] = jwtTestSign(b, k.rsa, "RS256", jwtTestClaims(time.Now(), func(c map[string]any) { c["jti"] = i }))
+		if r := v.Verify(ctx, raws[i], nil); !r.Valid {
+			b.Fatalf("not valid: %s", r.Error)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if r := v.Verify(ctx, raws[i%len(raws)], nil); !r.Valid {
+				b.Errorf("not valid: %s", r.Error)
+				return
+			}
+			i++
+		}
+	})
+}
+
 // FuzzVerify feeds arbitrary credentials to the verifier: nothing may
 // panic, every Result is finished, and nothing forged is ever valid.
 func FuzzVerify(f *testing.F) {
