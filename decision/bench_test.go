@@ -139,21 +139,28 @@ func BenchmarkInputBuild(b *testing.B) {
 }
 
 // BenchmarkPolicyEval is the evaluation of data.mcp.authz.decision on a
-// prebuilt input, result reading included.
+// prebuilt input, result reading included. rego_prepared is the same
+// evaluation through OPA's rego.PreparedEvalQuery (prepared once, the
+// input given as an ast.Value), the usual way to embed OPA: the yardstick
+// for the engine's own evaluation on the machine at hand.
 func BenchmarkPolicyEval(b *testing.B) {
 	env := newBenchEnv(b, nil)
 	ctx := context.Background()
+	inputsOf := func(b *testing.B, k workload.Kind) []ast.Value {
+		reqs := env.requests(b, k)
+		inputs := make([]ast.Value, len(reqs))
+		for i, r := range reqs {
+			in, d := env.e.Inputs(ctx, r)
+			if d != nil {
+				b.Fatal(d.Reason)
+			}
+			inputs[i] = in[0]
+		}
+		return inputs
+	}
 	for _, k := range []workload.Kind{workload.ToolsCall, workload.DeniedCall} {
 		b.Run(string(k), func(b *testing.B) {
-			reqs := env.requests(b, k)
-			inputs := make([]ast.Value, len(reqs))
-			for i, r := range reqs {
-				in, d := env.e.Inputs(ctx, r)
-				if d != nil {
-					b.Fatal(d.Reason)
-				}
-				inputs[i] = in[0]
-			}
+			inputs := inputsOf(b, k)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
@@ -164,6 +171,22 @@ func BenchmarkPolicyEval(b *testing.B) {
 			}
 		})
 	}
+	b.Run("rego_prepared/tools_call", func(b *testing.B) {
+		inputs := inputsOf(b, workload.ToolsCall)
+		pq, err := rego.New(rego.Query("data.mcp.authz.decision"), rego.Compiler(env.snap.Compiler),
+			rego.Store(env.snap.Store)).PrepareForEval(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if rs, err := pq.Eval(ctx, rego.EvalParsedInput(inputs[i%len(inputs)])); err != nil || len(rs) != 1 {
+				b.Fatal(err, rs)
+			}
+			i++
+		}
+	})
 }
 
 // BenchmarkDecide is one whole decision in process: cached token, parse,
