@@ -52,7 +52,15 @@ func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.base.Unmarshal(data, v)
 	}
-	if err := decodeCheck(data.Materialize(), &r.wire); err != nil {
+	// A message that fits one of gRPC's buffers is read in place: the
+	// decoder copies what it keeps, and nothing outlives this call.
+	var b []byte
+	if len(data) == 1 {
+		b = data[0].ReadOnlyData()
+	} else {
+		b = data.Materialize()
+	}
+	if err := decodeCheck(b, &r.wire); err != nil {
 		return fmt.Errorf("decoding CheckRequest: %w", err)
 	}
 	r.wired = true

@@ -18,10 +18,11 @@ import (
 // types decode every header into a map entry of two fresh strings and the
 // request into a tree of a dozen messages, and encode the response through
 // protobuf's reflection; on this path, which every MCP request takes, that
-// cost as much CPU as the decision itself. Here the request is copied once,
-// every string the engine keeps is a substring of that copy, and only the
-// fields the adapter reads are decoded: RequestFromCheck's fields, to the
-// letter (TestWireMatchesGenerated and FuzzDecodeCheck hold the two equal).
+// cost as much CPU as the decision itself. Here the request is copied once
+// into a string, every string the engine keeps is a substring of it (the
+// body and metadata are copied apart, being bytes), and only the fields
+// the adapter reads are decoded: RequestFromCheck's fields, to the letter
+// (TestWireMatchesGenerated and FuzzDecodeCheck hold the two equal).
 
 // Field numbers of envoy.service.auth.v3 and envoy.config.core.v3 messages.
 const (
@@ -128,9 +129,9 @@ func (it *fields) sub(f *field) fields {
 	return fields{b: it.b, pos: f.off, end: f.off + f.n}
 }
 
-// wireDecoder decodes one CheckRequest. b is the message; s is the same
-// bytes as one string, so that every string field is a substring of it:
-// two copies of the message in all, instead of two allocations per header.
+// wireDecoder decodes one CheckRequest. b is the message, which may be
+// gRPC's buffer and is not kept; s is a copy of it as one string, so that
+// every string field is a substring of it instead of an allocation.
 type wireDecoder struct {
 	b []byte
 	s string
@@ -151,7 +152,7 @@ type peer struct {
 
 func (d *wireDecoder) str(f *field) string { return d.s[f.off : f.off+f.n] }
 
-// decodeCheck decodes a CheckRequest into w.
+// decodeCheck decodes a CheckRequest into w. Nothing in w refers to b.
 func decodeCheck(b []byte, w *wireRequest) error {
 	d := wireDecoder{b: b, s: string(b), w: w}
 	it := fields{b: b, end: len(b)}
@@ -188,7 +189,7 @@ func (d *wireDecoder) attributes(it fields) error {
 			}
 			err = d.mapEntry(it.sub(&f), d.w.req.Context)
 		case fAttrMetadataContext:
-			d.w.metadata = append(d.w.metadata, d.b[f.off:f.off+f.n])
+			d.w.metadata = append(d.w.metadata, []byte(d.str(&f)))
 		}
 		if err != nil {
 			return err
@@ -346,11 +347,10 @@ func skipMessage(it *fields) error {
 // finish applies what RequestFromCheck derives from the fields.
 func (d *wireDecoder) finish() {
 	r := &d.w.req
-	// The body aliases the message buffer, which nothing else writes.
 	if d.rawBody.n > 0 {
-		r.Body = d.b[d.rawBody.off : d.rawBody.off+d.rawBody.n : d.rawBody.off+d.rawBody.n]
+		r.Body = []byte(d.str(&d.rawBody))
 	} else if d.body.n > 0 {
-		r.Body = d.b[d.body.off : d.body.off+d.body.n : d.body.off+d.body.n]
+		r.Body = []byte(d.str(&d.body))
 	}
 	fromHeaders(r)
 	if p := &d.source; p.socket || p.principal != "" {

@@ -260,3 +260,39 @@ func TestWireMetadataIsRead(t *testing.T) {
 		t.Errorf("with a jwt_authn namespace and no payload: IgnoreBearer %v, Claims %v; want true, nil", got.IgnoreBearer, got.Claims)
 	}
 }
+
+// TestWireKeepsNoCopyOfTheBuffer overwrites the message after decoding, as
+// gRPC may reuse its buffer once the codec returns: the request, metadata
+// included, must not change.
+func TestWireKeepsNoCopyOfTheBuffer(t *testing.T) {
+	hint, err := structpb.NewStruct(map[string]any{"method": "tools/call", "params": map[string]any{"name": "read_file"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := wireChecks(t)
+	checks["with_metadata"] = marshal(t, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{DefaultMCPMetadataNamespace: hint}},
+	}})
+	for name, b := range checks {
+		t.Run(name, func(t *testing.T) {
+			want, err := wireDecoded(bytes.Clone(b), &wireOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := bytes.Clone(b)
+			var w wireRequest
+			if err := decodeCheck(buf, &w); err != nil {
+				t.Fatal(err)
+			}
+			for i := range buf {
+				buf[i] = 0xff
+			}
+			if err := w.applyMetadata(&wireOpts); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(&w.req, want) {
+				t.Errorf("after the buffer was overwritten:\n%#v\nwant:\n%#v", &w.req, want)
+			}
+		})
+	}
+}
