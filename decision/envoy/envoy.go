@@ -85,6 +85,9 @@ func RequestFromCheck(req *authv3.CheckRequest, opts *Options) *decision.Request
 		Headers: h.GetHeaders(),
 		Context: attrs.GetContextExtensions(),
 	}
+	if len(r.Headers) == 0 && len(h.GetHeaderMap().GetHeaders()) > 0 {
+		r.Headers = headersFromMap(h.GetHeaderMap().GetHeaders())
+	}
 	if raw := h.GetRawBody(); len(raw) > 0 {
 		r.Body = raw
 	} else if b := h.GetBody(); b != "" {
@@ -116,6 +119,30 @@ func applyFilterMetadata(r *decision.Request, md map[string]*structpb.Struct, op
 		r.Claims = jwtPayload(md[opts.JWTMetadataNamespace], opts.JWTPayloadKey)
 		r.IgnoreBearer = true
 	}
+}
+
+// headersFromMap reads http.header_map, which Envoy sends instead of the
+// headers map when encode_raw_headers is on: only key and raw_value are
+// set there, and a repeated header comes once per value. Values are joined
+// with "," as Envoy joins them in the headers map.
+func headersFromMap(hvs []*corev3.HeaderValue) map[string]string {
+	hs := make(map[string]string, len(hvs))
+	for _, hv := range hvs {
+		addHeader(hs, hv.GetKey(), hv.GetValue(), string(hv.GetRawValue()))
+	}
+	return hs
+}
+
+// addHeader adds one header_map entry: raw_value, or value when Envoy
+// left raw_value empty; a key seen before gets the value appended.
+func addHeader(hs map[string]string, key, value, raw string) {
+	if raw != "" {
+		value = raw
+	}
+	if prev, ok := hs[key]; ok {
+		value = prev + "," + value
+	}
+	hs[key] = value
 }
 
 // fromHeaders fills what the HTTP attributes left empty from the

@@ -46,15 +46,18 @@ const (
 
 	fRequestHTTP = 2 // AttributeContext.Request.http
 
-	fHTTPMethod  = 2  // HttpRequest.method
-	fHTTPHeaders = 3  // HttpRequest.headers
-	fHTTPPath    = 4  // HttpRequest.path
-	fHTTPHost    = 5  // HttpRequest.host
-	fHTTPBody    = 11 // HttpRequest.body
-	fHTTPRawBody = 12 // HttpRequest.raw_body
+	fHTTPMethod    = 2  // HttpRequest.method
+	fHTTPHeaders   = 3  // HttpRequest.headers
+	fHTTPPath      = 4  // HttpRequest.path
+	fHTTPHost      = 5  // HttpRequest.host
+	fHTTPBody      = 11 // HttpRequest.body
+	fHTTPRawBody   = 12 // HttpRequest.raw_body
+	fHTTPHeaderMap = 13 // HttpRequest.header_map (encode_raw_headers)
 
-	fMapKey   = 1
-	fMapValue = 2
+	fHeaderMapHeaders = 1 // HeaderMap.headers
+
+	fMapKey   = 1 // key of a map entry
+	fMapValue = 2 // value of a map entry
 )
 
 // errMalformed is returned for bytes that are not a CheckRequest.
@@ -140,6 +143,7 @@ type wireDecoder struct {
 	// because a later occurrence of a field replaces an earlier one.
 	body, rawBody field
 	source        peer
+	headerMaps    []field // each occurrence of http.header_map, in order
 }
 
 // peer is what the adapter reads of attributes.source.
@@ -167,8 +171,7 @@ func decodeCheck(b []byte, w *wireRequest) error {
 	if it.err != nil {
 		return it.err
 	}
-	d.finish()
-	return nil
+	return d.finish()
 }
 
 func (d *wireDecoder) attributes(it fields) error {
@@ -308,6 +311,8 @@ func (d *wireDecoder) http(it fields) error {
 			d.body = f
 		case fHTTPRawBody:
 			d.rawBody = f
+		case fHTTPHeaderMap:
+			d.headerMaps = append(d.headerMaps, f)
 		}
 	}
 	return it.err
@@ -316,24 +321,32 @@ func (d *wireDecoder) http(it fields) error {
 // mapEntry adds one entry of a map<string, string> to m; a later entry
 // with the same key replaces an earlier one, as protobuf decodes maps.
 func (d *wireDecoder) mapEntry(it fields, m map[string]string) error {
-	var key, val string
+	key, val, _, err := d.strings3(it)
+	if err != nil {
+		return err
+	}
+	m[key] = val
+	return nil
+}
+
+// strings3 reads the string (or bytes) fields 1, 2 and 3 of a message: a
+// map entry's key and value, a HeaderValue's key, value and raw_value.
+func (d *wireDecoder) strings3(it fields) (s1, s2, s3 string, err error) {
 	var f field
 	for it.next(&f) {
 		if f.typ != protowire.BytesType {
 			continue
 		}
 		switch f.num {
-		case fMapKey:
-			key = d.str(&f)
-		case fMapValue:
-			val = d.str(&f)
+		case 1:
+			s1 = d.str(&f)
+		case 2:
+			s2 = d.str(&f)
+		case 3:
+			s3 = d.str(&f)
 		}
 	}
-	if it.err != nil {
-		return it.err
-	}
-	m[key] = val
-	return nil
+	return s1, s2, s3, it.err
 }
 
 // skipMessage checks that a message the adapter does not read is well formed.
@@ -345,8 +358,13 @@ func skipMessage(it *fields) error {
 }
 
 // finish applies what RequestFromCheck derives from the fields.
-func (d *wireDecoder) finish() {
+func (d *wireDecoder) finish() error {
 	r := &d.w.req
+	if len(r.Headers) == 0 && len(d.headerMaps) > 0 {
+		if err := d.headerMap(); err != nil {
+			return err
+		}
+	}
 	if d.rawBody.n > 0 {
 		r.Body = []byte(d.str(&d.rawBody))
 	} else if d.body.n > 0 {
@@ -359,6 +377,32 @@ func (d *wireDecoder) finish() {
 		}
 		r.SourcePrincipal = p.principal
 	}
+	return nil
+}
+
+// headerMap reads http.header_map, which Envoy sends instead of the
+// headers map with encode_raw_headers, as headersFromMap does.
+func (d *wireDecoder) headerMap() error {
+	hs := make(map[string]string)
+	var f field
+	for _, hm := range d.headerMaps {
+		it := fields{b: d.b, pos: hm.off, end: hm.off + hm.n}
+		for it.next(&f) {
+			if f.num != fHeaderMapHeaders || f.typ != protowire.BytesType {
+				continue
+			}
+			key, value, raw, err := d.strings3(it.sub(&f))
+			if err != nil {
+				return err
+			}
+			addHeader(hs, key, value, raw)
+		}
+		if it.err != nil {
+			return it.err
+		}
+	}
+	d.w.req.Headers = hs
+	return nil
 }
 
 // applyMetadata reads the metadata_context of a wire-decoded request as

@@ -77,6 +77,21 @@ func wireChecks(t testing.TB) map[string][]byte {
 		}},
 	}}
 	out["both_bodies_unread_fields"] = marshal(t, other)
+	// Raw headers (encode_raw_headers): a repeated key, a value given as
+	// value rather than raw_value; and header_map beside a headers map,
+	// where the map wins.
+	hm := &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+		{Key: ":path", RawValue: []byte("/mcp")}, {Key: "accept", RawValue: []byte("a")},
+		{Key: "accept", RawValue: []byte("b")}, {Key: "x-plain", Value: "v"}, {Key: "x-empty"},
+		{Key: "authorization", RawValue: []byte("Bearer h.p.s")},
+	}}
+	out["header_map"] = marshal(t, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "POST", HeaderMap: hm}},
+	}})
+	out["header_map_split"] = append(marshal(t, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{HeaderMap: hm}},
+	}}), out["header_map"]...)
+	out["headers_and_header_map"] = append(marshal(t, base), out["header_map"]...)
 	out["empty"] = nil
 	// An unknown field of every wire type before the known ones.
 	var unknown []byte
