@@ -10,9 +10,9 @@ import (
 	"google.golang.org/grpc/encoding"
 	protocodec "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/mcpauthz/mcpauthz/decision"
-	grpcstatus "google.golang.org/grpc/status"
 )
 
 // ServerCodec is the gRPC codec of a server that registers the ext_authz
@@ -38,11 +38,11 @@ func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
 	pool := mem.DefaultBufferPool()
 	buf := pool.Get(n)
 	*buf = appendCheckResponse((*buf)[:0], r.d)
-	if len(*buf) != n {
+	if got := len(*buf); got != n {
 		// A size computed apart from the bytes written would send a
 		// corrupt message; refuse it instead.
 		pool.Put(buf)
-		return nil, fmt.Errorf("envoy: CheckResponse encoded to %d bytes, sized %d", len(*buf), n)
+		return nil, fmt.Errorf("envoy: CheckResponse encoded to %d bytes, sized %d", got, n)
 	}
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }
