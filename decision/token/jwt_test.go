@@ -437,7 +437,7 @@ func TestVerifyCache(t *testing.T) {
 		first := v.Verify(ctx, raws[0], nil)
 		v.Verify(ctx, raws[1], nil)
 		v.Verify(ctx, raws[2], nil) // evicts raws[0]
-		if n := v.cache.good.len(); n > 2 || n == 0 {
+		if n := v.cache.good.Len(); n > 2 || n == 0 {
 			t.Errorf("cache holds %d entries, want 1 or 2", n)
 		}
 		if again := v.Verify(ctx, raws[0], nil); again == first || !again.Valid {
