@@ -13,6 +13,9 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/mcpauthz/mcpauthz/decision"
@@ -211,5 +214,47 @@ func TestAllowRemovesTokenFromQuery(t *testing.T) {
 	}
 	if got := ok.GetHeadersToRemove(); len(got) != 1 || got[0] != "authorization" {
 		t.Errorf("headers to remove = %v, want [authorization]", got)
+	}
+}
+
+// rawCodec sends bytes as they are: a client that is not Envoy.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*[]byte) = data.Materialize()
+	return nil
+}
+
+// TestMalformedCheckOverGRPC sends bytes that are not a CheckRequest to a
+// server with ServerCodec: the call fails with INTERNAL, as gRPC's own
+// codec fails it, and the server goes on answering.
+func TestMalformedCheckOverGRPC(t *testing.T) {
+	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
+	conn := decisiontest.Dial(t, func(s *grpc.Server) {
+		envoy.NewServer(e, adapterOpts, nil).Register(s)
+	}, grpc.ForceServerCodecV2(envoy.ServerCodec()))
+	for name, b := range map[string][]byte{
+		"truncated_length": {0x0a, 0x7f, 0x01},
+		"bad_tag":          {0x80},
+		"nested_truncated": {0x0a, 0x02, 0x22, 0x05},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out []byte
+			err := conn.Invoke(context.Background(), "/envoy.service.auth.v3.Authorization/Check", &b, &out,
+				grpc.ForceCodecV2(rawCodec{}))
+			if status.Code(err) != codes.Internal {
+				t.Fatalf("error %v, want INTERNAL", err)
+			}
+		})
+	}
+	req := readCheck(t, "testdata/checks/string_body.json")
+	if _, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), req); err != nil {
+		t.Fatalf("a good request after the bad ones: %v", err)
 	}
 }
