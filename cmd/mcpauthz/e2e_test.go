@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 )
 
 // syncBuffer collects the server's log while the test reads it.
@@ -135,6 +137,11 @@ log: {level: debug, format: text}
 	hr, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: authv3.Authorization_ServiceDesc.ServiceName})
 	if err != nil || hr.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health = %v, %v; want SERVING", hr.GetStatus(), err)
+	}
+	// The Decision API shares the port and goes through gRPC's protobuf
+	// codec behind ext_authz's own (envoy.ServerCodec).
+	if st, err := pb.NewDecisionServiceClient(conn).Status(ctx, &pb.StatusRequest{}); err != nil || !st.GetReady() || st.GetRevision() == "" {
+		t.Fatalf("Decision API status = %v, %v; want ready with a revision", st, err)
 	}
 
 	client := authv3.NewAuthorizationClient(conn)
