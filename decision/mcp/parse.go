@@ -165,19 +165,12 @@ func (p *parser) batch() ([]Message, error) {
 			}
 			p.fail(CodeInvalidRequest, n, "message is not an object")
 		}
-		p.ws()
-		if p.i >= len(p.b) {
-			return nil, p.syntaxErr("unexpected end of JSON input")
+		more, err := p.next(']')
+		if err != nil {
+			return nil, err
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.ws()
-		case ']':
-			p.i++
+		if !more {
 			return msgs, nil
-		default:
-			return nil, p.syntaxErr("invalid character %s after array element", quoteChar(p.b[p.i]))
 		}
 	}
 }
@@ -316,7 +309,7 @@ func (p *parser) message(depth, index int) (Message, error) {
 					return m, err
 				}
 			}
-			more, err := p.nextMember()
+			more, err := p.next('}')
 			if err != nil {
 				return m, err
 			}
@@ -405,14 +398,8 @@ type targetFields struct {
 // Like object, a duplicate key keeps its last value.
 func (p *parser) targetMembers(depth int) (targetFields, error) {
 	var tf targetFields
-	if depth > MaxDepth {
-		return tf, p.tooDeep()
-	}
-	p.i++
-	p.ws()
-	if p.i < len(p.b) && p.b[p.i] == '}' {
-		p.i++
-		return tf, nil
+	if empty, err := p.open(depth, '}'); empty || err != nil {
+		return tf, err
 	}
 	for {
 		key, err := p.key()
@@ -438,7 +425,7 @@ func (p *parser) targetMembers(depth int) (targetFields, error) {
 		if dst != nil {
 			*dst = v
 		}
-		if more, err := p.nextMember(); err != nil || !more {
+		if more, err := p.next('}'); err != nil || !more {
 			return tf, err
 		}
 	}
@@ -556,13 +543,7 @@ func (p *parser) ws() {
 // key reads an object key and the colon after it, leaving p.i at the start
 // of the value. The returned bytes alias p.b or p.buf.
 func (p *parser) key() ([]byte, error) {
-	if p.i >= len(p.b) {
-		return nil, p.syntaxErr("unexpected end of JSON input")
-	}
-	if p.b[p.i] != '"' {
-		return nil, p.syntaxErr("invalid character %s looking for beginning of object key string", quoteChar(p.b[p.i]))
-	}
-	s, err := p.scanString()
+	s, err := p.keyString()
 	if err != nil {
 		return nil, err
 	}
@@ -573,25 +554,35 @@ func (p *parser) key() ([]byte, error) {
 	} else {
 		k = p.b[s.start:s.end]
 	}
-	p.ws()
-	if p.i >= len(p.b) {
-		return nil, p.syntaxErr("unexpected end of JSON input")
+	if err := p.colon(); err != nil {
+		return nil, err
 	}
-	if p.b[p.i] != ':' {
-		return nil, p.syntaxErr("invalid character %s after object key", quoteChar(p.b[p.i]))
-	}
-	p.i++
-	p.ws()
 	if p.i >= len(p.b) {
 		return nil, p.syntaxErr("unexpected end of JSON input")
 	}
 	return k, nil
 }
 
-// nextMember moves past what follows an object member: ',' and the
-// whitespace after it, when it reports that another member follows, or
-// the closing '}'.
-func (p *parser) nextMember() (more bool, err error) {
+// open moves past the '{' or '[' at p.i, which opens a value at depth,
+// and the whitespace after it. It reports whether closer follows at once
+// (the value is empty), and moves past it then.
+func (p *parser) open(depth int, closer byte) (empty bool, err error) {
+	if depth > MaxDepth {
+		return false, p.tooDeep()
+	}
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == closer {
+		p.i++
+		return true, nil
+	}
+	return false, nil
+}
+
+// next moves past what follows an object member or array element: ','
+// and the whitespace after it, when it reports that another one follows,
+// or closer ('}' or ']').
+func (p *parser) next(closer byte) (more bool, err error) {
 	p.ws()
 	if p.i >= len(p.b) {
 		return false, p.syntaxErr("unexpected end of JSON input")
@@ -601,11 +592,40 @@ func (p *parser) nextMember() (more bool, err error) {
 		p.i++
 		p.ws()
 		return true, nil
-	case '}':
+	case closer:
 		p.i++
 		return false, nil
 	}
-	return false, p.syntaxErr("invalid character %s after object key:value pair", quoteChar(p.b[p.i]))
+	after := "object key:value pair"
+	if closer == ']' {
+		after = "array element"
+	}
+	return false, p.syntaxErr("invalid character %s after %s", quoteChar(p.b[p.i]), after)
+}
+
+// keyString scans the string that opens an object member at p.i.
+func (p *parser) keyString() (jsonString, error) {
+	if p.i >= len(p.b) {
+		return jsonString{}, p.syntaxErr("unexpected end of JSON input")
+	}
+	if p.b[p.i] != '"' {
+		return jsonString{}, p.syntaxErr("invalid character %s looking for beginning of object key string", quoteChar(p.b[p.i]))
+	}
+	return p.scanString()
+}
+
+// colon moves past the ':' after an object key and the whitespace around it.
+func (p *parser) colon() error {
+	p.ws()
+	if p.i >= len(p.b) {
+		return p.syntaxErr("unexpected end of JSON input")
+	}
+	if p.b[p.i] != ':' {
+		return p.syntaxErr("invalid character %s after object key", quoteChar(p.b[p.i]))
+	}
+	p.i++
+	p.ws()
+	return nil
 }
 
 // skip validates the value at p.i and moves past it without building
@@ -616,68 +636,33 @@ func (p *parser) skip(depth int) error {
 	}
 	switch c := p.b[p.i]; c {
 	case '{':
-		if depth > MaxDepth {
-			return p.tooDeep()
-		}
-		p.i++
-		p.ws()
-		if p.i < len(p.b) && p.b[p.i] == '}' {
-			p.i++
-			return nil
+		if empty, err := p.open(depth, '}'); empty || err != nil {
+			return err
 		}
 		for {
-			if p.i >= len(p.b) {
-				return p.syntaxErr("unexpected end of JSON input")
-			}
-			if p.b[p.i] != '"' {
-				return p.syntaxErr("invalid character %s looking for beginning of object key string", quoteChar(p.b[p.i]))
-			}
-			if _, err := p.scanString(); err != nil {
+			if _, err := p.keyString(); err != nil {
 				return err
 			}
-			p.ws()
-			if p.i >= len(p.b) {
-				return p.syntaxErr("unexpected end of JSON input")
+			if err := p.colon(); err != nil {
+				return err
 			}
-			if p.b[p.i] != ':' {
-				return p.syntaxErr("invalid character %s after object key", quoteChar(p.b[p.i]))
-			}
-			p.i++
-			p.ws()
 			if err := p.skip(depth + 1); err != nil {
 				return err
 			}
-			if more, err := p.nextMember(); err != nil || !more {
+			if more, err := p.next('}'); err != nil || !more {
 				return err
 			}
 		}
 	case '[':
-		if depth > MaxDepth {
-			return p.tooDeep()
-		}
-		p.i++
-		p.ws()
-		if p.i < len(p.b) && p.b[p.i] == ']' {
-			p.i++
-			return nil
+		if empty, err := p.open(depth, ']'); empty || err != nil {
+			return err
 		}
 		for {
 			if err := p.skip(depth + 1); err != nil {
 				return err
 			}
-			p.ws()
-			if p.i >= len(p.b) {
-				return p.syntaxErr("unexpected end of JSON input")
-			}
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-				p.ws()
-			case ']':
-				p.i++
-				return nil
-			default:
-				return p.syntaxErr("invalid character %s after array element", quoteChar(p.b[p.i]))
+			if more, err := p.next(']'); err != nil || !more {
+				return err
 			}
 		}
 	case '"':
@@ -743,44 +728,28 @@ func (p *parser) value(depth int) (*ast.Term, error) {
 // object builds the object at p.i (which is '{'). Duplicate keys keep the
 // last value, as encoding/json does when decoding into a map.
 func (p *parser) object(depth int) (ast.Object, error) {
-	if depth > MaxDepth {
-		return nil, p.tooDeep()
-	}
-	p.i++
-	p.ws()
-	if p.i < len(p.b) && p.b[p.i] == '}' {
-		p.i++
+	if empty, err := p.open(depth, '}'); err != nil {
+		return nil, err
+	} else if empty {
 		// A fresh object, not ast.InternedEmptyObject: callers may extend it.
 		return ast.NewObject(), nil
 	}
 	base := len(p.items)
 	for {
-		if p.i >= len(p.b) {
-			return nil, p.syntaxErr("unexpected end of JSON input")
-		}
-		if p.b[p.i] != '"' {
-			return nil, p.syntaxErr("invalid character %s looking for beginning of object key string", quoteChar(p.b[p.i]))
-		}
-		s, err := p.scanString()
+		s, err := p.keyString()
 		if err != nil {
 			return nil, err
 		}
 		k := p.stringTerm(s)
-		p.ws()
-		if p.i >= len(p.b) {
-			return nil, p.syntaxErr("unexpected end of JSON input")
+		if err := p.colon(); err != nil {
+			return nil, err
 		}
-		if p.b[p.i] != ':' {
-			return nil, p.syntaxErr("invalid character %s after object key", quoteChar(p.b[p.i]))
-		}
-		p.i++
-		p.ws()
 		v, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
 		p.items = append(p.items, [2]*ast.Term{k, v})
-		more, err := p.nextMember()
+		more, err := p.next('}')
 		if err != nil {
 			return nil, err
 		}
@@ -798,13 +767,9 @@ func (p *parser) object(depth int) (ast.Object, error) {
 
 // array builds the array at p.i (which is '[').
 func (p *parser) array(depth int) (*ast.Array, error) {
-	if depth > MaxDepth {
-		return nil, p.tooDeep()
-	}
-	p.i++
-	p.ws()
-	if p.i < len(p.b) && p.b[p.i] == ']' {
-		p.i++
+	if empty, err := p.open(depth, ']'); err != nil {
+		return nil, err
+	} else if empty {
 		return ast.NewArray(), nil
 	}
 	base := len(p.elems)
@@ -814,21 +779,13 @@ func (p *parser) array(depth int) (*ast.Array, error) {
 			return nil, err
 		}
 		p.elems = append(p.elems, v)
-		p.ws()
-		if p.i >= len(p.b) {
-			return nil, p.syntaxErr("unexpected end of JSON input")
+		more, err := p.next(']')
+		if err != nil {
+			return nil, err
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.ws()
-			continue
-		case ']':
-			p.i++
-		default:
-			return nil, p.syntaxErr("invalid character %s after array element", quoteChar(p.b[p.i]))
+		if !more {
+			break
 		}
-		break
 	}
 	// ast.NewArray keeps the slice it is given, so it gets its own.
 	elems := make([]*ast.Term, len(p.elems)-base)
