@@ -54,19 +54,11 @@ type benchEnv struct {
 func newBenchEnv(b testing.TB, edit func(*Options)) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
-	keys, err := workload.NewKeys()
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := keys.Verifier(ctx, b.TempDir())
+	v, toks, err := workload.NewVerified(ctx, b.TempDir(), 4)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(v.Close)
-	toks, err := keys.Tokens(4)
-	if err != nil {
-		b.Fatal(err)
-	}
 	src := &fixedSnapshots{}
 	opts := Options{Snapshots: src, Tokens: v, MetadataURL: oauth.MetadataURL(workload.Audience)}
 	if edit != nil {

@@ -27,19 +27,11 @@ var benchPolicy = filepath.Join("..", "testdata", "bench")
 func benchServer(b *testing.B, k workload.Kind) (*Server, []*authv3.CheckRequest) {
 	b.Helper()
 	ctx := context.Background()
-	keys, err := workload.NewKeys()
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := keys.Verifier(ctx, b.TempDir())
+	v, toks, err := workload.NewVerified(ctx, b.TempDir(), 1)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(v.Close)
-	toks, err := keys.Tokens(1)
-	if err != nil {
-		b.Fatal(err)
-	}
 	tok := toks[0]
 	e := decisiontest.NewEngine(b, benchPolicy, func(o *decision.Options) { o.Tokens = v })
 	srv := NewServer(e, Options{}, nil)

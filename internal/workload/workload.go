@@ -118,6 +118,25 @@ func (k *Keys) Verifier(ctx context.Context, dir string) (*token.Verifier, error
 	return token.New(ctx, token.Options{Issuer: Issuer, Audience: Audience, JWKSFile: jwks, Algorithms: []string{"RS256"}})
 }
 
+// NewVerified makes fresh keys and returns a verifier that trusts them
+// (its JWKS file in dir; the caller closes it) and n tokens they signed:
+// what a benchmark of the token path needs.
+func NewVerified(ctx context.Context, dir string, n int) (*token.Verifier, []string, error) {
+	k, err := NewKeys()
+	if err != nil {
+		return nil, nil, err
+	}
+	toks, err := k.Tokens(n)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := k.Verifier(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, toks, nil
+}
+
 // Tokens mints n tokens with the workload's scopes for distinct subjects
 // (agent-a, agent-b, ...).
 func (k *Keys) Tokens(n int) ([]string, error) {
