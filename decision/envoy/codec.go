@@ -75,6 +75,7 @@ type checkRequest struct {
 	authv3.CheckRequest
 	wire  wireRequest
 	wired bool
+	resp  checkResponse // the answer, allocated with the request
 }
 
 // checkResponse is an answer that ServerCodec encodes from the decision.
@@ -118,5 +119,6 @@ func (s *Server) check(ctx context.Context, in *checkRequest) (any, error) {
 		// Envoy's failure mode (closed in every example) decides.
 		return nil, grpcstatus.Error(codes.InvalidArgument, err.Error())
 	}
-	return &checkResponse{d: s.engine.Decide(ctx, &in.wire.req)}, nil
+	in.resp.d = s.engine.Decide(ctx, &in.wire.req)
+	return &in.resp, nil
 }
