@@ -183,10 +183,14 @@ func socketAddress(a *corev3.Address) string {
 	if sa == nil {
 		return ""
 	}
-	// One allocation: the builder's buffer becomes the string.
-	host := sa.GetAddress()
-	var port [10]byte
-	p := strconv.AppendUint(port[:0], uint64(sa.GetPortValue()), 10)
+	return hostPort(sa.GetAddress(), sa.GetPortValue())
+}
+
+// hostPort formats a socket address as host:port in one allocation: the
+// builder's buffer becomes the string.
+func hostPort(host string, port uint32) string {
+	var digits [10]byte
+	p := strconv.AppendUint(digits[:0], uint64(port), 10)
 	var b strings.Builder
 	b.Grow(len(host) + 1 + len(p))
 	b.WriteString(host)

@@ -3,7 +3,6 @@ package envoy
 import (
 	"errors"
 	"fmt"
-	"strconv"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -378,7 +377,7 @@ func (d *wireDecoder) finish() error {
 	fromHeaders(r)
 	if p := &d.source; p.socket || p.principal != "" {
 		if p.socket {
-			r.SourceAddress = p.host + ":" + strconv.FormatUint(uint64(p.port), 10)
+			r.SourceAddress = hostPort(p.host, p.port)
 		}
 		r.SourcePrincipal = p.principal
 	}
