@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"fmt"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -16,6 +17,13 @@ const (
 	MaxDepth = 64
 	// MaxBatch is the largest number of messages a batch may hold.
 	MaxBatch = 1000
+	// MaxMembers is the largest number of members one object may hold.
+	MaxMembers = 4096
+	// MaxString is the longest string literal, key or value, in bytes as
+	// sent (escapes included).
+	MaxString = 1 << 20
+	// MaxNumber is the longest number literal, in bytes.
+	MaxNumber = 128
 )
 
 // Parse reads an HTTP body holding one JSON-RPC 2.0 message or a batch of
@@ -28,6 +36,14 @@ const (
 // MaxDepth), CodeInvalidRequest when it is JSON but not a valid message,
 // CodeInvalidParams when a method's required params are missing or malformed.
 // Any invalid message in a batch makes the whole body invalid.
+//
+// Parse refuses every body that two JSON readers could read differently
+// (see docs/security.md, "One reading of every message"): a string that is
+// not UTF-8 or holds a lone surrogate escape is a CodeParseError; an object
+// with two member names equal under Unicode simple case folding (exact
+// duplicates included), a member name with a control character or a lone
+// surrogate, and an envelope or params member that case-folds to a name MCP
+// defines without being it, are CodeInvalidRequest.
 //
 // Parse does not keep body: the values it returns refer to a private copy.
 func Parse(body []byte) (Body, error) {
@@ -49,12 +65,12 @@ func ParseWith(body []byte, opts Options) (Body, error) {
 	// a typical single message needs (the message, its Tool, its id, the
 	// first few terms). The returned values may point into it, so the
 	// references to scratch that could grow large are dropped before return.
-	p := &parser{b: body, skipParams: opts.SkipParams}
+	p := &parser{b: body, skipParams: opts.SkipParams, index: -1}
 	p.items = p.itemsArr[:0]
 	p.elems = p.elemsArr[:0]
 	p.slab = p.slabArr[:]
 	out, err := p.body()
-	p.b, p.buf, p.items, p.elems = nil, nil, nil, nil
+	p.b, p.buf, p.items, p.elems, p.names, p.nameEnds = nil, nil, nil, nil, nil, nil
 	if err != nil {
 		return Body{}, err
 	}
@@ -78,6 +94,14 @@ type parser struct {
 	slab  []ast.Term     // terms are carved from here, to allocate them in blocks
 
 	invalid *Error // first validation (not syntax) failure; scanning goes on to find syntax errors
+	index   int    // batch position of the message being read, -1 for a single message
+
+	// The member names of the objects being read, innermost last, folded
+	// (see foldName): names holds them end to end, nameEnds where each ends.
+	// An object's names are popped when it closes, so the stacks stay as
+	// deep as the nesting.
+	names    []byte
+	nameEnds []int
 
 	skipParams bool // Options.SkipParams
 
@@ -189,7 +213,8 @@ const (
 type jsonString struct {
 	start, end int
 	escaped    bool // contains a backslash escape
-	nonASCII   bool // contains a byte >= 0x80, so may hold invalid UTF-8
+	nonASCII   bool // contains a byte >= 0x80 (always valid UTF-8)
+	surrogate  bool // contains a \u escape of a surrogate that is not half of a pair
 }
 
 // message parses one message object at the given depth; p.b[p.i] is '{'.
@@ -212,6 +237,8 @@ func (p *parser) message(depth, index int) (Message, error) {
 		hasResult  bool
 		hasError   bool
 	)
+	p.index = index
+	base := len(p.nameEnds)
 	p.i++
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
@@ -277,7 +304,7 @@ func (p *parser) message(depth, index int) (Message, error) {
 					}
 					paramsKind, params, targets = isObject, nil, tf
 				} else if p.b[p.i] == '{' && p.invalid == nil {
-					obj, err := p.object(depth + 1)
+					obj, err := p.object(depth+1, true)
 					if err != nil {
 						return m, err
 					}
@@ -318,6 +345,7 @@ func (p *parser) message(depth, index int) (Message, error) {
 			}
 		}
 	}
+	p.endMembers(base)
 
 	if p.invalid != nil {
 		return m, nil // an earlier batch element already failed
@@ -395,12 +423,12 @@ type targetFields struct {
 
 // targetMembers validates the params object at p.i (which is '{') and
 // builds only its members that name a target, as Options.SkipParams asks.
-// Like object, a duplicate key keeps its last value.
 func (p *parser) targetMembers(depth int) (targetFields, error) {
 	var tf targetFields
 	if empty, err := p.open(depth, '}'); empty || err != nil {
 		return tf, err
 	}
+	base := len(p.nameEnds)
 	for {
 		key, err := p.key()
 		if err != nil {
@@ -426,6 +454,7 @@ func (p *parser) targetMembers(depth int) (targetFields, error) {
 			*dst = v
 		}
 		if more, err := p.next('}'); err != nil || !more {
+			p.endMembers(base)
 			return tf, err
 		}
 	}
@@ -540,20 +569,16 @@ func (p *parser) ws() {
 	}
 }
 
-// key reads an object key and the colon after it, leaving p.i at the start
-// of the value. The returned bytes alias p.b or p.buf.
+// key reads a member name of a message or of its params, and the colon
+// after it, leaving p.i at the start of the value. The returned bytes alias
+// p.b or p.buf.
 func (p *parser) key() ([]byte, error) {
 	s, err := p.keyString()
 	if err != nil {
 		return nil, err
 	}
-	var k []byte
-	if s.escaped || (s.nonASCII && !utf8.Valid(p.b[s.start:s.end])) {
-		p.buf = appendUnquoted(p.buf[:0], p.b[s.start:s.end])
-		k = p.buf
-	} else {
-		k = p.b[s.start:s.end]
-	}
+	k := p.keyBytes(s)
+	p.member(k, s, true)
 	if err := p.colon(); err != nil {
 		return nil, err
 	}
@@ -603,7 +628,8 @@ func (p *parser) next(closer byte) (more bool, err error) {
 	return false, p.syntaxErr("invalid character %s after %s", quoteChar(p.b[p.i]), after)
 }
 
-// keyString scans the string that opens an object member at p.i.
+// keyString scans the string that opens an object member at p.i. A lone
+// surrogate in a member name is left to member to refuse.
 func (p *parser) keyString() (jsonString, error) {
 	if p.i >= len(p.b) {
 		return jsonString{}, p.syntaxErr("unexpected end of JSON input")
@@ -611,7 +637,146 @@ func (p *parser) keyString() (jsonString, error) {
 	if p.b[p.i] != '"' {
 		return jsonString{}, p.syntaxErr("invalid character %s looking for beginning of object key string", quoteChar(p.b[p.i]))
 	}
-	return p.scanString()
+	return p.scanLiteral()
+}
+
+// keyBytes returns the decoded member name s; it aliases p.b or p.buf.
+func (p *parser) keyBytes(s jsonString) []byte {
+	if s.escaped {
+		p.buf = appendUnquoted(p.buf[:0], p.b[s.start:s.end])
+		return p.buf
+	}
+	return p.b[s.start:s.end]
+}
+
+// mcpNames are the member names MCP gives a meaning to in a message or its
+// params. A name that folds to one of them without being it (Method, ID,
+// paramſ) is read as that member by case-insensitive decoders such as Go's
+// encoding/json, and as another member, or ignored, by everyone else.
+var mcpNames = [...]string{"jsonrpc", "id", "method", "params", "result", "error", "name", "arguments", "uri", "_meta"}
+
+// member records k, the decoded name of a member of the object being read
+// (scanned as s), and refuses a name that JSON readers could take for
+// another: a lone surrogate (decoded as U+FFFD by some, kept by others), a
+// control character (a trailing NUL was once dropped by one MCP SDK), and
+// at message and params level (mcpLevel) a case variant of a name in
+// mcpNames. endMembers then compares the object's names with each other.
+func (p *parser) member(k []byte, s jsonString, mcpLevel bool) {
+	start := len(p.names)
+	var ctl bool
+	p.names, ctl = appendFolded(p.names, k)
+	p.nameEnds = append(p.nameEnds, len(p.names))
+	if p.invalid != nil {
+		return
+	}
+	switch {
+	case s.surrogate:
+		p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("member name %q holds a lone surrogate escape", k))
+	case ctl:
+		p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("member name %q holds a control character", k))
+	case mcpLevel:
+		folded := p.names[start:]
+		for _, n := range mcpNames {
+			if string(folded) == n && string(k) != n {
+				p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("member name %q is a case variant of %q", k, n))
+				return
+			}
+		}
+	}
+}
+
+// endMembers ends the object whose first member name is at nameEnds[base]:
+// it refuses the object when two of its names are equal once folded (exact
+// duplicates included: JSON readers disagree on which one wins) or when it
+// has more than MaxMembers, and pops its names.
+func (p *parser) endMembers(base int) {
+	start := 0
+	if base > 0 {
+		start = p.nameEnds[base-1]
+	}
+	ends := p.nameEnds[base:]
+	if p.invalid == nil {
+		if len(ends) > MaxMembers {
+			p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("an object has more than %d members", MaxMembers))
+		} else if dup, ok := duplicateName(p.names, start, ends); ok {
+			p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("an object has two members named %q (compared under Unicode case folding)", dup))
+		}
+	}
+	p.names = p.names[:start]
+	p.nameEnds = p.nameEnds[:base]
+}
+
+// smallObject is the number of members up to which duplicateName compares
+// names pairwise instead of allocating a set.
+const smallObject = 16
+
+// duplicateName looks for two equal names among the folded names stored in
+// names from start, ending at ends.
+func duplicateName(names []byte, start int, ends []int) (string, bool) {
+	if len(ends) < 2 {
+		return "", false
+	}
+	name := func(i int) []byte {
+		if i == 0 {
+			return names[start:ends[0]]
+		}
+		return names[ends[i-1]:ends[i]]
+	}
+	if len(ends) <= smallObject {
+		for i := range ends {
+			for j := i + 1; j < len(ends); j++ {
+				if string(name(i)) == string(name(j)) {
+					return string(name(i)), true
+				}
+			}
+		}
+		return "", false
+	}
+	seen := make(map[string]struct{}, len(ends))
+	for i := range ends {
+		n := name(i)
+		if _, ok := seen[string(n)]; ok {
+			return string(n), true
+		}
+		seen[string(n)] = struct{}{}
+	}
+	return "", false
+}
+
+// appendFolded appends name (valid UTF-8) with every character replaced by
+// one representative of its Unicode simple case folding orbit, so that two
+// names fold to the same bytes exactly when Go's case-insensitive field
+// matching, or any simple-folding reader, could take one for the other:
+// Name and name, params and paramſ (U+017F), k and the Kelvin sign (U+212A).
+// ASCII letters fold to lower case. It also reports whether name holds a
+// control character (U+0000 to U+001F).
+func appendFolded(dst, name []byte) ([]byte, bool) {
+	ctl := false
+	for i := 0; i < len(name); {
+		c := name[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c < 0x20:
+				ctl = true
+			case c >= 'A' && c <= 'Z':
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(name[i:])
+		i += size
+		f := r
+		for g := unicode.SimpleFold(r); g != r; g = unicode.SimpleFold(g) {
+			f = min(f, g)
+		}
+		if f < utf8.RuneSelf && f >= 'A' && f <= 'Z' {
+			f += 'a' - 'A'
+		}
+		dst = utf8.AppendRune(dst, f)
+	}
+	return dst, ctl
 }
 
 // colon moves past the ':' after an object key and the whitespace around it.
@@ -639,10 +804,13 @@ func (p *parser) skip(depth int) error {
 		if empty, err := p.open(depth, '}'); empty || err != nil {
 			return err
 		}
+		base := len(p.nameEnds)
 		for {
-			if _, err := p.keyString(); err != nil {
+			s, err := p.keyString()
+			if err != nil {
 				return err
 			}
+			p.member(p.keyBytes(s), s, false)
 			if err := p.colon(); err != nil {
 				return err
 			}
@@ -650,6 +818,7 @@ func (p *parser) skip(depth int) error {
 				return err
 			}
 			if more, err := p.next('}'); err != nil || !more {
+				p.endMembers(base)
 				return err
 			}
 		}
@@ -689,7 +858,7 @@ func (p *parser) value(depth int) (*ast.Term, error) {
 	}
 	switch c := p.b[p.i]; c {
 	case '{':
-		obj, err := p.object(depth)
+		obj, err := p.object(depth, false)
 		if err != nil {
 			return nil, err
 		}
@@ -725,9 +894,9 @@ func (p *parser) value(depth int) (*ast.Term, error) {
 	}
 }
 
-// object builds the object at p.i (which is '{'). Duplicate keys keep the
-// last value, as encoding/json does when decoding into a map.
-func (p *parser) object(depth int) (ast.Object, error) {
+// object builds the object at p.i (which is '{'). mcpLevel says it is a
+// message's params, whose member names MCP defines in part (see member).
+func (p *parser) object(depth int, mcpLevel bool) (ast.Object, error) {
 	if empty, err := p.open(depth, '}'); err != nil {
 		return nil, err
 	} else if empty {
@@ -735,11 +904,13 @@ func (p *parser) object(depth int) (ast.Object, error) {
 		return ast.NewObject(), nil
 	}
 	base := len(p.items)
+	nameBase := len(p.nameEnds)
 	for {
 		s, err := p.keyString()
 		if err != nil {
 			return nil, err
 		}
+		p.member(p.keyBytes(s), s, mcpLevel)
 		k := p.stringTerm(s)
 		if err := p.colon(); err != nil {
 			return nil, err
@@ -757,9 +928,11 @@ func (p *parser) object(depth int) (ast.Object, error) {
 			break
 		}
 	}
+	p.endMembers(nameBase)
 	// ast.NewObject reads the items but keeps no reference to the slice, so
-	// the scratch stack can be reused at once.
-	obj := ast.NewObject(lastWins(p.items[base:])...)
+	// the scratch stack can be reused at once. A duplicate name was refused
+	// by endMembers; the object is built anyway, and discarded.
+	obj := ast.NewObject(p.items[base:]...)
 	clear(p.items[base:])
 	p.items = p.items[:base]
 	return obj, nil
@@ -795,49 +968,6 @@ func (p *parser) array(depth int) (*ast.Array, error) {
 	return ast.NewArray(elems...), nil
 }
 
-// smallObject is the size up to which lastWins compares keys pairwise
-// instead of allocating a map.
-const smallObject = 16
-
-// lastWins drops every member whose key appears again later, in place, so
-// each key keeps its last value. ast.NewObject would otherwise keep both.
-func lastWins(items [][2]*ast.Term) [][2]*ast.Term {
-	n := len(items)
-	if n < 2 {
-		return items
-	}
-	if n <= smallObject {
-		w := 0
-	next:
-		for i := range n {
-			ki := items[i][0].Value.(ast.String)
-			for j := i + 1; j < n; j++ {
-				if items[j][0].Value.(ast.String) == ki {
-					continue next
-				}
-			}
-			items[w] = items[i]
-			w++
-		}
-		return items[:w]
-	}
-	last := make(map[ast.String]int, n)
-	for i, it := range items {
-		last[it[0].Value.(ast.String)] = i
-	}
-	if len(last) == n {
-		return items
-	}
-	w := 0
-	for i, it := range items {
-		if last[it[0].Value.(ast.String)] == i {
-			items[w] = it
-			w++
-		}
-	}
-	return items[:w]
-}
-
 // literal checks that the keyword lit is at p.i and moves past it.
 func (p *parser) literal(lit string) error {
 	for k := 0; k < len(lit); k++ {
@@ -853,8 +983,14 @@ func (p *parser) literal(lit string) error {
 }
 
 // scanNumber checks the number literal at p.i against the JSON grammar and
-// moves past it.
+// moves past it. A literal longer than MaxNumber makes the body invalid.
 func (p *parser) scanNumber() error {
+	start := p.i
+	defer func() {
+		if p.i-start > MaxNumber {
+			p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("a number is longer than %d bytes", MaxNumber))
+		}
+	}()
 	b, i := p.b, p.i
 	if b[i] == '-' {
 		i++
@@ -900,9 +1036,33 @@ func (p *parser) scanNumber() error {
 	return nil
 }
 
-// scanString checks the string literal at p.i (which is '"') and moves past
-// it, reporting what decoding its content will need.
+// scanString checks the string value at p.i (which is '"') and moves past
+// it, reporting what decoding its content will need. A lone surrogate
+// escape is a syntax error: the string cannot be read as UTF-8, and readers
+// disagree on what it becomes (U+FFFD in Go, a lone UTF-16 unit in
+// JavaScript).
 func (p *parser) scanString() (jsonString, error) {
+	s, err := p.scanLiteral()
+	if err == nil && s.surrogate {
+		p.i = s.start - 1
+		return s, p.syntaxErr("string holds a lone surrogate escape, which is not Unicode")
+	}
+	return s, err
+}
+
+// scanLiteral checks the string literal at p.i (which is '"') against the
+// JSON grammar and UTF-8, and moves past it. A literal longer than
+// MaxString makes the body invalid.
+func (p *parser) scanLiteral() (jsonString, error) {
+	s, err := p.scanLiteralBytes()
+	if err == nil && s.end-s.start > MaxString {
+		p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("a string is longer than %d bytes", MaxString))
+	}
+	return s, err
+}
+
+// scanLiteralBytes is scanLiteral without the length limit.
+func (p *parser) scanLiteralBytes() (jsonString, error) {
 	b := p.b
 	s := jsonString{start: p.i + 1}
 	i := s.start
@@ -933,7 +1093,20 @@ func (p *parser) scanString() (jsonString, error) {
 						return s, p.syntaxErr("invalid character %s in \\u hexadecimal character escape", quoteChar(b[k]))
 					}
 				}
+				r := hex4(b[i+2 : i+6])
 				i += 6
+				if utf16.IsSurrogate(r) {
+					// Only a high surrogate followed at once by an escaped
+					// low one is a character.
+					if r < 0xdc00 && i+6 <= len(b) && b[i] == '\\' && b[i+1] == 'u' &&
+						hexVal(b[i+2]) >= 0 && hexVal(b[i+3]) >= 0 && hexVal(b[i+4]) >= 0 && hexVal(b[i+5]) >= 0 {
+						if lo := hex4(b[i+2 : i+6]); lo >= 0xdc00 && lo <= 0xdfff {
+							i += 6
+							continue
+						}
+					}
+					s.surrogate = true
+				}
 			default:
 				p.i = i + 1
 				return s, p.syntaxErr("invalid character %s in string escape code", quoteChar(b[i+1]))
@@ -943,7 +1116,12 @@ func (p *parser) scanString() (jsonString, error) {
 			return s, p.syntaxErr("invalid character %s in string literal", quoteChar(c))
 		case c >= utf8.RuneSelf:
 			s.nonASCII = true
-			i++
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				p.i = i
+				return s, p.syntaxErr("invalid UTF-8 in string")
+			}
+			i += size
 		default:
 			i++
 		}
