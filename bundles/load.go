@@ -2,12 +2,14 @@ package bundles
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -133,6 +135,9 @@ func (c *compileConfig) readSource(s Source, raw []byte, withTests bool) (*bundl
 		// The base URL stays empty: OPA verifies signatures against file
 		// URLs when a base directory is set, and those must be the paths
 		// inside the bundle.
+		if err := c.checkGzip(bytes.NewReader(raw)); err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
+		}
 		loader = bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), "").WithFilter(tarFilter)
 		base = strings.TrimPrefix(strings.TrimPrefix(s.Name, "https://"), "http://")
 	default:
@@ -160,6 +165,14 @@ func (c *compileConfig) readSource(s Source, raw []byte, withTests bool) (*bundl
 				return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
 			}
 			closer = func() { _ = f.Close() }
+			if err := c.checkGzip(f); err != nil {
+				closer()
+				return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				closer()
+				return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
+			}
 			loader = bundle.NewTarballLoaderWithBaseURL(f, "").WithFilter(tarFilter)
 		}
 	}
@@ -196,6 +209,31 @@ func (c *compileConfig) readSource(s Source, raw []byte, withTests bool) (*bundl
 		})
 	}
 	return &b, nil
+}
+
+// maxExpansion times MaxFileBytes bounds what checkGzip decompresses of
+// one tarball: a stream that expands further is refused, not read on.
+const maxExpansion = 64
+
+// checkGzip reads a tarball's gzip stream to its end and reports whether
+// it is whole. OPA's tar reader stops at the archive's end marker and never
+// reads the gzip trailer, whose CRC-32 and length are the stream's only
+// integrity check: without this, a download cut in its last bytes, or
+// corrupted in a way deflate does not notice, would load.
+func (c *compileConfig) checkGzip(r io.Reader) error {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("reading tarball: %w", err)
+	}
+	limit := maxExpansion * c.opts.MaxFileBytes
+	n, err := io.Copy(io.Discard, io.LimitReader(zr, limit+1))
+	if err != nil {
+		return fmt.Errorf("reading tarball: %w", err)
+	}
+	if n > limit {
+		return fmt.Errorf("reading tarball: decompresses to more than %d bytes", limit)
+	}
+	return nil
 }
 
 // revisionOf returns the manifest revision, else a short content hash of
