@@ -89,6 +89,9 @@ type Options struct {
 }
 
 // Observer is told of each decision after it is made. It must not block.
+// The input it is given has its credentials erased (see Redacted); req is
+// the request as received, credentials included, so an observer that
+// records anything of req must erase them itself.
 type Observer interface {
 	Observe(ctx context.Context, req *Request, d *Decision, input ast.Value, elapsed time.Duration)
 }
@@ -175,11 +178,33 @@ func (e *Engine) newID() string {
 // becomes a closed decision whose Code and Reason say why.
 func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 	start := time.Now()
-	d, input := e.decide(ctx, r)
+	d, input := e.decideSafely(ctx, r)
+	d.makeValidUTF8()
 	if e.opts.Observer != nil {
-		e.opts.Observer.Observe(ctx, r, d, input, time.Since(start))
+		e.observe(ctx, r, d, input, time.Since(start))
 	}
 	return d
+}
+
+// decideSafely is decide with a panic turned into a denial.
+func (e *Engine) decideSafely(ctx context.Context, r *Request) (d *Decision, input ast.Value) {
+	defer func() {
+		if p := recover(); p != nil {
+			d, input = e.recoverDecision(p, d), nil
+		}
+	}()
+	return e.decide(ctx, r)
+}
+
+// observe tells the observer of d; an observer that panics is logged, and
+// the decision stands.
+func (e *Engine) observe(ctx context.Context, r *Request, d *Decision, input ast.Value, elapsed time.Duration) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("panic in a decision observer", "decision_id", d.ID, "panic", fmt.Sprint(p))
+		}
+	}()
+	e.opts.Observer.Observe(ctx, r, d, input, elapsed)
 }
 
 // prepared is a request read and checked up to the point of evaluation.
@@ -294,6 +319,10 @@ func queryHasAccessToken(target string) bool {
 
 func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Value) {
 	d := &Decision{ID: e.newID()}
+	if r.Unreadable != "" {
+		e.unreadable(r, d)
+		return d, nil
+	}
 	snap := e.opts.Snapshots.Current()
 	if snap == nil {
 		d.deny(CodeNoPolicy, "no policy is loaded yet")
@@ -336,6 +365,10 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 // evaluation. It is for policy authors and tests; Decide does not use it.
 func (e *Engine) Inputs(ctx context.Context, r *Request) ([]ast.Value, *Decision) {
 	d := &Decision{ID: e.newID()}
+	if r.Unreadable != "" {
+		e.unreadable(r, d)
+		return nil, d
+	}
 	snap := e.opts.Snapshots.Current()
 	if snap == nil {
 		d.deny(CodeNoPolicy, "no policy is loaded yet")
@@ -532,7 +565,7 @@ func (e *Engine) eval(ctx context.Context, snap *bundles.Snapshot, input ast.Val
 	if err := ctx.Err(); err != nil {
 		return policyResult{err: fmt.Errorf("evaluating policy: %w", err)}
 	}
-	sc := getScratch(input, e.opts.EvalTimeout)
+	sc := getScratch(input, e.opts.EvalTimeout, ctx.Done())
 	defer putScratch(sc)
 	// The query is a copy of the snapshot's template, so nothing OPA sets
 	// on it while evaluating (its clock) carries over to the next call.
@@ -545,7 +578,7 @@ func (e *Engine) eval(ctx context.Context, snap *bundles.Snapshot, input ast.Val
 	err := sc.q.Iter(ctx, sc.collect)
 	result, n := sc.result, sc.n
 	if err != nil {
-		return policyResult{err: fmt.Errorf("evaluating policy: %w", err)}
+		return policyResult{err: e.evalError(ctx, err)}
 	}
 	if n == 0 || result == nil {
 		q := e.qAllow
@@ -565,6 +598,19 @@ func (e *Engine) eval(ctx context.Context, snap *bundles.Snapshot, input ast.Val
 		return policyResult{allow: bool(b)}
 	}
 	return parseDecision(result.Value)
+}
+
+// evalError says why an evaluation failed. OPA reports both ways our
+// cancellation stops it as "caller cancelled query execution"; the log and
+// the decision say which it was: the caller gone, or the time up.
+func (e *Engine) evalError(ctx context.Context, err error) error {
+	if !topdown.IsCancel(err) {
+		return fmt.Errorf("evaluating policy: %w", err)
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("evaluating policy: %w", ctxErr)
+	}
+	return fmt.Errorf("evaluating policy: stopped by the evaluation timeout of %v: %w", e.opts.EvalTimeout, err)
 }
 
 // noMetrics discards OPA's evaluation timers, which cost allocations on

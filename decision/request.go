@@ -16,11 +16,14 @@ type Request struct {
 	Method string
 	// Path is the request target exactly as received (":path"), query
 	// included. It is split at the first '?' and never parsed as a URL.
+	// Credential parameters of its query reach the policy input only as
+	// Redacted.
 	Path string
 	// Host is the authority (":authority" or Host header).
 	Host string
 	// Headers holds the request headers with lowercase names. The
-	// authorization header is read for the token and never reaches policy input.
+	// authorization header is read for the token and never reaches policy
+	// input; other credential headers reach it only as Redacted.
 	Headers map[string]string
 
 	// Body is the request body as forwarded; Truncated says the sender cut it
@@ -47,6 +50,12 @@ type Request struct {
 	// VerifiedToken, when non-nil, is used as the token result as is
 	// (takes precedence over Claims and the header).
 	VerifiedToken *token.Result
+
+	// Unreadable, when set, says why the transport could not read the
+	// request (a CheckRequest that is not protobuf, say): Decide denies it
+	// with 400 instead of the transport failing the call, so the caller's
+	// failure mode never decides.
+	Unreadable string
 
 	// Hint is what an earlier proxy (Envoy's MCP filter) parsed from the body.
 	// The body stays the source of truth: a hint that disagrees denies.

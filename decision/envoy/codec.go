@@ -3,14 +3,13 @@ package envoy
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	protocodec "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
-	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 )
@@ -29,29 +28,61 @@ type serverCodec struct{ base encoding.CodecV2 }
 // Name is protobuf's: the codec changes how, not what, is on the wire.
 func (serverCodec) Name() string { return protocodec.Name }
 
-func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+// Marshal encodes a CheckResponse from its decision. It never fails: a
+// response it cannot encode (a size computed apart from the bytes written,
+// or a panic) is replaced by the fixed denial failsafeResponse, since an
+// error here reaches Envoy as a failed call, which failure_mode_allow
+// would let through.
+func (c serverCodec) Marshal(v any) (out mem.BufferSlice, err error) {
 	r, ok := v.(*checkResponse)
 	if !ok {
 		return c.base.Marshal(v)
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = mem.BufferSlice{mem.SliceBuffer(failsafeResponse)}, nil
+		}
+	}()
 	n := sizeCheckResponse(r.d)
 	pool := mem.DefaultBufferPool()
 	buf := pool.Get(n)
 	*buf = appendCheckResponse((*buf)[:0], r.d)
 	if got := len(*buf); got != n {
-		// A size computed apart from the bytes written would send a
-		// corrupt message; refuse it instead.
 		pool.Put(buf)
-		return nil, fmt.Errorf("envoy: CheckResponse encoded to %d bytes, sized %d", got, n)
+		return mem.BufferSlice{mem.SliceBuffer(failsafeResponse)}, nil
 	}
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }
 
-func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
+// failsafeDecision is the answer when a Check cannot be answered otherwise
+// (a panic in this adapter, a response that cannot be encoded): a 500
+// denial with a JSON-RPC internal error.
+var failsafeDecision = &decision.Decision{
+	Code:            decision.CodeInternalError,
+	Reason:          "internal error",
+	Status:          500,
+	ResponseHeaders: []decision.Header{{Name: "content-type", Value: "application/json"}},
+	Body:            []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error; the request was not authorized"}}`),
+}
+
+// failsafeResponse is failsafeDecision encoded once, at start.
+var failsafeResponse = appendCheckResponse(nil, failsafeDecision)
+
+// Unmarshal decodes a CheckRequest. It never fails: a request it cannot
+// read becomes a decision.Request marked Unreadable, which the engine
+// denies with 400, so that the call still gets a CheckResponse.
+func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) (err error) {
 	r, ok := v.(*checkRequest)
 	if !ok {
 		return c.base.Unmarshal(data, v)
 	}
+	r.wired = true
+	defer func() {
+		if p := recover(); p != nil {
+			r.wire = wireRequest{req: decision.Request{Unreadable: fmt.Sprintf("decoding CheckRequest: panic: %v", p)}}
+			err = nil
+		}
+	}()
 	// A message that fits one of gRPC's buffers is read in place: the
 	// decoder copies what it keeps, and nothing outlives this call.
 	var b []byte
@@ -61,9 +92,8 @@ func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		b = data.Materialize()
 	}
 	if err := decodeCheck(b, &r.wire); err != nil {
-		return fmt.Errorf("decoding CheckRequest: %w", err)
+		r.wire = wireRequest{req: decision.Request{Unreadable: "decoding CheckRequest: " + err.Error()}}
 	}
-	r.wired = true
 	return nil
 }
 
@@ -110,14 +140,24 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 		func(ctx context.Context, req any) (any, error) { return s.check(ctx, req.(*checkRequest)) })
 }
 
-func (s *Server) check(ctx context.Context, in *checkRequest) (any, error) {
+func (s *Server) check(ctx context.Context, in *checkRequest) (out any, err error) {
 	if !in.wired {
 		return s.Check(ctx, &in.CheckRequest)
 	}
-	if err := in.wire.applyMetadata(&s.opts); err != nil {
-		// Envoy sent metadata that is not protobuf: the call fails, and
-		// Envoy's failure mode (closed in every example) decides.
-		return nil, grpcstatus.Error(codes.InvalidArgument, err.Error())
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in the ext_authz adapter; denying", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			in.resp.d = failsafeDecision
+			out, err = &in.resp, nil
+		}
+	}()
+	if in.wire.req.Unreadable == "" {
+		if err := in.wire.applyMetadata(&s.opts); err != nil {
+			// Envoy sent metadata that is not protobuf: denied, by the
+			// engine, rather than a failed call that Envoy's failure mode
+			// would decide.
+			in.wire.req = decision.Request{Unreadable: err.Error()}
+		}
 	}
 	in.resp.d = s.engine.Decide(ctx, &in.wire.req)
 	return &in.resp, nil

@@ -5,7 +5,9 @@ package envoy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -65,7 +67,13 @@ func NewServer(engine Decider, opts Options, logger *slog.Logger) *Server {
 // Check answers one ext_authz CheckRequest. It never returns an error: a
 // request it cannot read is denied with a response, so Envoy never falls
 // back to failure_mode_allow because of us.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in the ext_authz adapter; denying", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			resp, err = ResponseFromDecision(failsafeDecision), nil
+		}
+	}()
 	r := RequestFromCheck(req, &s.opts)
 	d := s.engine.Decide(ctx, r)
 	return ResponseFromDecision(d), nil

@@ -13,9 +13,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/mcpauthz/mcpauthz/decision"
@@ -232,8 +230,8 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 // TestMalformedCheckOverGRPC sends bytes that are not a CheckRequest to a
-// server with ServerCodec: the call fails with INTERNAL, as gRPC's own
-// codec fails it, and the server goes on answering.
+// server with ServerCodec: each gets a 400 denial, never a failed call that
+// Envoy's failure mode would decide, and the server goes on answering.
 func TestMalformedCheckOverGRPC(t *testing.T) {
 	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
 	conn := decisiontest.Dial(t, func(s *grpc.Server) {
@@ -245,11 +243,12 @@ func TestMalformedCheckOverGRPC(t *testing.T) {
 		"nested_truncated": {0x0a, 0x02, 0x22, 0x05},
 	} {
 		t.Run(name, func(t *testing.T) {
-			var out []byte
-			err := conn.Invoke(context.Background(), "/envoy.service.auth.v3.Authorization/Check", &b, &out,
-				grpc.ForceCodecV2(rawCodec{}))
-			if status.Code(err) != codes.Internal {
-				t.Fatalf("error %v, want INTERNAL", err)
+			resp := checkRaw(t, conn, b)
+			if got := resp.GetDeniedResponse().GetStatus().GetCode(); got != 400 {
+				t.Fatalf("status %d, want 400: %v", got, resp)
+			}
+			if got := resp.GetDynamicMetadata().GetFields()["code"].GetStringValue(); got != decision.CodeUnreadable {
+				t.Errorf("code %q, want %q", got, decision.CodeUnreadable)
 			}
 		})
 	}

@@ -76,6 +76,7 @@ const (
 	CodeParseError     = -32700
 	CodeInvalidRequest = -32600
 	CodeInvalidParams  = -32602
+	CodeInternalError  = -32603
 )
 
 // Error is a parse failure, with the JSON-RPC code a reply should carry.
