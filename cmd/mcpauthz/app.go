@@ -139,6 +139,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		JWKSFile:           cfg.Tokens.JWKSFile,
 		JWKSURL:            cfg.Tokens.JWKSURL,
 		Algorithms:         cfg.Tokens.Algorithms,
+		RequiredTyp:        cfg.Tokens.RequiredTyp,
 		ClockSkew:          cfg.Tokens.ClockSkew.D(),
 		RefreshInterval:    cfg.Tokens.RefreshInterval.D(),
 		MinRefreshInterval: cfg.Tokens.MinRefreshInterval.D(),

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 // Config is the whole YAML configuration. Every key has a default, so an
@@ -96,6 +98,7 @@ type TokensConfig struct {
 	JWKSFile           string               `json:"jwks_file"`
 	JWKSURL            string               `json:"jwks_url"`
 	Algorithms         []string             `json:"algorithms"`
+	RequiredTyp        string               `json:"required_typ"`
 	ClockSkew          Duration             `json:"clock_skew"`
 	RefreshInterval    Duration             `json:"refresh_interval"`
 	MinRefreshInterval Duration             `json:"min_refresh_interval"`
@@ -355,6 +358,9 @@ func (c *Config) Validate() error {
 		default:
 			bad("tokens.algorithms", "%q is not an allowed asymmetric JWS algorithm", a)
 		}
+	}
+	if err := token.CheckRequiredTyp(c.Tokens.RequiredTyp); err != nil {
+		bad("tokens.required_typ", "%v", err)
 	}
 	if c.Tokens.ClockSkew < 0 || c.Tokens.ClockSkew.D() > 10*time.Minute {
 		bad("tokens.clock_skew", "must be between 0 and 10m")

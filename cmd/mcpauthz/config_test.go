@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -49,6 +53,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"bad_duration":          {"tokens: {clock_skew: soon}", "clock_skew"},
 		"huge_skew":             {"tokens: {clock_skew: 1h}", "tokens.clock_skew"},
 		"both_jwks":             {"tokens: {jwks_file: a, jwks_url: 'https://x'}", "tokens.jwks_file"},
+		"typ_with_parameter":    {"tokens: {required_typ: 'at+jwt; charset=utf-8'}", "tokens.required_typ"},
+		"typ_two_slashes":       {"tokens: {required_typ: application/at+jwt/x}", "tokens.required_typ"},
 		"bad_log_level":         {"log: {level: loud}", "log.level"},
 		"tls_half":              {"listen: {tls: {cert_file: a}}", "listen.tls"},
 		"signature_without_key": {"bundles: [{path: p, verification: {key_id: k}}]", "bundles[0].verification.public_key_file"},
@@ -65,6 +71,54 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.key) {
 				t.Fatalf("error = %v, want one naming %q", err, tc.key)
+			}
+		})
+	}
+}
+
+// TestConfigRequiredTyp follows tokens.required_typ from the YAML file to
+// the verifier the app builds, with a development token (typ at+jwt).
+func TestConfigRequiredTyp(t *testing.T) {
+	tests := map[string]struct {
+		typ       string
+		wantError string // "": the token is valid
+	}{
+		"default_off":      {typ: "", wantError: ""},
+		"at_jwt":           {typ: "at+jwt", wantError: ""},
+		"with_prefix":      {typ: "application/at+jwt", wantError: ""},
+		"jwt_refuses_it":   {typ: "JWT", wantError: token.ErrMalformed},
+		"other_media_type": {typ: "application/jwt", wantError: token.ErrMalformed},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			keyPath := filepath.Join(t.TempDir(), "dev-key.pem")
+			yaml := fmt.Sprintf("tokens: {dev: true, dev_key_file: %q}\n", keyPath)
+			if tc.typ != "" {
+				yaml = fmt.Sprintf("tokens: {dev: true, dev_key_file: %q, required_typ: %q}\n", keyPath, tc.typ)
+			}
+			cfg, err := LoadConfig(writeConfig(t, yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Tokens.RequiredTyp != tc.typ {
+				t.Fatalf("tokens.required_typ = %q, want %q", cfg.Tokens.RequiredTyp, tc.typ)
+			}
+			ctx := context.Background()
+			a, err := buildApp(ctx, cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.close()
+			raw, err := token.MintDev(token.DevOptions{KeyPath: keyPath, Audience: cfg.Resource.URI})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := a.tokens.Verify(ctx, raw, nil)
+			if r.Valid != (tc.wantError == "") || r.Error != tc.wantError {
+				t.Errorf("dev token: valid=%v error=%q, want error %q", r.Valid, r.Error, tc.wantError)
 			}
 		})
 	}

@@ -78,10 +78,20 @@ func MintDev(o DevOptions) (string, error) {
 	if ttl < 0 || ttl > maxDevTTL {
 		return "", fmt.Errorf("minting a development token: TTL %s is outside (0, %s]", ttl, maxDevTTL)
 	}
-	for _, c := range reservedDevClaims {
-		if _, ok := o.Extra[c]; ok {
-			return "", fmt.Errorf("minting a development token: extra claim %q would replace one the development issuer sets", c)
+	// A Verifier refuses claim names equal under case folding (see
+	// checkMembers), so MintDev does not mint such a token.
+	folded := make(map[string]string, len(o.Extra))
+	for name := range o.Extra {
+		for _, c := range reservedDevClaims {
+			if strings.EqualFold(name, c) {
+				return "", fmt.Errorf("minting a development token: extra claim %q would replace or shadow %q, which the development issuer sets", name, c)
+			}
 		}
+		f := foldName(name)
+		if other, ok := folded[f]; ok {
+			return "", fmt.Errorf("minting a development token: extra claims %q and %q differ only in case", other, name)
+		}
+		folded[f] = name
 	}
 	path := o.KeyPath
 	if path == "" {

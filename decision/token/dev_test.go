@@ -113,6 +113,12 @@ func TestDevTokenTrust(t *testing.T) {
 			t.Errorf("token of the configured issuer: %s", r.Error)
 		}
 	})
+	t.Run("typ_is_at_jwt", func(t *testing.T) {
+		v := jwtTestVerifier(t, Options{Dev: true, DevKeyPath: keyPath, RequiredTyp: "application/at+jwt"})
+		if r := v.Verify(ctx, mint(t, jwtTestAudience), nil); !r.Valid {
+			t.Errorf("dev token with typ at+jwt required: %s", r.Error)
+		}
+	})
 	t.Run("audience_still_checked", func(t *testing.T) {
 		v := jwtTestVerifier(t, Options{Dev: true, DevKeyPath: keyPath})
 		if r := v.Verify(ctx, mint(t, "https://other.example.com/mcp"), nil); r.Error != ErrWrongAudience {
@@ -134,11 +140,13 @@ func TestDevTokenTrust(t *testing.T) {
 
 func TestMintDevErrors(t *testing.T) {
 	tests := map[string]DevOptions{
-		"no_audience":        {},
-		"ttl_too_long":       {Audience: jwtTestAudience, TTL: 48 * time.Hour},
-		"ttl_negative":       {Audience: jwtTestAudience, TTL: -time.Minute},
-		"extra_replaces_iss": {Audience: jwtTestAudience, Extra: map[string]any{"iss": "https://idp.example.com"}},
-		"extra_replaces_exp": {Audience: jwtTestAudience, Extra: map[string]any{"exp": 1}},
+		"no_audience":          {},
+		"ttl_too_long":         {Audience: jwtTestAudience, TTL: 48 * time.Hour},
+		"ttl_negative":         {Audience: jwtTestAudience, TTL: -time.Minute},
+		"extra_replaces_iss":   {Audience: jwtTestAudience, Extra: map[string]any{"iss": "https://idp.example.com"}},
+		"extra_replaces_exp":   {Audience: jwtTestAudience, Extra: map[string]any{"exp": 1}},
+		"extra_shadows_sub":    {Audience: jwtTestAudience, Extra: map[string]any{"Sub": "root"}},
+		"extra_differ_in_case": {Audience: jwtTestAudience, Extra: map[string]any{"team": "a", "TEAM": "b"}},
 	}
 	for name, o := range tests {
 		t.Run(name, func(t *testing.T) {

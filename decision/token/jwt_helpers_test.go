@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -117,6 +118,41 @@ func jwtTestSign(t testing.TB, key jwtTestKey, alg string, claims map[string]any
 		t.Fatal(err)
 	}
 	return s
+}
+
+// jwtTestSignHeader is jwtTestSign with more header members: header is
+// merged over {"alg", "typ": "JWT", "kid"}, and a nil value removes a member.
+func jwtTestSignHeader(t testing.TB, key jwtTestKey, alg string, header, claims map[string]any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.GetSigningMethod(alg), jwt.MapClaims(claims))
+	if key.kid != "" {
+		tok.Header["kid"] = key.kid
+	}
+	for name, v := range header {
+		if v == nil {
+			delete(tok.Header, name)
+			continue
+		}
+		tok.Header[name] = v
+	}
+	s, err := tok.SignedString(key.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// jwtTestSignRaw signs header and claims as written, with key's private
+// key and alg, for JSON no encoder would produce (duplicate members).
+func jwtTestSignRaw(t testing.TB, key jwtTestKey, alg, header, claims string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	input := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(claims))
+	sig, err := jwt.GetSigningMethod(alg).Sign(input, key.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + enc.EncodeToString(sig)
 }
 
 // jwtTestClock is a settable clock.

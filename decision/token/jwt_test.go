@@ -481,6 +481,9 @@ func TestNewErrors(t *testing.T) {
 		"issuer_not_discoverable": func(t *testing.T) Options {
 			return Options{Audience: jwtTestAudience, Issuer: "my-idp"}
 		},
+		"required_typ_with_parameter": func(t *testing.T) Options {
+			return Options{Audience: jwtTestAudience, JWKSFile: goodJWKS(t), RequiredTyp: "at+jwt; charset=utf-8"}
+		},
 		"negative_skew": func(t *testing.T) Options {
 			return Options{Audience: jwtTestAudience, JWKSFile: goodJWKS(t), ClockSkew: -time.Second}
 		},

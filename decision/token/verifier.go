@@ -51,6 +51,12 @@ type Options struct {
 	// Algorithms is the allowlist of JWS algorithms; default RS256, ES256.
 	// Only asymmetric algorithms may be named.
 	Algorithms []string
+	// RequiredTyp, when set, is the media type a JWT's typ header must
+	// name, such as "at+jwt" for RFC 9068 access tokens, so that an ID
+	// token or another JWT from the same issuer is not taken for an access
+	// token. It compares without regard to case, with the "application/"
+	// prefix optional on either side (RFC 7515 §4.1.9). "" checks no typ.
+	RequiredTyp string
 	// ClockSkew is the tolerance for exp, nbf and iat; default 30s.
 	ClockSkew time.Duration
 	// RefreshInterval is how often the JWKS is fetched again; default 10m.
@@ -84,6 +90,7 @@ type Verifier struct {
 	issuer       string
 	aud          audienceMatcher
 	allowed      map[string]bool
+	requiredTyp  string // full media type (see fullTyp); "" when not checked
 	skew         time.Duration
 	logger       *slog.Logger
 	now          func() time.Time
@@ -198,6 +205,12 @@ func (v *Verifier) configure(opts *Options) error {
 			return fmt.Errorf("algorithm %q cannot be allowed: only asymmetric JWS algorithms (RS*, PS*, ES*, EdDSA) are supported", a)
 		}
 		v.allowed[a] = true
+	}
+	if err := CheckRequiredTyp(opts.RequiredTyp); err != nil {
+		return fmt.Errorf("RequiredTyp: %w", err)
+	}
+	if opts.RequiredTyp != "" {
+		v.requiredTyp = fullTyp(opts.RequiredTyp)
 	}
 	if opts.ClockSkew < 0 || opts.RefreshInterval < 0 || opts.MinRefreshInterval < 0 {
 		return errors.New("ClockSkew, RefreshInterval and MinRefreshInterval cannot be negative")
@@ -406,6 +419,11 @@ type keyChoice struct {
 // reason: structure, then algorithm, then key, then signature, and only for
 // a verified token its claims (issuer, audience, then time).
 func (v *Verifier) verifyJWTUncached(ctx context.Context, raw string, now time.Time) (*Result, cachePolicy) {
+	// Before jwt decodes the segments into maps, where a duplicate member
+	// would silently lose to its twin.
+	if err := v.checkSegments(raw); err != nil {
+		return v.malformedJWT, cachePolicy{}
+	}
 	var choice keyChoice
 	tok, err := v.parser.Parse(raw, func(t *jwt.Token) (any, error) {
 		return v.selectKey(ctx, t, &choice)
@@ -441,10 +459,16 @@ func (v *Verifier) verifyJWTUncached(ctx context.Context, raw string, now time.T
 	return r.Finish(), cachePolicy{keys: choice.keys}
 }
 
-// selectKey is the jwt key function: it enforces the allowlist and finds
-// the keys that may have signed t, refreshing the JWKS (rate-limited) when
-// the kid is unknown.
+// selectKey is the jwt key function: it checks the header (crit, typ),
+// enforces the allowlist and finds the keys that may have signed t,
+// refreshing the JWKS (rate-limited) when the kid is unknown.
 func (v *Verifier) selectKey(ctx context.Context, t *jwt.Token, choice *keyChoice) (any, error) {
+	if err := v.checkHeader(t.Header); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadHeader, err)
+	}
+	// Only kid says which key to use. jku, x5u, jwk and x5c are never
+	// read: a key, or a key's address, carried by the token itself would
+	// let its signer choose the key that verifies it.
 	alg := t.Method.Alg()
 	if !v.allowed[alg] {
 		return nil, errAlgNotAllowed
