@@ -149,3 +149,32 @@ func TestCheckRecoversPanics(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCheckAnswer: for any method, path, header and body, and for any
+// bytes at all in place of a CheckRequest, the server answers with a
+// CheckResponse that the generated types decode; a denial never carries
+// gRPC status OK.
+func FuzzCheckAnswer(f *testing.F) {
+	f.Add("POST", "/mcp", "x", []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`), false)
+	f.Add("POST", "/mcp?access_token=\xff", "\xff", []byte("{\"jsonrpc\":\"2.0\",\"id\":\"\xff\",\"method\":\"ping\"}"), false)
+	f.Add("GET", "/\xc0", "a\x00b", []byte(nil), false)
+	f.Add("", "", "", []byte{0x0a, 0x7f, 0x01}, true)
+	e := decisiontest.NewEngine(f, "testdata/echo", func(o *decision.Options) { o.Tokens = anyToken{} })
+	conn := decisiontest.Dial(f, func(s *grpc.Server) {
+		envoy.NewServer(e, envoy.Options{}, nil).Register(s)
+	}, grpc.ForceServerCodecV2(envoy.ServerCodec()))
+	f.Fuzz(func(t *testing.T, method, path, echo string, body []byte, raw bool) {
+		b := body
+		if !raw {
+			b = rawCheck(method, path, map[string]string{"x-echo": echo, "authorization": "Bearer t",
+				"content-type": "application/json"}, body)
+		}
+		resp := checkRaw(t, conn, b)
+		if resp.GetDeniedResponse() != nil && resp.GetStatus().GetCode() == int32(code.Code_OK) {
+			t.Fatalf("a denial with gRPC status OK: %v", resp)
+		}
+		if resp.GetDeniedResponse() == nil && resp.GetOkResponse() == nil {
+			t.Fatalf("neither allowed nor denied: %v", resp)
+		}
+	})
+}
