@@ -39,9 +39,11 @@ var scratchPool = sync.Pool{New: func() any {
 	return s
 }}
 
-func getScratch(input ast.Value, timeout time.Duration) *evalScratch {
+// getScratch returns a scratch for one evaluation of input that stops
+// after timeout, or once done (the caller's context) is closed.
+func getScratch(input ast.Value, timeout time.Duration, done <-chan struct{}) *evalScratch {
 	s := scratchPool.Get().(*evalScratch)
-	s.cancel.reset(timeout)
+	s.cancel.reset(timeout, done)
 	s.vc.reset()
 	s.bc.reset()
 	s.input = ast.Term{Value: input}
@@ -56,24 +58,30 @@ func putScratch(s *evalScratch) {
 	s.bc.reset()
 	s.input = ast.Term{}
 	s.q = topdown.Query{}
+	s.cancel.done = nil
 	clear(s.meta)
 	s.result = nil
 	scratchPool.Put(s)
 }
 
 // deadlineCancel is a topdown.Cancel that reports cancellation once a
-// deadline has passed. OPA asks before every expression; the clock is read
-// only every 64th time, which bounds the overrun to 64 expressions. It
-// replaces a context deadline watched by a goroutine, or a runtime timer,
-// per evaluation. Cancelled is called by the one goroutine evaluating.
+// deadline has passed or the caller's context has ended (a gRPC client
+// that went away: its answer would be thrown away, so evaluating on only
+// holds a handler and a core). OPA asks before every expression; the clock
+// and the context are read only every 64th time, which bounds the overrun
+// to 64 expressions. It replaces a context deadline watched by a
+// goroutine, or a runtime timer, per evaluation. Cancelled is called by
+// the one goroutine evaluating.
 type deadlineCancel struct {
 	deadline  time.Time
+	done      <-chan struct{} // nil when the context cannot end
 	calls     uint32
 	cancelled atomic.Bool
 }
 
-func (c *deadlineCancel) reset(timeout time.Duration) {
+func (c *deadlineCancel) reset(timeout time.Duration, done <-chan struct{}) {
 	c.deadline = time.Now().Add(timeout)
+	c.done = done
 	c.calls = 0
 	c.cancelled.Store(false)
 }
@@ -87,7 +95,16 @@ func (c *deadlineCancel) Cancelled() bool {
 		return true
 	}
 	c.calls++
-	if c.calls&63 == 0 && time.Now().After(c.deadline) {
+	if c.calls&63 != 0 {
+		return false
+	}
+	select {
+	case <-c.done:
+		c.cancelled.Store(true)
+		return true
+	default:
+	}
+	if time.Now().After(c.deadline) {
 		c.cancelled.Store(true)
 		return true
 	}
