@@ -42,9 +42,9 @@ func TestParseCanonical(t *testing.T) {
 		"case_variant_tool_name":       {call(`{"name":"safe_tool","Name":"forbidden_tool"}`), CodeInvalidRequest, `"Name" is a case variant of "name"`},
 		"case_variant_argument":        {args(`{"path":"/data/a","Path":"/etc/passwd"}`), CodeInvalidRequest, `two members named "path"`},
 		"case_variant_nested":          {args(`{"opts":{"mode":"r","MODE":"w"}}`), CodeInvalidRequest, `two members named "mode"`},
-		"long_s_folds_to_s":            {`{"jsonrpc":"2.0","id":1,"method":"ping","paramſ":{"name":"x"}}`, CodeInvalidRequest, `"paramſ" is a case variant of "params"`},
-		"long_s_beside_s":              {args(`{"ſql":"drop","sql":"select"}`), CodeInvalidRequest, "two members"},
-		"kelvin_folds_to_k":            {args(`{"kind":"a","\u212aind":"b"}`), CodeInvalidRequest, "two members"},
+		"long_s_folds_to_s":            {`{"jsonrpc":"2.0","id":1,"method":"ping","paramſ":{"name":"x"}}`, CodeInvalidRequest, "case-folds to ASCII"},
+		"long_s_beside_s":              {args(`{"ſql":"drop","sql":"select"}`), CodeInvalidRequest, "case-folds to ASCII"},
+		"kelvin_folds_to_k":            {args(`{"kind":"a","\u212aind":"b"}`), CodeInvalidRequest, "case-folds to ASCII"},
 		"kelvin_raw_utf8":              {args(`{"kind":"a","Kind":"b"}`), CodeInvalidRequest, "two members"},
 		"case_variant_alone_envelope":  {`{"jsonrpc":"2.0","id":1,"Method":"tools/call","method":"ping"}`, CodeInvalidRequest, "case variant"},
 		"case_variant_method_alone":    {`{"jsonrpc":"2.0","id":1,"METHOD":"tools/call"}`, CodeInvalidRequest, `"METHOD" is a case variant of "method"`},
@@ -57,7 +57,11 @@ func TestParseCanonical(t *testing.T) {
 		"case_variant_arguments_alone": {call(`{"name":"t","Arguments":{"path":"/etc"}}`), CodeInvalidRequest, "case variant"},
 		"case_variant_uri_alone":       {`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"URI":"file:///etc/passwd","uri":"file:///data/a"}}`, CodeInvalidRequest, "case variant"},
 		"case_variant_meta_alone":      {call(`{"name":"t","_Meta":{}}`), CodeInvalidRequest, "case variant"},
-		"kelvin_alone_in_params_name":  {call(`{"name":"t","\u212a":1}`), 0, ""},
+		"kelvin_alone_in_params":       {call(`{"name":"t","\u212a":1}`), CodeInvalidRequest, "case-folds to ASCII"},
+		"kelvin_alone_in_arguments":    {args(`{"\u212aind":"hard"}`), CodeInvalidRequest, "case-folds to ASCII"},
+		"long_s_alone_in_arguments":    {args(`{"\u017fize":9}`), CodeInvalidRequest, "case-folds to ASCII"},
+		"long_s_raw_in_result":         {`{"jsonrpc":"2.0","id":1,"result":{"ſ":1}}`, CodeInvalidRequest, "case-folds to ASCII"},
+		"non_ascii_fold_ok":            {args(`{"Ärger":1,"σ":2}`), 0, ""},
 		"case_variant_escaped":         {call(`{"\u004eame":"forbidden_tool"}`), CodeInvalidRequest, "case variant"},
 		"case_variant_skip_params":     {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","NAME":"b"}}`, CodeInvalidRequest, "case variant"},
 		"case_variant_in_argument_ok":  {args(`{"Path":"/etc/passwd"}`), 0, ""},
@@ -211,6 +215,17 @@ func referenceCanonical(t *testing.T, raw []byte) int {
 			}
 			name := tok.(string)
 			bad = bad || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 })
+			bad = bad || strings.ContainsFunc(name, func(r rune) bool {
+				if r < 0x80 {
+					return false
+				}
+				for c := 'a'; c <= 'z'; c++ {
+					if strings.EqualFold(string(r), string(c)) {
+						return true
+					}
+				}
+				return false
+			})
 			if top.mcp {
 				for _, n := range mcpNames {
 					bad = bad || (strings.EqualFold(name, n) && name != n)

@@ -663,8 +663,8 @@ var mcpNames = [...]string{"jsonrpc", "id", "method", "params", "result", "error
 // mcpNames. endMembers then compares the object's names with each other.
 func (p *parser) member(k []byte, s jsonString, mcpLevel bool) {
 	start := len(p.names)
-	var ctl bool
-	p.names, ctl = appendFolded(p.names, k)
+	ctl, toASCII := false, false
+	p.names, ctl, toASCII = appendFolded(p.names, k)
 	p.nameEnds = append(p.nameEnds, len(p.names))
 	if p.invalid != nil {
 		return
@@ -674,6 +674,11 @@ func (p *parser) member(k []byte, s jsonString, mcpLevel bool) {
 		p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("member name %q holds a lone surrogate escape", k))
 	case ctl:
 		p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("member name %q holds a control character", k))
+	case toASCII:
+		// ſ and K exist in case folding only to fold to s and k: a name
+		// holding one is read as its ASCII twin by a case-insensitive
+		// decoder (a Go tool's argument struct) even with no twin present.
+		p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("member name %q holds a character that case-folds to ASCII", k))
 	case mcpLevel:
 		folded := p.names[start:]
 		for _, n := range mcpNames {
@@ -749,9 +754,9 @@ func duplicateName(names []byte, start int, ends []int) (string, bool) {
 // matching, or any simple-folding reader, could take one for the other:
 // Name and name, params and paramſ (U+017F), k and the Kelvin sign (U+212A).
 // ASCII letters fold to lower case. It also reports whether name holds a
-// control character (U+0000 to U+001F).
-func appendFolded(dst, name []byte) ([]byte, bool) {
-	ctl := false
+// control character (U+0000 to U+001F), and whether it holds a character
+// beyond ASCII that folds to ASCII (ſ U+017F, K U+212A).
+func appendFolded(dst, name []byte) (out []byte, ctl, toASCII bool) {
 	for i := 0; i < len(name); {
 		c := name[i]
 		if c < utf8.RuneSelf {
@@ -771,12 +776,15 @@ func appendFolded(dst, name []byte) ([]byte, bool) {
 		for g := unicode.SimpleFold(r); g != r; g = unicode.SimpleFold(g) {
 			f = min(f, g)
 		}
-		if f < utf8.RuneSelf && f >= 'A' && f <= 'Z' {
-			f += 'a' - 'A'
+		if f < utf8.RuneSelf {
+			toASCII = true
+			if f >= 'A' && f <= 'Z' {
+				f += 'a' - 'A'
+			}
 		}
 		dst = utf8.AppendRune(dst, f)
 	}
-	return dst, ctl
+	return dst, ctl, toASCII
 }
 
 // colon moves past the ':' after an object key and the whitespace around it.
