@@ -12,7 +12,7 @@ BUF         ?= $(shell test -x $(BUF_NPM_DIR)/node_modules/.bin/buf && echo $(BU
 PROTOC_GEN_GO_VERSION  ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.5.1
 
-.PHONY: buf-breaking build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load clean
+.PHONY: buf-breaking build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load fuzz clean
 
 build: ## build the binary into bin/
 	$(GO) build -trimpath -o $(BIN) ./cmd/mcpauthz
@@ -26,6 +26,19 @@ test-short: ## quick tests without -race
 
 bench: ## every Go benchmark with allocations (see docs/performance.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+
+FUZZTIME ?= 10m
+# package:target of every fuzz target of a parser or of the Check path.
+FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential \
+	./decision/envoy:FuzzDecodeCheck ./decision/envoy:FuzzCheckAnswer ./decision/token:FuzzVerify \
+	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzRedactQuery
+
+fuzz: ## run each fuzz target for FUZZTIME (default 10m), one after another, on one core each; findings land in testdata/fuzz
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "== $$name ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 1 >.fuzz.log 2>&1; rc=$$?; \
+	  tail -3 .fuzz.log; rm -f .fuzz.log; [ $$rc = 0 ] || exit $$rc; \
+	done
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
