@@ -61,18 +61,29 @@ func splitPath(target string) (path, query string) {
 
 // httpInput builds all of input.http. access_token_in_query in it tells
 // the policy that a token came in the query string, which is never read as a
-// credential and never forwarded.
+// credential and never forwarded. Credentials are erased from it (see
+// Redacted).
 func httpInput(r *Request) *ast.Term {
 	return httpInputFor(r, allInput)
 }
 
 // httpInputFor builds the members of input.http that n names (all of them
 // for allInput), nil when n is nil.
+//
+// Every credential is erased here, where the input is built, rather than
+// where it is logged: the policy needs to know that a credential was sent
+// (access_token_in_query, a cookie header) but never its value, and an
+// input without secrets cannot leak them through any reader, present or
+// future. The authorization header is left out altogether: its credential
+// is input.token.
 func httpInputFor(r *Request, n *inputNeeds) *ast.Term {
 	if n == nil {
 		return nil
 	}
 	path, query := splitPath(r.Path)
+	if query != "" && (n.sub("query") != nil || n.sub("query_params") != nil) {
+		query = redactQuery(query)
+	}
 	items := make([][2]*ast.Term, 0, 7)
 	if n.sub("method") != nil {
 		items = append(items, ast.Item(keyMethod, methodTerm(r.Method)))
@@ -91,6 +102,8 @@ func httpInputFor(r *Request, n *inputNeeds) *ast.Term {
 	if query != "" && (n.sub("query_params") != nil || n.sub("access_token_in_query") != nil) {
 		// Only the query is parsed, with the lenient form parser; a malformed
 		// query yields what could be read, and the raw string stays in "query".
+		// It is the erased query: credential parameters keep their name, so
+		// access_token_in_query is still found, with Redacted as their value.
 		vals, _ := url.ParseQuery(query)
 		qp := make([][2]*ast.Term, 0, len(vals))
 		for k, vs := range vals {
@@ -116,7 +129,7 @@ func httpInputFor(r *Request, n *inputNeeds) *ast.Term {
 			if k == "authorization" || strings.HasPrefix(k, ":") {
 				continue
 			}
-			hs = append(hs, ast.Item(ast.InternedTerm(k), ast.StringTerm(v)))
+			hs = append(hs, ast.Item(ast.InternedTerm(k), ast.StringTerm(redactHeader(k, v))))
 		}
 		items = append(items, ast.Item(keyHeaders, ast.ObjectTerm(hs...)))
 	}

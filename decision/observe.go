@@ -1,9 +1,10 @@
 package decision
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -102,6 +103,9 @@ type DecisionLogOptions struct {
 	Path    string
 	Console bool   // write events to standard output
 	File    string // append events to this file
+	// Writer, when set, receives the events instead of standard output or
+	// File: another sink, or a test's.
+	Writer io.Writer
 	// Buffer is how many events may wait to be written; when full, new
 	// events are dropped and counted rather than slowing decisions.
 	Buffer int
@@ -109,7 +113,10 @@ type DecisionLogOptions struct {
 }
 
 // DecisionLog writes one JSON line per decision in OPA's decision log event
-// shape, asynchronously: the decision path only hands over a pointer.
+// shape, asynchronously: the decision path only hands over a pointer, so a
+// slow, blocked or failing sink never slows a decision; its events are
+// dropped and counted instead. The input it logs is the policy input, whose
+// credentials are erased when it is built (see Redacted).
 type DecisionLog struct {
 	ch      chan event
 	w       io.Writer
@@ -118,7 +125,18 @@ type DecisionLog struct {
 	dropped atomic.Uint64
 	log     *slog.Logger
 	path    string
+	// lastWarn is when a write failure was last logged; only run reads and
+	// writes it.
+	lastWarn time.Time
 }
+
+// decisionLogWarnEvery spaces the warnings of a failing sink: a full disk
+// fails every write, and one line per decision would flood the log.
+const decisionLogWarnEvery = time.Minute
+
+// decisionLogBatch is how many bytes of events are written at once, at most
+// (one event more): a burst costs one write, not one per event.
+const decisionLogBatch = 64 << 10
 
 type event struct {
 	d       *Decision
@@ -140,6 +158,8 @@ func NewDecisionLog(o DecisionLogOptions) (*DecisionLog, error) {
 	}
 	l := &DecisionLog{ch: make(chan event, o.Buffer), done: make(chan struct{}), log: o.Logger, path: o.Path}
 	switch {
+	case o.Writer != nil:
+		l.w = o.Writer
 	case o.File != "":
 		f, err := os.OpenFile(o.File, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 		if err != nil {
@@ -149,7 +169,7 @@ func NewDecisionLog(o DecisionLogOptions) (*DecisionLog, error) {
 	case o.Console:
 		l.w = os.Stdout
 	default:
-		return nil, fmt.Errorf("decision log needs console or file")
+		return nil, errors.New("decision log needs console, file or writer")
 	}
 	go l.run()
 	return l, nil
@@ -167,7 +187,9 @@ func (l *DecisionLog) Observe(_ context.Context, _ *Request, d *Decision, input 
 // ObservesInput is true: the log records the whole input.
 func (l *DecisionLog) ObservesInput() bool { return true }
 
-// Dropped returns how many events were dropped because the buffer was full.
+// Dropped returns how many events were dropped: because the buffer was full
+// (the sink is slower than decisions, or blocked), or because the sink
+// failed to take them.
 func (l *DecisionLog) Dropped() uint64 { return l.dropped.Load() }
 
 // opaEvent is OPA's decision log event, with mcpauthz's outcome in result.
@@ -183,44 +205,81 @@ type opaEvent struct {
 	Erased     []string       `json:"erased,omitempty"`
 }
 
+// run writes the queued events until Close. Events are encoded into a batch
+// that is written when the queue is empty or the batch full; a batch the
+// sink refuses is dropped and counted, and the next one is tried afresh, so
+// a sink that recovers (a disk freed) is written to again.
 func (l *DecisionLog) run() {
 	defer close(l.done)
-	bw := bufio.NewWriterSize(l.w, 64<<10)
-	enc := json.NewEncoder(bw)
+	var batch bytes.Buffer
+	enc := json.NewEncoder(&batch)
+	n := 0 // events in batch
+	flush := func() {
+		if n == 0 {
+			return
+		}
+		if _, err := l.w.Write(batch.Bytes()); err != nil {
+			l.dropped.Add(uint64(n))
+			l.writeFailed(err)
+		}
+		batch.Reset()
+		n = 0
+	}
 	for ev := range l.ch {
-		var input any
-		if ev.input != nil {
-			// Conversion happens here, off the decision path.
-			input, _ = ast.JSON(ev.input)
-		}
-		res := map[string]any{"allow": ev.d.Allow, "code": ev.d.Code}
-		if ev.d.Reason != "" {
-			res["reason"] = ev.d.Reason
-		}
-		if len(ev.d.Scopes) > 0 {
-			res["scopes"] = ev.d.Scopes
-		}
-		if !ev.d.Allow {
-			res["status"] = ev.d.Status
-		}
-		e := opaEvent{
-			DecisionID: ev.d.ID,
-			Path:       l.path,
-			Input:      input,
-			Result:     res,
-			Bundles:    map[string]any{"policy": map[string]any{"revision": ev.d.Revision}},
-			Timestamp:  ev.at.UTC().Format(time.RFC3339Nano),
-			Metrics:    map[string]any{"timer_server_handler_ns": ev.elapsed.Nanoseconds()},
-			Labels:     map[string]any{"app": "mcpauthz"},
-		}
+		e := l.opaEvent(&ev)
+		mark := batch.Len()
 		if err := enc.Encode(&e); err != nil {
-			l.log.Warn("writing decision log", "error", err)
+			batch.Truncate(mark)
+			l.dropped.Add(1)
+			l.writeFailed(err)
+			continue
 		}
-		if len(l.ch) == 0 {
-			_ = bw.Flush()
+		n++
+		if len(l.ch) == 0 || batch.Len() >= decisionLogBatch {
+			flush()
 		}
 	}
-	_ = bw.Flush()
+	flush()
+}
+
+// opaEvent builds the logged event of one decision. The conversion of the
+// input happens here, off the decision path.
+func (l *DecisionLog) opaEvent(ev *event) opaEvent {
+	var input any
+	if ev.input != nil {
+		input, _ = ast.JSON(ev.input)
+	}
+	res := map[string]any{"allow": ev.d.Allow, "code": ev.d.Code}
+	if ev.d.Reason != "" {
+		res["reason"] = ev.d.Reason
+	}
+	if len(ev.d.Scopes) > 0 {
+		res["scopes"] = ev.d.Scopes
+	}
+	if !ev.d.Allow {
+		res["status"] = ev.d.Status
+	}
+	return opaEvent{
+		DecisionID: ev.d.ID,
+		Path:       l.path,
+		Input:      input,
+		Result:     res,
+		Bundles:    map[string]any{"policy": map[string]any{"revision": ev.d.Revision}},
+		Timestamp:  ev.at.UTC().Format(time.RFC3339Nano),
+		Metrics:    map[string]any{"timer_server_handler_ns": ev.elapsed.Nanoseconds()},
+		Labels:     map[string]any{"app": "mcpauthz"},
+	}
+}
+
+// writeFailed logs a failure of the sink, at most once a
+// decisionLogWarnEvery; Dropped counts every event lost meanwhile.
+func (l *DecisionLog) writeFailed(err error) {
+	now := time.Now()
+	if !l.lastWarn.IsZero() && now.Sub(l.lastWarn) < decisionLogWarnEvery {
+		return
+	}
+	l.lastWarn = now
+	l.log.Warn("writing decision log failed; events dropped", "error", err, "dropped_total", l.dropped.Load())
 }
 
 // Close flushes pending events and closes the file.

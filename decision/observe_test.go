@@ -3,10 +3,16 @@ package decision_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -98,4 +104,145 @@ func decisionsCounted(t *testing.T, reg *prometheus.Registry, code string) float
 	}
 	t.Fatalf("no mcpauthz_decisions_total{code=%q}", code)
 	return 0
+}
+
+// stuckWriter is a decision log sink that blocks every write until it is
+// released, as a hung disk or a full pipe does.
+type stuckWriter struct {
+	release chan struct{}
+	mu      sync.Mutex
+	b       strings.Builder
+}
+
+func (w *stuckWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func (w *stuckWriter) Write(p []byte) (int, error) {
+	<-w.release
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// failingWriter is a sink whose first writes fail (as many as failures), as a full disk's
+// do until space is freed.
+type failingWriter struct {
+	failures atomic.Int64
+	mu       sync.Mutex
+	b        strings.Builder
+}
+
+func (w *failingWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.failures.Add(-1) >= 0 {
+		return 0, errors.New("no space left on device")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// TestDecisionLogSinkDown checks that a decision log whose sink blocks or
+// fails never slows decisions, and that every event is either written or
+// counted as dropped.
+func TestDecisionLogSinkDown(t *testing.T) {
+	const decisions = 300
+	type sink struct {
+		w       io.Writer
+		release func()        // unblocks a blocked sink; may be called twice
+		written func() string // what the sink took
+	}
+	stuck := func() sink {
+		w := &stuckWriter{release: make(chan struct{})}
+		var once sync.Once
+		return sink{w: w, release: func() { once.Do(func() { close(w.release) }) }, written: w.String}
+	}
+	failing := func(failures int64) func() sink {
+		return func() sink {
+			w := &failingWriter{}
+			w.failures.Store(failures)
+			return sink{w: w, release: func() {}, written: w.String}
+		}
+	}
+	tests := map[string]struct {
+		sink           func() sink
+		wantDropped    bool // some events must be dropped
+		wantAllDropped bool
+		wantWritten    bool // some events must be written
+		wantOneWarning bool
+	}{
+		"blocked_writer":                 {sink: stuck, wantDropped: true, wantWritten: true},
+		"failing_writer":                 {sink: failing(1 << 30), wantAllDropped: true, wantOneWarning: true},
+		"failing_then_recovering_writer": {sink: failing(3), wantDropped: true, wantWritten: true, wantOneWarning: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			sk := tc.sink()
+			var logs lockedBuffer
+			dl, err := decision.NewDecisionLog(decision.DecisionLogOptions{
+				Writer: sk.w, Buffer: 8,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := decisiontest.NewEngine(t, "testdata/policy", func(o *decision.Options) { o.Observer = dl })
+			req := post(`{"jsonrpc":"2.0","id":1,"method":"ping"}`, claims("alice", ""))
+			finished := make(chan struct{})
+			go func() {
+				defer close(finished)
+				for range decisions {
+					if d := e.Decide(context.Background(), req); !d.Allow {
+						t.Errorf("decision = %s %s, want allowed", d.Code, d.Reason)
+						return
+					}
+					// Decisions spaced a little, as real traffic is, so
+					// the writer takes several batches.
+					time.Sleep(50 * time.Microsecond)
+				}
+			}()
+			// Unslowed: were Observe to wait for a blocked sink, the
+			// decisions would never finish. The bound is loose for a
+			// shared, slow machine.
+			select {
+			case <-finished:
+			case <-time.After(20 * time.Second):
+				sk.release()
+				t.Fatalf("%d decisions did not finish within 20s with the sink down", decisions)
+			}
+			sk.release()
+			if err := dl.Close(); err != nil {
+				t.Fatal(err)
+			}
+			lines := 0
+			if out := strings.TrimSpace(sk.written()); out != "" {
+				lines = len(strings.Split(out, "\n"))
+			}
+			dropped := dl.Dropped()
+			if got := uint64(lines) + dropped; got != decisions {
+				t.Errorf("written %d + dropped %d = %d events, want %d", lines, dropped, got, decisions)
+			}
+			if tc.wantDropped && dropped == 0 {
+				t.Errorf("no event counted as dropped")
+			}
+			if tc.wantAllDropped && dropped != decisions {
+				t.Errorf("dropped %d, want all %d", dropped, decisions)
+			}
+			if tc.wantWritten && lines == 0 {
+				t.Errorf("no event written once the sink worked")
+			}
+			// A failing sink is reported, but not once per event.
+			if warnings := strings.Count(logs.String(), "writing decision log failed"); tc.wantOneWarning && warnings != 1 {
+				t.Errorf("%d warnings for a failing sink, want 1:\n%s", warnings, logs.String())
+			}
+		})
+	}
 }

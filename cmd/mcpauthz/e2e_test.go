@@ -89,7 +89,8 @@ resource: {uri: %q, authorization_servers: ["http://127.0.0.1:1/issuer"], scopes
 tokens: {dev: true}
 sessions: {bind_subject: true}
 log: {level: debug, format: text}
-`, grpcAddr, httpAddr, bundle, resource)
+decision_logs: {file: %q}
+`, grpcAddr, httpAddr, bundle, resource, filepath.Join(dir, "decisions.jsonl"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -237,6 +238,53 @@ log: {level: debug, format: text}
 		}
 	})
 
+	// Credentials sent every way a client may send them, allowed and
+	// refused: once the server has stopped, none may be in its log or its
+	// decision log.
+	secrets := map[string]string{
+		"bearer_token": tok, "api_key": "mcpk_E2eApiKey5ecret" + strings.Repeat("A", 28),
+		"query_access_token": "E2eQueryToken5ecret1", "cookie": "E2eCookie5ecret2",
+		"proxy_authorization": "E2eProxy5ecret3", "x_api_key": "E2eXApiKey5ecret4",
+	}
+	t.Run("credentials_sent", func(t *testing.T) {
+		body := `{"jsonrpc":"2.0","id":5,"method":"tools/list"}`
+		tests := map[string]struct {
+			path, authz, body string
+			allow             bool
+		}{
+			"allowed":                {path: "/mcp", authz: "Bearer " + tok, body: body, allow: true},
+			"token_in_query_refused": {path: "/mcp?access_token=" + secrets["query_access_token"], authz: "Bearer " + tok, body: body},
+			"unknown_api_key_401":    {path: "/mcp", authz: "Bearer " + secrets["api_key"], body: body},
+			"no_token_401":           {path: "/mcp?access_token=" + secrets["query_access_token"], body: body},
+			"malformed_body":         {path: "/mcp", authz: "Bearer " + tok, body: `{"jsonrpc":`},
+		}
+		for name, tc := range tests {
+			t.Run(name, func(t *testing.T) {
+				headers := map[string]string{
+					":method": "POST", ":path": tc.path, ":authority": httpAddr,
+					"content-type": "application/json", "mcp-protocol-version": "2025-06-18",
+					"cookie": "sid=" + secrets["cookie"], "proxy-authorization": "Basic " + secrets["proxy_authorization"],
+					"x-api-key": secrets["x_api_key"],
+				}
+				if tc.authz != "" {
+					headers["authorization"] = tc.authz
+				}
+				resp, err := client.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+					Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+						Method: "POST", Path: tc.path, Host: httpAddr, Headers: headers, RawBody: []byte(tc.body),
+					}},
+					ContextExtensions: map[string]string{"mcp_server": "files"},
+				}})
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				if got := resp.GetOkResponse() != nil; got != tc.allow {
+					t.Errorf("allowed = %v, want %v: %v", got, tc.allow, resp)
+				}
+			})
+		}
+	})
+
 	// Hot reload: a broken change keeps the last good policy; a good change
 	// is served without a restart.
 	t.Run("hot_reload", func(t *testing.T) {
@@ -279,6 +327,23 @@ log: {level: debug, format: text}
 		}
 	case <-time.After(20 * time.Second):
 		t.Errorf("server did not stop within 20s of SIGTERM")
+	}
+
+	decisions, err := os.ReadFile(filepath.Join(dir, "decisions.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(decisions), `"access_token":["REDACTED"]`) {
+		t.Errorf("the decision log lacks the refused request with its token erased")
+	}
+	for sink, text := range map[string]string{"server log": logs.String(), "decision log": string(decisions)} {
+		for i, line := range strings.Split(text, "\n") {
+			for what, s := range secrets {
+				if strings.Contains(line, s) {
+					t.Errorf("%s line %d holds the %s: %s", sink, i+1, what, line)
+				}
+			}
+		}
 	}
 }
 
