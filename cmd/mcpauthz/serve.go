@@ -114,7 +114,8 @@ func (a *app) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	grpcSrv, err := a.grpcServer()
+	watches := newWatchEnder()
+	grpcSrv, err := a.grpcServer(grpc.ChainStreamInterceptor(watches.intercept))
 	if err != nil {
 		return err
 	}
@@ -197,6 +198,7 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	// Reverse order: stop answering health, drain gRPC, then HTTP.
 	hs.Shutdown()
+	watches.drain()
 	stopped := make(chan struct{})
 	go func() { grpcSrv.GracefulStop(); close(stopped) }()
 	select {
@@ -223,9 +225,9 @@ var healthServices = []string{
 }
 
 // grpcServer builds the gRPC server with the settings tuned for Envoy
-// (grpcopts, shared with the load harness), and TLS when configured.
-func (a *app) grpcServer() (*grpc.Server, error) {
-	opts := grpcopts.Server(a.cfg.Limits.MaxBodyBytes, a.cfg.Limits.MaxConcurrentStreams)
+// (grpcopts, shared with the load harness), extra, and TLS when configured.
+func (a *app) grpcServer(extra ...grpc.ServerOption) (*grpc.Server, error) {
+	opts := append(grpcopts.Server(a.cfg.Limits.MaxBodyBytes, a.cfg.Limits.MaxConcurrentStreams), extra...)
 	if t := a.cfg.Listen.TLS; t.CertFile != "" {
 		tc, err := serverTLS(t)
 		if err != nil {
