@@ -56,6 +56,7 @@ type config struct {
 	baseline    bool
 	memLimit    int64
 	serveNoop   bool
+	soak        soakConfig
 }
 
 func main() {
@@ -90,6 +91,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.baseline, "baseline", true, "also run each phase against the no-op server and print the share; false for soak runs of mcpauthz alone")
 	fs.IntVar(&cfg.gcPercent, "gc-percent", defaultGCPercent, "set the garbage collector's target like mcpauthz's limits.gc_percent (`percent`; 0 leaves GOGC); it applies to the whole process, harness included")
 	fs.BoolVar(&cfg.serveNoop, "serve-noop", false, "only serve the no-op server on a loopback port, print its address and wait until standard input closes (how the harness gives the no-op server its own process when --addr measures a server in its own)")
+	fs.DurationVar(&cfg.soak.duration, "soak", 0, "soak `time`: drive the server at --addr with the first --concurrency for this long while the bundle changes and the signing key rotates (see soak.go); 0: no soak")
+	fs.DurationVar(&cfg.soak.reloadEvery, "soak-reload-every", time.Second, "during a soak, write a new bundle revision into --soak-bundle-dir this often")
+	fs.StringVar(&cfg.soak.bundleDir, "soak-bundle-dir", "", "during a soak, the `directory` of the server's bundle (watched by it)")
+	fs.StringVar(&cfg.soak.jwksListen, "soak-jwks-listen", "127.0.0.1:18999", "during a soak, the `host:port` where the JWKS the server fetches (tokens.jwks_url) is served")
+	fs.IntVar(&cfg.soak.serverPID, "soak-server-pid", 0, "during a soak, the server's process `id`, to read its RSS")
+	fs.DurationVar(&cfg.soak.settle, "soak-settle", 10*time.Second, "during a soak, how long the new key is published before tokens use it (more than the server's tokens.refresh_interval)")
 	fs.Int64Var(&cfg.memLimit, "memory-limit", 0, "set a soft memory limit like mcpauthz's limits.memory_limit_bytes (`bytes`; 0 leaves GOMEMLIMIT); whole process")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -115,6 +122,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.serveNoop {
 		return serveNoop(stdout)
+	}
+	if cfg.soak.duration > 0 {
+		return soak(ctx, &cfg, &cfg.soak, stdout)
 	}
 	if cfg.cpuprofile != "" {
 		f, err := os.Create(cfg.cpuprofile)

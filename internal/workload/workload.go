@@ -40,6 +40,8 @@ const (
 // Keys is a signing key and its public JWKS.
 type Keys struct {
 	key  *rsa.PrivateKey
+	kid  string
+	jwk  jose.JSONWebKey
 	JWKS []byte // {"keys":[...]} with the public key
 }
 
@@ -89,13 +91,40 @@ func LoadOrCreateKeys(path string) (*Keys, error) {
 	return keysFor(rk)
 }
 
-func keysFor(k *rsa.PrivateKey) (*Keys, error) {
-	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: keyID, Use: "sig", Algorithm: "RS256"}}}
-	jwks, err := json.Marshal(set)
+func keysFor(k *rsa.PrivateKey) (*Keys, error) { return keysWithID(k, keyID) }
+
+func keysWithID(k *rsa.PrivateKey, kid string) (*Keys, error) {
+	out := &Keys{key: k, kid: kid, jwk: jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Use: "sig", Algorithm: "RS256"}}
+	jwks, err := JWKS(out)
+	if err != nil {
+		return nil, err
+	}
+	out.JWKS = jwks
+	return out, nil
+}
+
+// NewKeysWithID generates an RSA-2048 key whose tokens and JWKS name it
+// kid: a second key, for a key rotation.
+func NewKeysWithID(kid string) (*Keys, error) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("generating RSA key: %w", err)
+	}
+	return keysWithID(k, kid)
+}
+
+// JWKS returns a JWKS holding the public keys of every one of keys, as an
+// identity provider publishes it during a key rotation.
+func JWKS(keys ...*Keys) ([]byte, error) {
+	var set jose.JSONWebKeySet
+	for _, k := range keys {
+		set.Keys = append(set.Keys, k.jwk)
+	}
+	b, err := json.Marshal(set)
 	if err != nil {
 		return nil, fmt.Errorf("encoding JWKS: %w", err)
 	}
-	return &Keys{key: k, JWKS: jwks}, nil
+	return b, nil
 }
 
 // WriteJWKS writes the JWKS to dir/jwks.json and returns its path.
@@ -166,7 +195,7 @@ func (k *Keys) Token(subject, scope, jti string) (string, error) {
 		claims["jti"] = jti
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	t.Header["kid"] = keyID
+	t.Header["kid"] = k.kid
 	s, err := t.SignedString(k.key)
 	if err != nil {
 		return "", fmt.Errorf("signing token: %w", err)
