@@ -30,7 +30,7 @@ bench: ## every Go benchmark with allocations (see docs/performance.md)
 FUZZTIME ?= 10m
 # package:target of every fuzz target of a parser or of the Check path.
 FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential \
-	./decision/envoy:FuzzDecodeCheck ./decision/envoy:FuzzCheckAnswer ./decision/token:FuzzVerify \
+	./transport/extauthz:FuzzDecodeCheck ./transport/extauthz:FuzzCheckAnswer ./decision/token:FuzzVerify \
 	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzRedactQuery
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10m), one after another, on one core each; findings land in testdata/fuzz

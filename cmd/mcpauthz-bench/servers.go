@@ -24,12 +24,11 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision"
-	"github.com/mcpauthz/mcpauthz/decision/envoy"
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
 	"github.com/mcpauthz/mcpauthz/decision/token"
-	"github.com/mcpauthz/mcpauthz/internal/grpcopts"
 	"github.com/mcpauthz/mcpauthz/internal/workload"
 	"github.com/mcpauthz/mcpauthz/policies"
+	"github.com/mcpauthz/mcpauthz/transport/extauthz"
 )
 
 // Limits as the default configuration of mcpauthz serve sets them.
@@ -51,7 +50,7 @@ func listen(register func(*grpc.Server)) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening on loopback: %w", err)
 	}
-	srv := grpc.NewServer(grpcopts.Server(maxBodyBytes, maxStreams)...)
+	srv := grpc.NewServer(extauthz.ServerOptions(maxBodyBytes, maxStreams)...)
 	register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	return &server{addr: lis.Addr().String(), srv: srv}, nil
@@ -197,7 +196,7 @@ func startInProcess(ctx context.Context, policy, jwks string) (*inProcess, error
 	}
 	p.snaps.p.Store(snap)
 	p.server, err = listen(func(s *grpc.Server) {
-		envoy.NewServer(p.engine, envoy.Options{}, nil).Register(s)
+		extauthz.NewServer(p.engine, extauthz.Options{}, nil).Register(s)
 	})
 	if err != nil {
 		tokens.Close()

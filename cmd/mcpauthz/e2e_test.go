@@ -140,7 +140,7 @@ decision_logs: {file: %q}
 		t.Fatalf("health = %v, %v; want SERVING", hr.GetStatus(), err)
 	}
 	// The Decision API shares the port and goes through gRPC's protobuf
-	// codec behind ext_authz's own (envoy.ServerCodec).
+	// codec behind ext_authz's own (extauthz.ServerCodec).
 	if st, err := pb.NewDecisionServiceClient(conn).Status(ctx, &pb.StatusRequest{}); err != nil || !st.GetReady() || st.GetRevision() == "" {
 		t.Fatalf("Decision API status = %v, %v; want ready with a revision", st, err)
 	}

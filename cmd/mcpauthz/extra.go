@@ -6,24 +6,24 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/mcpauthz/mcpauthz/decision"
-	"github.com/mcpauthz/mcpauthz/decision/api"
-	"github.com/mcpauthz/mcpauthz/decision/authzen"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
+	"github.com/mcpauthz/mcpauthz/transport/authzen"
+	"github.com/mcpauthz/mcpauthz/transport/decisionapi"
 )
 
 // registerExtraGRPC adds the services that share the ext_authz port: the
 // Decision API (mcpauthz.v1.DecisionService).
 func (a *app) registerExtraGRPC(s *grpc.Server) {
-	opts := api.Options{
+	opts := decisionapi.Options{
 		Status: a.bundles.Status,
 		Logger: a.log.With("component", "decision-api"),
 	}
 	// Already verified claims are accepted only from callers the port
 	// authenticated by mTLS; everyone else sends a token.
 	if a.cfg.Listen.TLS.ClientCAFile != "" {
-		opts.TrustClaims = api.TrustVerifiedClientCert
+		opts.TrustClaims = decisionapi.TrustVerifiedClientCert
 	}
-	pb.RegisterDecisionServiceServer(s, api.NewServer(a.engine, decision.NewItemFilter(a.engine), opts))
+	pb.RegisterDecisionServiceServer(s, decisionapi.NewServer(a.engine, decision.NewItemFilter(a.engine), opts))
 }
 
 // registerExtraHTTP adds the endpoints that share the HTTP listener: the

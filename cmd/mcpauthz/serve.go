@@ -22,9 +22,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/mcpauthz/mcpauthz/decision/envoy"
-	"github.com/mcpauthz/mcpauthz/internal/grpcopts"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
+	"github.com/mcpauthz/mcpauthz/transport/extauthz"
 )
 
 // serveFlags are the flags that override the config file.
@@ -126,7 +125,7 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	healthpb.RegisterHealthServer(grpcSrv, hs)
 	reflection.Register(grpcSrv)
-	envoy.NewServer(a.engine, envoy.Options{
+	extauthz.NewServer(a.engine, extauthz.Options{
 		MCPMetadataNamespace: a.cfg.Envoy.MCPMetadataNamespace,
 		JWTMetadataNamespace: a.cfg.Tokens.FromEnvoyMetadata,
 		JWTPayloadKey:        a.cfg.Tokens.EnvoyPayloadKey,
@@ -225,9 +224,9 @@ var healthServices = []string{
 }
 
 // grpcServer builds the gRPC server with the settings tuned for Envoy
-// (grpcopts, shared with the load harness), extra, and TLS when configured.
+// (extauthz.ServerOptions, shared with the load harness), extra, and TLS when configured.
 func (a *app) grpcServer(extra ...grpc.ServerOption) (*grpc.Server, error) {
-	opts := append(grpcopts.Server(a.cfg.Limits.MaxBodyBytes, a.cfg.Limits.MaxConcurrentStreams), extra...)
+	opts := append(extauthz.ServerOptions(a.cfg.Limits.MaxBodyBytes, a.cfg.Limits.MaxConcurrentStreams), extra...)
 	if t := a.cfg.Listen.TLS; t.CertFile != "" {
 		tc, err := serverTLS(t)
 		if err != nil {

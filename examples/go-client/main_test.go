@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcpauthz/mcpauthz/decision"
-	"github.com/mcpauthz/mcpauthz/decision/api"
+	"github.com/mcpauthz/mcpauthz/transport/decisionapi"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 	mcpauthzv1 "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
@@ -36,7 +36,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	mcpauthzv1.RegisterDecisionServiceServer(s, api.NewServer(e, decision.NewItemFilter(e), api.Options{}))
+	mcpauthzv1.RegisterDecisionServiceServer(s, decisionapi.NewServer(e, decision.NewItemFilter(e), decisionapi.Options{}))
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -1,4 +1,4 @@
-package envoy_test
+package extauthz_test
 
 import (
 	"bytes"
@@ -18,12 +18,12 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
-	"github.com/mcpauthz/mcpauthz/decision/envoy"
+	"github.com/mcpauthz/mcpauthz/transport/extauthz"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-var adapterOpts = envoy.Options{JWTMetadataNamespace: "envoy.filters.http.jwt_authn", JWTPayloadKey: "payload"}
+var adapterOpts = extauthz.Options{JWTMetadataNamespace: "envoy.filters.http.jwt_authn", JWTPayloadKey: "payload"}
 
 // readCheck reads a CheckRequest written as protojson, as Envoy would send it.
 func readCheck(t *testing.T, path string) *authv3.CheckRequest {
@@ -42,7 +42,7 @@ func readCheck(t *testing.T, path string) *authv3.CheckRequest {
 // TestInputGolden builds policy input from CheckRequests shaped as Envoy
 // sends them and compares it with golden files.
 func TestInputGolden(t *testing.T) {
-	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
+	e := decisiontest.NewEngine(t, "../../decision/testdata/policy", nil)
 	files, err := filepath.Glob("testdata/checks/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no check requests: %v", err)
@@ -51,7 +51,7 @@ func TestInputGolden(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		t.Run(name, func(t *testing.T) {
 			opts := adapterOpts
-			r := envoy.RequestFromCheck(readCheck(t, f), &opts)
+			r := extauthz.RequestFromCheck(readCheck(t, f), &opts)
 			inputs, stopped := e.Inputs(context.Background(), r)
 			var got any
 			if stopped != nil {
@@ -103,21 +103,21 @@ func compareGolden(t *testing.T, path string, got any) {
 // server registered as generated code registers it, on the fast path of
 // Register with ServerCodec, and on Register without that codec.
 func TestCheckOverGRPC(t *testing.T) {
-	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
+	e := decisiontest.NewEngine(t, "../../decision/testdata/policy", nil)
 	servers := map[string]func(t *testing.T) *grpc.ClientConn{
 		"generated": func(t *testing.T) *grpc.ClientConn {
 			return decisiontest.Dial(t, func(s *grpc.Server) {
-				authv3.RegisterAuthorizationServer(s, envoy.NewServer(e, adapterOpts, nil))
+				authv3.RegisterAuthorizationServer(s, extauthz.NewServer(e, adapterOpts, nil))
 			})
 		},
 		"server_codec": func(t *testing.T) *grpc.ClientConn {
 			return decisiontest.Dial(t, func(s *grpc.Server) {
-				envoy.NewServer(e, adapterOpts, nil).Register(s)
-			}, grpc.ForceServerCodecV2(envoy.ServerCodec()))
+				extauthz.NewServer(e, adapterOpts, nil).Register(s)
+			}, grpc.ForceServerCodecV2(extauthz.ServerCodec()))
 		},
 		"register_without_codec": func(t *testing.T) *grpc.ClientConn {
 			return decisiontest.Dial(t, func(s *grpc.Server) {
-				envoy.NewServer(e, adapterOpts, nil).Register(s)
+				extauthz.NewServer(e, adapterOpts, nil).Register(s)
 			})
 		},
 	}
@@ -191,7 +191,7 @@ func TestResponseFromDecision(t *testing.T) {
 		ID: "d1", Code: decision.CodeUnauthenticated, Status: 401, Reason: "authentication required",
 		ResponseHeaders: []decision.Header{{Name: "www-authenticate", Value: `Bearer resource_metadata="x"`}},
 	}
-	resp := envoy.ResponseFromDecision(d)
+	resp := extauthz.ResponseFromDecision(d)
 	den := resp.GetDeniedResponse()
 	if den.GetStatus().GetCode() != 401 || resp.GetStatus().GetCode() != 16 {
 		t.Fatalf("got status %d grpc %d, want 401 and UNAUTHENTICATED(16)", den.GetStatus().GetCode(), resp.GetStatus().GetCode())
@@ -202,7 +202,7 @@ func TestResponseFromDecision(t *testing.T) {
 }
 
 func TestAllowRemovesTokenFromQuery(t *testing.T) {
-	resp := envoy.ResponseFromDecision(&decision.Decision{
+	resp := extauthz.ResponseFromDecision(&decision.Decision{
 		ID: "d2", Allow: true, Code: decision.CodeAllowed,
 		RemoveHeaders: []string{"authorization"}, RemoveQueryParams: []string{"access_token"},
 	})
@@ -233,10 +233,10 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // server with ServerCodec: each gets a 400 denial, never a failed call that
 // Envoy's failure mode would decide, and the server goes on answering.
 func TestMalformedCheckOverGRPC(t *testing.T) {
-	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
+	e := decisiontest.NewEngine(t, "../../decision/testdata/policy", nil)
 	conn := decisiontest.Dial(t, func(s *grpc.Server) {
-		envoy.NewServer(e, adapterOpts, nil).Register(s)
-	}, grpc.ForceServerCodecV2(envoy.ServerCodec()))
+		extauthz.NewServer(e, adapterOpts, nil).Register(s)
+	}, grpc.ForceServerCodecV2(extauthz.ServerCodec()))
 	for name, b := range map[string][]byte{
 		"truncated_length": {0x0a, 0x7f, 0x01},
 		"bad_tag":          {0x80},

@@ -1,4 +1,4 @@
-package envoy
+package extauthz
 
 import (
 	"bytes"
@@ -222,7 +222,7 @@ func TestWireResponseMatchesGenerated(t *testing.T) {
 		"deny_503":               {ID: "e", Code: decision.CodeNoPolicy, Status: 503, Reason: "no policy is loaded yet"},
 		"deny_long_body":         {ID: "f", Code: decision.CodeParseError, Status: 400, Reason: "x", Body: bytes.Repeat([]byte("y"), 70000)},
 	}
-	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
+	e := decisiontest.NewEngine(t, "../../decision/testdata/policy", nil)
 	for name, b := range wireChecks(t) {
 		r, err := wireDecoded(b, &wireOpts)
 		if err != nil {

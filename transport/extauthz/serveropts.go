@@ -1,14 +1,13 @@
-// Package grpcopts holds the gRPC server settings mcpauthz uses for
-// Envoy's ext_authz calls, so the server and the load harness use the same.
-package grpcopts
+package extauthz
+
+// The gRPC server settings mcpauthz uses for Envoy's ext_authz calls, so
+// the server and the load harness use the same.
 
 import (
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
-
-	"github.com/mcpauthz/mcpauthz/decision/envoy"
 )
 
 // streamWorkers is the size of the handler pool: enough for the
@@ -19,7 +18,7 @@ const streamWorkers = 64
 // headers, attributes and metadata.
 const metadataHeadroom = 256 << 10
 
-// Server returns the server options for an ext_authz server reading
+// ServerOptions returns the server options for an ext_authz server reading
 // bodies of up to maxBodyBytes (Envoy's with_request_body.max_request_bytes)
 // with up to maxStreams concurrent calls per connection:
 //   - the largest message Envoy can send is accepted, with headroom;
@@ -30,16 +29,16 @@ const metadataHeadroom = 256 << 10
 //     which recurses deeply, grows on every call; this stack copying took
 //     a fifth of the CPU at 32 concurrent calls. Calls beyond the pool
 //     still get a goroutine of their own;
-//   - the codec of decision/envoy, which reads CheckRequests and writes
-//     CheckResponses of a service registered with envoy.Server.Register
+//   - ServerCodec, which reads CheckRequests and writes CheckResponses of
+//     a service registered with Server.Register
 //     without the generic protobuf runtime, and any other message with it.
-func Server(maxBodyBytes int, maxStreams uint32) []grpc.ServerOption {
+func ServerOptions(maxBodyBytes int, maxStreams uint32) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxBodyBytes + metadataHeadroom),
 		grpc.MaxConcurrentStreams(maxStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.NumStreamWorkers(streamWorkers),
-		grpc.ForceServerCodecV2(envoy.ServerCodec()),
+		grpc.ForceServerCodecV2(ServerCodec()),
 	}
 }

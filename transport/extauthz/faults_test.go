@@ -1,4 +1,4 @@
-package envoy_test
+package extauthz_test
 
 import (
 	"context"
@@ -17,8 +17,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
-	"github.com/mcpauthz/mcpauthz/decision/envoy"
-	"github.com/mcpauthz/mcpauthz/internal/grpcopts"
+	"github.com/mcpauthz/mcpauthz/transport/extauthz"
 )
 
 // faultWait bounds how long these tests wait for something that must
@@ -28,12 +27,12 @@ const faultWait = 10 * time.Second
 // trackedDecider tells the test when each decision starts and what it
 // came to, so the test can act while a Check is being evaluated.
 type trackedDecider struct {
-	e       envoy.Decider
+	e       extauthz.Decider
 	started chan struct{}
 	ended   chan *decision.Decision
 }
 
-func newTrackedDecider(e envoy.Decider) *trackedDecider {
+func newTrackedDecider(e extauthz.Decider) *trackedDecider {
 	return &trackedDecider{e: e, started: make(chan struct{}, 64), ended: make(chan *decision.Decision, 64)}
 }
 
@@ -103,21 +102,21 @@ func checkOf(t *testing.T, body string) *authv3.CheckRequest {
 func TestClientGoneMidCheck(t *testing.T) {
 	servers := map[string]struct {
 		opts     []grpc.ServerOption
-		register func(*grpc.Server, *envoy.Server)
+		register func(*grpc.Server, *extauthz.Server)
 	}{
 		"server_options": {
-			opts:     grpcopts.Server(decision.DefaultMaxBodyBytes, 100),
-			register: func(s *grpc.Server, srv *envoy.Server) { srv.Register(s) },
+			opts:     extauthz.ServerOptions(decision.DefaultMaxBodyBytes, 100),
+			register: func(s *grpc.Server, srv *extauthz.Server) { srv.Register(s) },
 		},
 		"generated_code": {
-			register: func(s *grpc.Server, srv *envoy.Server) { authv3.RegisterAuthorizationServer(s, srv) },
+			register: func(s *grpc.Server, srv *extauthz.Server) { authv3.RegisterAuthorizationServer(s, srv) },
 		},
 	}
 	for name, sv := range servers {
 		t.Run(name, func(t *testing.T) {
-			e := decisiontest.NewEngine(t, "../testdata/slow", func(o *decision.Options) { o.EvalTimeout = time.Hour })
+			e := decisiontest.NewEngine(t, "../../decision/testdata/slow", func(o *decision.Options) { o.EvalTimeout = time.Hour })
 			dec := newTrackedDecider(e)
-			dial := grpcServer(t, func(s *grpc.Server) { sv.register(s, envoy.NewServer(dec, adapterOpts, nil)) }, sv.opts...)
+			dial := grpcServer(t, func(s *grpc.Server) { sv.register(s, extauthz.NewServer(dec, adapterOpts, nil)) }, sv.opts...)
 			conn := dial()
 			client := authv3.NewAuthorizationClient(conn)
 			quick := checkOf(t, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)

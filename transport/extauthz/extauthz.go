@@ -1,7 +1,7 @@
-// Package envoy adapts Envoy's ext_authz v3 API to the decision engine: it
+// Package extauthz adapts Envoy's ext_authz v3 API to the decision engine: it
 // turns a CheckRequest into a decision.Request and a decision.Decision into
 // a CheckResponse. It holds no policy logic.
-package envoy
+package extauthz
 
 import (
 	"context"

@@ -1,8 +1,8 @@
-// Package api serves the mcpauthz Decision API (mcpauthz.v1.DecisionService)
+// Package decisionapi serves the mcpauthz Decision API (mcpauthz.v1.DecisionService)
 // over gRPC. It is an adapter only: it turns API messages into
 // decision.Request values and engine answers into API messages, so the
 // engine and its contracts are exactly those of the ext_authz path.
-package api
+package decisionapi
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package api_test
+package decisionapi_test
 
 import (
 	"bytes"
@@ -21,11 +21,11 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision"
-	"github.com/mcpauthz/mcpauthz/decision/api"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
-	"github.com/mcpauthz/mcpauthz/decision/envoy"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
+	"github.com/mcpauthz/mcpauthz/transport/decisionapi"
+	"github.com/mcpauthz/mcpauthz/transport/extauthz"
 )
 
 // fakeTokens verifies a fixed set of bearer tokens.
@@ -49,10 +49,10 @@ func dial(t *testing.T, srv pb.DecisionServiceServer) pb.DecisionServiceClient {
 	return pb.NewDecisionServiceClient(decisiontest.Dial(t, func(s *grpc.Server) { pb.RegisterDecisionServiceServer(s, srv) }))
 }
 
-func newServer(t *testing.T, dir string, opts api.Options) pb.DecisionServiceClient {
+func newServer(t *testing.T, dir string, opts decisionapi.Options) pb.DecisionServiceClient {
 	t.Helper()
 	e := decisiontest.NewEngine(t, dir, func(o *decision.Options) { o.Tokens = tokens })
-	return dial(t, api.NewServer(e, decision.NewItemFilter(e), opts))
+	return dial(t, decisionapi.NewServer(e, decision.NewItemFilter(e), opts))
 }
 
 func raw(body string) *pb.Message { return &pb.Message{Kind: &pb.Message_Raw{Raw: []byte(body)}} }
@@ -68,7 +68,7 @@ func readFile(path string) *pb.Message {
 var mcpHTTP = &pb.HttpContext{Method: "POST", Path: "/mcp", Host: "mcp.example.com", Headers: map[string]string{"Content-Type": "application/json"}}
 
 func TestDecide(t *testing.T) {
-	c := newServer(t, "../testdata/policy", api.Options{TrustClaims: func(context.Context) bool { return true }})
+	c := newServer(t, "../../decision/testdata/policy", decisionapi.Options{TrustClaims: func(context.Context) bool { return true }})
 	params, _ := structpb.NewStruct(map[string]any{"name": "read_file", "arguments": map[string]any{"path": "/data/x"}})
 	claims, _ := structpb.NewStruct(map[string]any{"sub": "carol", "scope": "mcp:tools files:read"})
 	tests := map[string]struct {
@@ -175,7 +175,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestDecideRequestErrors(t *testing.T) {
-	c := newServer(t, "../testdata/policy", api.Options{})
+	c := newServer(t, "../../decision/testdata/policy", decisionapi.Options{})
 	claims, _ := structpb.NewStruct(map[string]any{"sub": "mallory"})
 	tests := map[string]struct {
 		req  *pb.DecideRequest
@@ -208,7 +208,7 @@ func TestDecideRequestErrors(t *testing.T) {
 }
 
 func TestDecideBatch(t *testing.T) {
-	c := newServer(t, "../testdata/policy", api.Options{})
+	c := newServer(t, "../../decision/testdata/policy", decisionapi.Options{})
 	allowed := &pb.DecideRequest{Message: readFile("/data/a"), Credentials: bearer("alice-token")}
 	denied := &pb.DecideRequest{Message: readFile("/etc/shadow"), Credentials: bearer("alice-token")}
 	many := make([]*pb.DecideRequest, 1000)
@@ -269,7 +269,7 @@ func TestDecideBatch(t *testing.T) {
 }
 
 func TestAllowedTools(t *testing.T) {
-	c := newServer(t, "../../examples/bundles/parameter-rules", api.Options{})
+	c := newServer(t, "../../examples/bundles/parameter-rules", decisionapi.Options{})
 	schema, _ := structpb.NewStruct(map[string]any{"type": "object", "properties": map[string]any{"path": map[string]any{"type": "string"}}})
 	ann, _ := structpb.NewStruct(map[string]any{"readOnlyHint": true})
 	tools := []*pb.Tool{
@@ -325,7 +325,7 @@ func TestAllowedTools(t *testing.T) {
 }
 
 func TestAllowedPromptsAndResources(t *testing.T) {
-	c := newServer(t, "../../examples/bundles/parameter-rules", api.Options{})
+	c := newServer(t, "../../examples/bundles/parameter-rules", decisionapi.Options{})
 	withPrompts := fakeCaller("alice-token")
 	pr, err := c.AllowedPrompts(context.Background(), &pb.AllowedPromptsRequest{Caller: withPrompts, Prompts: []*pb.Prompt{{Name: "summarize"}}})
 	if err != nil {
@@ -354,7 +354,7 @@ func TestNoPolicyAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	loaded := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	c := dial(t, api.NewServer(e, decision.NewItemFilter(e), api.Options{Status: func() bundles.Status {
+	c := dial(t, decisionapi.NewServer(e, decision.NewItemFilter(e), decisionapi.Options{Status: func() bundles.Status {
 		return bundles.Status{Ready: true, Revision: "r1", LoadedAt: loaded, Bundles: []bundles.BundleStatus{{Name: "b", Revision: "r1", LastError: "x"}}}
 	}}))
 	resp, err := c.Decide(context.Background(), &pb.DecideRequest{Message: readFile("/data/a")})
@@ -376,7 +376,7 @@ func TestNoPolicyAndStatus(t *testing.T) {
 		t.Errorf("status = %v", st)
 	}
 
-	bare := dial(t, api.NewServer(e, decision.NewItemFilter(e), api.Options{}))
+	bare := dial(t, decisionapi.NewServer(e, decision.NewItemFilter(e), decisionapi.Options{}))
 	if _, err := bare.Status(context.Background(), &pb.StatusRequest{}); status.Code(err) != codes.Unimplemented {
 		t.Errorf("Status without a source: got %v, want Unimplemented", err)
 	}
@@ -386,15 +386,15 @@ func TestNoPolicyAndStatus(t *testing.T) {
 // through ext_authz Check and through Decide (on one gRPC server, as in
 // production) and requires the same decision.
 func TestParityWithExtAuthz(t *testing.T) {
-	e := decisiontest.NewEngine(t, "../testdata/policy", func(o *decision.Options) { o.Tokens = tokens })
-	envoyOpts := envoy.Options{JWTMetadataNamespace: "envoy.filters.http.jwt_authn", JWTPayloadKey: "payload"}
+	e := decisiontest.NewEngine(t, "../../decision/testdata/policy", func(o *decision.Options) { o.Tokens = tokens })
+	envoyOpts := extauthz.Options{JWTMetadataNamespace: "envoy.filters.http.jwt_authn", JWTPayloadKey: "payload"}
 	// Both services on one server, as serve wires them.
 	cc := decisiontest.Dial(t, func(s *grpc.Server) {
-		authv3.RegisterAuthorizationServer(s, envoy.NewServer(e, envoyOpts, nil))
-		pb.RegisterDecisionServiceServer(s, api.NewServer(e, decision.NewItemFilter(e), api.Options{TrustClaims: func(context.Context) bool { return true }}))
+		authv3.RegisterAuthorizationServer(s, extauthz.NewServer(e, envoyOpts, nil))
+		pb.RegisterDecisionServiceServer(s, decisionapi.NewServer(e, decision.NewItemFilter(e), decisionapi.Options{TrustClaims: func(context.Context) bool { return true }}))
 	})
 	c := pb.NewDecisionServiceClient(cc)
-	files, err := filepath.Glob("../envoy/testdata/checks/*.json")
+	files, err := filepath.Glob("../extauthz/testdata/checks/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden checks: %v", err)
 	}
@@ -414,7 +414,7 @@ func TestParityWithExtAuthz(t *testing.T) {
 			}
 			// ext_authz carries no scopes: take them from the same request
 			// decided directly by the engine.
-			scopes := e.Decide(context.Background(), envoy.RequestFromCheck(&check, &envoyOpts)).Scopes
+			scopes := e.Decide(context.Background(), extauthz.RequestFromCheck(&check, &envoyOpts)).Scopes
 			resp, err := c.Decide(context.Background(), decideFromCheck(t, &check))
 			if err != nil {
 				t.Fatal(err)

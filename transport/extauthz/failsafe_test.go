@@ -1,4 +1,4 @@
-package envoy_test
+package extauthz_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
-	"github.com/mcpauthz/mcpauthz/decision/envoy"
 	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/transport/extauthz"
 )
 
 // rawCheck encodes a CheckRequest field by field, as Envoy's C++ encoder
@@ -75,8 +75,8 @@ func checkRaw(t *testing.T, conn *grpc.ClientConn, b []byte) *authv3.CheckRespon
 func TestCheckAlwaysAnswers(t *testing.T) {
 	e := decisiontest.NewEngine(t, "testdata/echo", func(o *decision.Options) { o.Tokens = anyToken{} })
 	conn := decisiontest.Dial(t, func(s *grpc.Server) {
-		envoy.NewServer(e, envoy.Options{}, nil).Register(s)
-	}, grpc.ForceServerCodecV2(envoy.ServerCodec()))
+		extauthz.NewServer(e, extauthz.Options{}, nil).Register(s)
+	}, grpc.ForceServerCodecV2(extauthz.ServerCodec()))
 	ok := []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)
 	json := map[string]string{"content-type": "application/json", "authorization": "Bearer t"}
 	tests := map[string]struct {
@@ -130,12 +130,12 @@ func (panicker) Decide(context.Context, *decision.Request) *decision.Decision { 
 // engine) is a 500 denial on both registrations, and the server lives on.
 func TestCheckRecoversPanics(t *testing.T) {
 	for name, opts := range map[string][]grpc.ServerOption{
-		"server_codec":   {grpc.ForceServerCodecV2(envoy.ServerCodec())},
+		"server_codec":   {grpc.ForceServerCodecV2(extauthz.ServerCodec())},
 		"generated_code": nil,
 	} {
 		t.Run(name, func(t *testing.T) {
 			conn := decisiontest.Dial(t, func(s *grpc.Server) {
-				envoy.NewServer(panicker{}, adapterOpts, nil).Register(s)
+				extauthz.NewServer(panicker{}, adapterOpts, nil).Register(s)
 			}, opts...)
 			for range 2 {
 				resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), readCheck(t, "testdata/checks/string_body.json"))
@@ -161,8 +161,8 @@ func FuzzCheckAnswer(f *testing.F) {
 	f.Add("", "", "", []byte{0x0a, 0x7f, 0x01}, true)
 	e := decisiontest.NewEngine(f, "testdata/echo", func(o *decision.Options) { o.Tokens = anyToken{} })
 	conn := decisiontest.Dial(f, func(s *grpc.Server) {
-		envoy.NewServer(e, envoy.Options{}, nil).Register(s)
-	}, grpc.ForceServerCodecV2(envoy.ServerCodec()))
+		extauthz.NewServer(e, extauthz.Options{}, nil).Register(s)
+	}, grpc.ForceServerCodecV2(extauthz.ServerCodec()))
 	f.Fuzz(func(t *testing.T, method, path, echo string, body []byte, raw bool) {
 		b := body
 		if !raw {

@@ -9,13 +9,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/mcpauthz/mcpauthz/decision/authzen"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/transport/authzen"
 )
 
 func newServer(t *testing.T, trust bool) *httptest.Server {
 	t.Helper()
-	e := decisiontest.NewEngine(t, "../testdata/policy", nil)
+	e := decisiontest.NewEngine(t, "../../decision/testdata/policy", nil)
 	mux := http.NewServeMux()
 	authzen.New(e, authzen.Options{MCPEndpoint: decisiontest.Resource, TrustSubject: trust}).Register(mux)
 	srv := httptest.NewServer(mux)
