@@ -12,7 +12,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
@@ -195,25 +194,6 @@ func BenchmarkDecide(b *testing.B) {
 			benchDecide(b, env.e, env.requests(b, k))
 		})
 	}
-}
-
-// BenchmarkDecideObserved is BenchmarkDecide/tools_call with metrics, and
-// with metrics and a decision log to a file.
-func BenchmarkDecideObserved(b *testing.B) {
-	b.Run("metrics", func(b *testing.B) {
-		env := newBenchEnv(b, func(o *Options) { o.Observer = NewMetrics(prometheus.NewRegistry()) })
-		benchDecide(b, env.e, env.requests(b, workload.ToolsCall))
-	})
-	b.Run("metrics_and_log", func(b *testing.B) {
-		dl, err := NewDecisionLog(DecisionLogOptions{File: filepath.Join(b.TempDir(), "decisions.jsonl")})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = dl.Close() })
-		env := newBenchEnv(b, func(o *Options) { o.Observer = Observers(NewMetrics(prometheus.NewRegistry()), dl) })
-		benchDecide(b, env.e, env.requests(b, workload.ToolsCall))
-		b.ReportMetric(float64(dl.Dropped()), "dropped")
-	})
 }
 
 func benchDecide(b *testing.B, e *Engine, reqs []*Request) {

@@ -20,6 +20,8 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
 	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/internal/decisionlog"
+	"github.com/mcpauthz/mcpauthz/internal/metrics"
 	"github.com/mcpauthz/mcpauthz/internal/workload"
 )
 
@@ -82,18 +84,18 @@ func TestCredentialsNeverLogged(t *testing.T) {
 	var logs lockedBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	logFile := filepath.Join(dir, "decisions.jsonl")
-	fileLog, err := decision.NewDecisionLog(decision.DecisionLogOptions{File: logFile, Logger: logger})
+	fileLog, err := decisionlog.New(decisionlog.Options{File: logFile, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var events lockedBuffer
-	writerLog, err := decision.NewDecisionLog(decision.DecisionLogOptions{Writer: &events, Logger: logger})
+	writerLog, err := decisionlog.New(decisionlog.Options{Writer: &events, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := engineWithAPIKeys(t, bundle, decision.Options{
 		Tokens:   verifier,
-		Observer: decision.Observers(decision.NewMetrics(prometheus.NewRegistry()), fileLog, writerLog),
+		Observer: decision.Observers(metrics.New(prometheus.NewRegistry()), fileLog, writerLog),
 		Logger:   logger,
 	})
 

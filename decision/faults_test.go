@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/internal/metrics"
 )
 
 // slowPolicy is a policy whose check of method "slow/op" and of an HTTP
@@ -47,7 +48,7 @@ func TestEvalTimeoutFailsClosed(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	e := decisiontest.NewEngine(t, slowPolicy, func(o *decision.Options) {
 		o.EvalTimeout = 50 * time.Millisecond
-		o.Observer = decision.NewMetrics(reg)
+		o.Observer = metrics.New(reg)
 	})
 	tests := map[string]struct {
 		req    *decision.Request

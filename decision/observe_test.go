@@ -18,18 +18,20 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/internal/decisionlog"
+	"github.com/mcpauthz/mcpauthz/internal/metrics"
 )
 
 // TestDecisionLogEvents checks that decisions are logged in OPA's event
 // shape, with the whole input (never the raw token), and counted.
 func TestDecisionLogEvents(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "decisions.jsonl")
-	dl, err := decision.NewDecisionLog(decision.DecisionLogOptions{File: path})
+	dl, err := decisionlog.New(decisionlog.Options{File: path})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	metrics := decision.NewMetrics(reg)
+	metrics := metrics.New(reg)
 	e := decisiontest.NewEngine(t, "testdata/policy", func(o *decision.Options) {
 		o.Observer = decision.Observers(metrics, dl)
 	})
@@ -187,7 +189,7 @@ func TestDecisionLogSinkDown(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sk := tc.sink()
 			var logs lockedBuffer
-			dl, err := decision.NewDecisionLog(decision.DecisionLogOptions{
+			dl, err := decisionlog.New(decisionlog.Options{
 				Writer: sk.w, Buffer: 8,
 				Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 			})

@@ -26,6 +26,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
 	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/internal/metrics"
 	"github.com/mcpauthz/mcpauthz/internal/workload"
 	"github.com/mcpauthz/mcpauthz/policies"
 	"github.com/mcpauthz/mcpauthz/transport/extauthz"
@@ -177,7 +178,7 @@ func startInProcess(ctx context.Context, policy, jwks string) (*inProcess, error
 		return nil, fmt.Errorf("token verifier: %w", err)
 	}
 	p := &inProcess{policy: policy, snaps: &swappable{}, tokens: tokens,
-		count: &countingObserver{Observer: decision.NewMetrics(prometheus.NewRegistry())}}
+		count: &countingObserver{Observer: metrics.New(prometheus.NewRegistry())}}
 	p.engine, err = decision.New(decision.Options{
 		Snapshots:    p.snaps,
 		Tokens:       tokens,

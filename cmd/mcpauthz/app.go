@@ -18,6 +18,8 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
 	"github.com/mcpauthz/mcpauthz/decision/session"
 	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/internal/decisionlog"
+	"github.com/mcpauthz/mcpauthz/internal/metrics"
 	"github.com/mcpauthz/mcpauthz/policies"
 )
 
@@ -31,8 +33,8 @@ type app struct {
 	tokens   *token.Verifier
 	engine   *decision.Engine
 	resource oauth.Resource
-	metrics  *decision.Metrics
-	declog   *decision.DecisionLog
+	metrics  *metrics.Metrics
+	declog   *decisionlog.Log
 }
 
 // apiKeysPath is where bundle data holds API key hashes.
@@ -177,10 +179,10 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		return nil, fmt.Errorf("tokens: %w", err)
 	}
 
-	a.metrics = decision.NewMetrics(a.registry)
+	a.metrics = metrics.New(a.registry)
 	observers := []decision.Observer{a.metrics}
 	if cfg.DecisionLogs.Console || cfg.DecisionLogs.File != "" {
-		if a.declog, err = decision.NewDecisionLog(decision.DecisionLogOptions{
+		if a.declog, err = decisionlog.New(decisionlog.Options{
 			Console: cfg.DecisionLogs.Console, File: cfg.DecisionLogs.File, Logger: log,
 			Path: strings.ReplaceAll(cfg.Policy.Package, ".", "/") + "/decision",
 		}); err != nil {

@@ -1,0 +1,219 @@
+// Package decisionlog writes decision logs in OPA's event shape, one JSON
+// line per decision, asynchronously. It observes the engine through
+// decision.InputObserver.
+package decisionlog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+)
+
+// Options configure decision logs.
+type Options struct {
+	// Path is the decision's path in OPA's event ("mcp/authz/decision");
+	// default "mcp/authz/decision".
+	Path    string
+	Console bool   // write events to standard output
+	File    string // append events to this file
+	// Writer, when set, receives the events instead of standard output or
+	// File: another sink, or a test's.
+	Writer io.Writer
+	// Buffer is how many events may wait to be written; when full, new
+	// events are dropped and counted rather than slowing decisions.
+	Buffer int
+	Logger *slog.Logger
+}
+
+// Log writes one JSON line per decision in OPA's decision log event
+// shape, asynchronously: the decision path only hands over a pointer, so a
+// slow, blocked or failing sink never slows a decision; its events are
+// dropped and counted instead. The input it logs is the policy input, whose
+// credentials are erased when it is built (see decision.Redacted).
+type Log struct {
+	ch      chan event
+	w       io.Writer
+	closer  io.Closer
+	done    chan struct{}
+	dropped atomic.Uint64
+	log     *slog.Logger
+	path    string
+	// lastWarn is when a write failure was last logged; only run reads and
+	// writes it.
+	lastWarn time.Time
+}
+
+// decisionLogWarnEvery spaces the warnings of a failing sink: a full disk
+// fails every write, and one line per decision would flood the log.
+const decisionLogWarnEvery = time.Minute
+
+// decisionLogBatch is how many bytes of events are written at once, at most
+// (one event more): a burst costs one write, not one per event.
+const decisionLogBatch = 64 << 10
+
+type event struct {
+	d       *decision.Decision
+	input   ast.Value
+	elapsed time.Duration
+	at      time.Time
+}
+
+// New starts the writer.
+func New(o Options) (*Log, error) {
+	if o.Buffer <= 0 {
+		o.Buffer = 4096
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Path == "" {
+		o.Path = "mcp/authz/decision"
+	}
+	l := &Log{ch: make(chan event, o.Buffer), done: make(chan struct{}), log: o.Logger, path: o.Path}
+	switch {
+	case o.Writer != nil:
+		l.w = o.Writer
+	case o.File != "":
+		f, err := os.OpenFile(o.File, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("opening decision log: %w", err)
+		}
+		l.w, l.closer = f, f
+	case o.Console:
+		l.w = os.Stdout
+	default:
+		return nil, errors.New("decision log needs console, file or writer")
+	}
+	go l.run()
+	return l, nil
+}
+
+// Observe queues the decision for writing; it never blocks.
+func (l *Log) Observe(_ context.Context, _ *decision.Request, d *decision.Decision, input ast.Value, elapsed time.Duration) {
+	select {
+	case l.ch <- event{d: d, input: input, elapsed: elapsed, at: time.Now()}:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
+// ObservesInput is true: the log records the whole input.
+func (l *Log) ObservesInput() bool { return true }
+
+// Dropped returns how many events were dropped: because the buffer was full
+// (the sink is slower than decisions, or blocked), or because the sink
+// failed to take them.
+func (l *Log) Dropped() uint64 { return l.dropped.Load() }
+
+// opaEvent is OPA's decision log event, with mcpauthz's outcome in result.
+type opaEvent struct {
+	DecisionID string         `json:"decision_id"`
+	Path       string         `json:"path"`
+	Input      any            `json:"input,omitempty"`
+	Result     map[string]any `json:"result"`
+	Bundles    map[string]any `json:"bundles,omitempty"`
+	Timestamp  string         `json:"timestamp"`
+	Metrics    map[string]any `json:"metrics"`
+	Labels     map[string]any `json:"labels"`
+	Erased     []string       `json:"erased,omitempty"`
+}
+
+// run writes the queued events until Close. Events are encoded into a batch
+// that is written when the queue is empty or the batch full; a batch the
+// sink refuses is dropped and counted, and the next one is tried afresh, so
+// a sink that recovers (a disk freed) is written to again.
+func (l *Log) run() {
+	defer close(l.done)
+	var batch bytes.Buffer
+	enc := json.NewEncoder(&batch)
+	n := 0 // events in batch
+	flush := func() {
+		if n == 0 {
+			return
+		}
+		if _, err := l.w.Write(batch.Bytes()); err != nil {
+			l.dropped.Add(uint64(n))
+			l.writeFailed(err)
+		}
+		batch.Reset()
+		n = 0
+	}
+	for ev := range l.ch {
+		e := l.opaEvent(&ev)
+		mark := batch.Len()
+		if err := enc.Encode(&e); err != nil {
+			batch.Truncate(mark)
+			l.dropped.Add(1)
+			l.writeFailed(err)
+			continue
+		}
+		n++
+		if len(l.ch) == 0 || batch.Len() >= decisionLogBatch {
+			flush()
+		}
+	}
+	flush()
+}
+
+// opaEvent builds the logged event of one decision. The conversion of the
+// input happens here, off the decision path.
+func (l *Log) opaEvent(ev *event) opaEvent {
+	var input any
+	if ev.input != nil {
+		input, _ = ast.JSON(ev.input)
+	}
+	res := map[string]any{"allow": ev.d.Allow, "code": ev.d.Code}
+	if ev.d.Reason != "" {
+		res["reason"] = ev.d.Reason
+	}
+	if len(ev.d.Scopes) > 0 {
+		res["scopes"] = ev.d.Scopes
+	}
+	if !ev.d.Allow {
+		res["status"] = ev.d.Status
+	}
+	return opaEvent{
+		DecisionID: ev.d.ID,
+		Path:       l.path,
+		Input:      input,
+		Result:     res,
+		Bundles:    map[string]any{"policy": map[string]any{"revision": ev.d.Revision}},
+		Timestamp:  ev.at.UTC().Format(time.RFC3339Nano),
+		Metrics:    map[string]any{"timer_server_handler_ns": ev.elapsed.Nanoseconds()},
+		Labels:     map[string]any{"app": "mcpauthz"},
+	}
+}
+
+// writeFailed logs a failure of the sink, at most once a
+// decisionLogWarnEvery; Dropped counts every event lost meanwhile.
+func (l *Log) writeFailed(err error) {
+	now := time.Now()
+	if !l.lastWarn.IsZero() && now.Sub(l.lastWarn) < decisionLogWarnEvery {
+		return
+	}
+	l.lastWarn = now
+	l.log.Warn("writing decision log failed; events dropped", "error", err, "dropped_total", l.dropped.Load())
+}
+
+// Close flushes pending events and closes the file.
+func (l *Log) Close() error {
+	close(l.ch)
+	<-l.done
+	if l.closer != nil {
+		return l.closer.Close()
+	}
+	return nil
+}
+
+var _ decision.InputObserver = (*Log)(nil)

@@ -1,0 +1,54 @@
+// Package metrics exports decisions to Prometheus: a counter by code and
+// a latency histogram. It observes the engine through decision.Observer.
+package metrics
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+)
+
+// Metrics counts decisions for Prometheus: by code, and their latency.
+type Metrics struct {
+	decisions *prometheus.CounterVec
+	latency   prometheus.Histogram
+	// byCode caches the counter of each code so the hot path does no label
+	// lookup.
+	byCode sync.Map // string -> prometheus.Counter
+}
+
+// New registers the decision metrics on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauthz_decisions_total",
+			Help: "Decisions made, by code (allowed, policy_denied, unauthenticated, insufficient_scope, request_parse_error, body_too_large, hint_mismatch, eval_error, no_policy).",
+		}, []string{"code"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mcpauthz_decision_duration_seconds",
+			Help:    "Time to make one decision, from request to answer, in seconds.",
+			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.25, 1},
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.decisions, m.latency)
+	}
+	return m
+}
+
+// Observe counts one decision.
+func (m *Metrics) Observe(_ context.Context, _ *decision.Request, d *decision.Decision, _ ast.Value, elapsed time.Duration) {
+	c, ok := m.byCode.Load(d.Code)
+	if !ok {
+		c, _ = m.byCode.LoadOrStore(d.Code, m.decisions.WithLabelValues(d.Code))
+	}
+	c.(prometheus.Counter).Inc()
+	m.latency.Observe(elapsed.Seconds())
+}
+
+var _ decision.Observer = (*Metrics)(nil)
