@@ -11,6 +11,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/internal/requestfile"
 )
 
 // evalOutput is what eval prints.
@@ -59,7 +60,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := a.bundles.Reload(ctx); err != nil {
 		return fmt.Errorf("loading policy: %w", err)
 	}
-	r, err := decision.ReadRequestFile(*reqPath)
+	r, err := requestfile.Read(*reqPath)
 	if err != nil {
 		return err
 	}

@@ -125,12 +125,7 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	healthpb.RegisterHealthServer(grpcSrv, hs)
 	reflection.Register(grpcSrv)
-	extauthz.NewServer(a.engine, extauthz.Options{
-		MCPMetadataNamespace: a.cfg.Envoy.MCPMetadataNamespace,
-		JWTMetadataNamespace: a.cfg.Tokens.FromEnvoyMetadata,
-		JWTPayloadKey:        a.cfg.Tokens.EnvoyPayloadKey,
-	}, a.log).Register(grpcSrv)
-	a.registerExtraGRPC(grpcSrv)
+	a.registerGRPCTransports(grpcSrv)
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -277,6 +272,6 @@ func (a *app) httpHandler() http.Handler {
 	prm := a.resource.Handler()
 	mux.Handle("/.well-known/oauth-protected-resource", prm)
 	mux.Handle("/.well-known/oauth-protected-resource/", prm)
-	a.registerExtraHTTP(mux)
+	a.registerHTTPTransports(mux)
 	return mux
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/internal/requestfile"
 )
 
 // outcome is what a sample should get from one policy.
@@ -75,7 +76,7 @@ func TestSamples(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(strings.ReplaceAll(name, "-", "_"), func(t *testing.T) {
 			for policy, eng := range map[string]*decision.Engine{"default policy": def, "parameter-rules": params} {
-				r, err := decision.ReadRequestFile(name + ".json")
+				r, err := requestfile.Read(name + ".json")
 				if err != nil {
 					t.Fatal(err)
 				}

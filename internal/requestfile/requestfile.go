@@ -1,4 +1,7 @@
-package decision
+// Package requestfile reads one request written as JSON, the offline form
+// of a request that `mcpauthz eval --request FILE` and the examples' tests
+// use.
+package requestfile
 
 import (
 	"bytes"
@@ -6,15 +9,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/mcpauthz/mcpauthz/decision"
 )
 
-// RequestFile is one request written as JSON, for trying a policy offline
+// File is one request written as JSON, for trying a policy offline
 // (`mcpauthz eval --request FILE`) and for sample-based tests:
 //
 //	{"http": {"method", "path", "host", "headers"}, "body": <JSON-RPC message>
 //	 or "raw_body": "<text>", "claims": {...already verified token...},
 //	 "context": {...context extensions...}, "source": {"address", "principal"}}
-type RequestFile struct {
+type File struct {
 	HTTP struct {
 		Method  string            `json:"method"`
 		Path    string            `json:"path"`
@@ -33,14 +38,14 @@ type RequestFile struct {
 	} `json:"source"`
 }
 
-// ReadRequestFile reads and converts a RequestFile. Unknown fields are
+// Read reads and converts a File. Unknown fields are
 // errors, so a misspelt key is not silently ignored.
-func ReadRequestFile(path string) (*Request, error) {
+func Read(path string) (*decision.Request, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading request: %w", err)
 	}
-	var rf RequestFile
+	var rf File
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
@@ -55,8 +60,8 @@ func ReadRequestFile(path string) (*Request, error) {
 
 // Request converts the file form into an engine request. Header names are
 // lowercased as Envoy sends them; method and path default to POST /mcp.
-func (rf *RequestFile) Request() *Request {
-	r := &Request{
+func (rf *File) Request() *decision.Request {
+	r := &decision.Request{
 		Method:          rf.HTTP.Method,
 		Path:            rf.HTTP.Path,
 		Host:            rf.HTTP.Host,

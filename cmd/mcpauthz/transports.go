@@ -9,11 +9,22 @@ import (
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 	"github.com/mcpauthz/mcpauthz/transport/authzen"
 	"github.com/mcpauthz/mcpauthz/transport/decisionapi"
+	"github.com/mcpauthz/mcpauthz/transport/extauthz"
 )
 
-// registerExtraGRPC adds the services that share the ext_authz port: the
-// Decision API (mcpauthz.v1.DecisionService).
-func (a *app) registerExtraGRPC(s *grpc.Server) {
+// The transports: each adapts the engine to one protocol, and they are
+// registered here, the one place that knows them all (a new transport is a
+// package under transport/ and a line here).
+
+// registerGRPCTransports adds the services of the gRPC listener: Envoy's
+// ext_authz (envoy.service.auth.v3.Authorization) and the Decision API
+// (mcpauthz.v1.DecisionService).
+func (a *app) registerGRPCTransports(s *grpc.Server) {
+	extauthz.NewServer(a.engine, extauthz.Options{
+		MCPMetadataNamespace: a.cfg.Envoy.MCPMetadataNamespace,
+		JWTMetadataNamespace: a.cfg.Tokens.FromEnvoyMetadata,
+		JWTPayloadKey:        a.cfg.Tokens.EnvoyPayloadKey,
+	}, a.log).Register(s)
 	opts := decisionapi.Options{
 		Status: a.bundles.Status,
 		Logger: a.log.With("component", "decision-api"),
@@ -26,11 +37,11 @@ func (a *app) registerExtraGRPC(s *grpc.Server) {
 	pb.RegisterDecisionServiceServer(s, decisionapi.NewServer(a.engine, decision.NewItemFilter(a.engine), opts))
 }
 
-// registerExtraHTTP adds the endpoints that share the HTTP listener: the
+// registerHTTPTransports adds the transports of the HTTP listener: the
 // AuthZEN Authorization API. Subjects must carry a token
 // (subject.properties.token): the HTTP listener authenticates no caller, so
 // no subject is trusted as already verified.
-func (a *app) registerExtraHTTP(mux *http.ServeMux) {
+func (a *app) registerHTTPTransports(mux *http.ServeMux) {
 	authzen.New(a.engine, authzen.Options{
 		MCPEndpoint: a.cfg.Resource.URI,
 		Logger:      a.log.With("component", "authzen"),
