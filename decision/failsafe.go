@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -39,6 +40,18 @@ func (e *Engine) recoverDecision(p any, d *Decision) *Decision {
 	out.Status = 500
 	out.setJSONBody(rpcErrorBody(nil, mcp.CodeInternalError, "internal error; the request was not authorized"))
 	return out
+}
+
+// Failed is the denial of a request whose transport failed after reading
+// it (a panic in an adapter): a 500 internal_error decision, logged with
+// why and the stack, and told to the observer like any other decision, so
+// that it is counted. Adapters call it instead of returning an error.
+func (e *Engine) Failed(ctx context.Context, r *Request, why any) *Decision {
+	d := e.recoverDecision(why, nil)
+	if e.opts.Observer != nil {
+		e.observe(ctx, r, d, nil, 0)
+	}
+	return d
 }
 
 // unreadable is the denial of a request its transport could not read.

@@ -3,7 +3,6 @@ package extauthz
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
@@ -146,8 +145,7 @@ func (s *Server) check(ctx context.Context, in *checkRequest) (out any, err erro
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("panic in the ext_authz adapter; denying", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			in.resp.d = failsafeDecision
+			in.resp.d = s.failed(ctx, &in.wire.req, p)
 			out, err = &in.resp, nil
 		}
 	}()

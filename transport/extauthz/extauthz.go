@@ -70,13 +70,37 @@ func NewServer(engine Decider, opts Options, logger *slog.Logger) *Server {
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("panic in the ext_authz adapter; denying", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			resp, err = ResponseFromDecision(failsafeDecision), nil
+			resp, err = ResponseFromDecision(s.failed(ctx, nil, p)), nil
 		}
 	}()
 	r := RequestFromCheck(req, &s.opts)
 	d := s.engine.Decide(ctx, r)
 	return ResponseFromDecision(d), nil
+}
+
+// failureRecorder is an engine that can record a failed request as a
+// decision (decision.Engine.Failed), so that it is logged and counted.
+type failureRecorder interface {
+	Failed(ctx context.Context, r *decision.Request, why any) *decision.Decision
+}
+
+// failed is the answer to a Check whose handling panicked in this adapter:
+// the engine's internal_error denial when it records failures, else the
+// fixed failsafeDecision, logged here.
+func (s *Server) failed(ctx context.Context, r *decision.Request, p any) (d *decision.Decision) {
+	if rec, ok := s.engine.(failureRecorder); ok {
+		defer func() {
+			if recover() != nil {
+				d = failsafeDecision
+			}
+		}()
+		if r == nil {
+			r = &decision.Request{}
+		}
+		return rec.Failed(ctx, r, fmt.Sprintf("ext_authz adapter: %v", p))
+	}
+	s.log.Error("panic in the ext_authz adapter; denying", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	return failsafeDecision
 }
 
 // RequestFromCheck builds the engine's request from a CheckRequest as Envoy

@@ -2,6 +2,8 @@ package extauthz_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -125,6 +127,49 @@ func (anyToken) Verify(context.Context, string, *token.APIKeys) *token.Result {
 type panicker struct{}
 
 func (panicker) Decide(context.Context, *decision.Request) *decision.Decision { panic("boom") }
+
+// recordingPanicker panics when asked to decide, and records the failure
+// the adapter reports instead, as decision.Engine.Failed does.
+type recordingPanicker struct{ failed atomic.Int32 }
+
+func (*recordingPanicker) Decide(context.Context, *decision.Request) *decision.Decision {
+	panic("boom")
+}
+
+func (p *recordingPanicker) Failed(_ context.Context, _ *decision.Request, why any) *decision.Decision {
+	p.failed.Add(1)
+	return &decision.Decision{ID: "f", Code: decision.CodeInternalError, Status: 500, Reason: fmt.Sprint(why)}
+}
+
+// TestCheckRecordsAdapterPanics: a panic the adapter recovers is handed to
+// an engine that records failures, so it is logged and counted like any
+// decision, on both registrations.
+func TestCheckRecordsAdapterPanics(t *testing.T) {
+	for name, opts := range map[string][]grpc.ServerOption{
+		"server_codec":   {grpc.ForceServerCodecV2(extauthz.ServerCodec())},
+		"generated_code": nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			eng := &recordingPanicker{}
+			conn := decisiontest.Dial(t, func(s *grpc.Server) {
+				extauthz.NewServer(eng, adapterOpts, nil).Register(s)
+			}, opts...)
+			resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), readCheck(t, "testdata/checks/string_body.json"))
+			if err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			if got := resp.GetDeniedResponse().GetStatus().GetCode(); got != 500 {
+				t.Fatalf("status %d, want 500", got)
+			}
+			if got := resp.GetDynamicMetadata().GetFields()["code"].GetStringValue(); got != decision.CodeInternalError {
+				t.Errorf("code %q, want %q", got, decision.CodeInternalError)
+			}
+			if n := eng.failed.Load(); n != 1 {
+				t.Errorf("Failed called %d times, want 1", n)
+			}
+		})
+	}
+}
 
 // TestCheckRecoversPanics: a panic on the Check path (here the whole
 // engine) is a 500 denial on both registrations, and the server lives on.
