@@ -51,7 +51,7 @@ func listen(register func(*grpc.Server)) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening on loopback: %w", err)
 	}
-	srv := grpc.NewServer(extauthz.ServerOptions(maxBodyBytes, maxStreams)...)
+	srv := grpc.NewServer(extauthz.ServerOptions(maxStreams)...)
 	register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	return &server{addr: lis.Addr().String(), srv: srv}, nil

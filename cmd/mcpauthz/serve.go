@@ -221,7 +221,7 @@ var healthServices = []string{
 // grpcServer builds the gRPC server with the settings tuned for Envoy
 // (extauthz.ServerOptions, shared with the load harness), extra, and TLS when configured.
 func (a *app) grpcServer(extra ...grpc.ServerOption) (*grpc.Server, error) {
-	opts := append(extauthz.ServerOptions(a.cfg.Limits.MaxBodyBytes, a.cfg.Limits.MaxConcurrentStreams), extra...)
+	opts := append(extauthz.ServerOptions(a.cfg.Limits.MaxConcurrentStreams), extra...)
 	if t := a.cfg.Listen.TLS; t.CertFile != "" {
 		tc, err := serverTLS(t)
 		if err != nil {

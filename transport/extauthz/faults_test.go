@@ -105,7 +105,7 @@ func TestClientGoneMidCheck(t *testing.T) {
 		register func(*grpc.Server, *extauthz.Server)
 	}{
 		"server_options": {
-			opts:     extauthz.ServerOptions(decision.DefaultMaxBodyBytes, 100),
+			opts:     extauthz.ServerOptions(100),
 			register: func(s *grpc.Server, srv *extauthz.Server) { srv.Register(s) },
 		},
 		"generated_code": {

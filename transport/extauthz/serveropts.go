@@ -4,6 +4,7 @@ package extauthz
 // the server and the load harness use the same.
 
 import (
+	"math"
 	"time"
 
 	"google.golang.org/grpc"
@@ -14,14 +15,19 @@ import (
 // concurrent calls of a busy Envoy; an idle worker costs only its stack.
 const streamWorkers = 64
 
-// metadataHeadroom is what a CheckRequest carries beside the body:
-// headers, attributes and metadata.
-const metadataHeadroom = 256 << 10
+// maxRecvMsgSize is the largest message the server reads: gRPC's own
+// bound, not mcpauthz's body limit. A message above MaxRecvMsgSize fails
+// the call with RESOURCE_EXHAUSTED before any handler runs, and Envoy's
+// failure_mode_allow would then decide; so a body larger than
+// limits.max_body_bytes (Envoy's max_request_bytes set higher) is read and
+// answered with a 413 denial instead. Envoy, the only client the gRPC port
+// should have (loopback, or mTLS), bounds what it buffers.
+const maxRecvMsgSize = math.MaxInt32
 
-// ServerOptions returns the server options for an ext_authz server reading
-// bodies of up to maxBodyBytes (Envoy's with_request_body.max_request_bytes)
-// with up to maxStreams concurrent calls per connection:
-//   - the largest message Envoy can send is accepted, with headroom;
+// ServerOptions returns the server options for an ext_authz server with up
+// to maxStreams concurrent calls per connection:
+//   - any message Envoy can send is read (maxRecvMsgSize), so that an
+//     oversized body is a 413 answer, not a failed call;
 //   - many concurrent streams on few connections, as Envoy multiplexes;
 //   - keepalive pings from the server, and Envoy's own pings tolerated;
 //   - handlers run on a pool of long-lived workers: a goroutine per call
@@ -32,9 +38,9 @@ const metadataHeadroom = 256 << 10
 //   - ServerCodec, which reads CheckRequests and writes CheckResponses of
 //     a service registered with Server.Register
 //     without the generic protobuf runtime, and any other message with it.
-func ServerOptions(maxBodyBytes int, maxStreams uint32) []grpc.ServerOption {
+func ServerOptions(maxStreams uint32) []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(maxBodyBytes + metadataHeadroom),
+		grpc.MaxRecvMsgSize(maxRecvMsgSize),
 		grpc.MaxConcurrentStreams(maxStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
