@@ -20,7 +20,7 @@ func BenchmarkReloadLatency(b *testing.B) {
 	const debounce = 20 * time.Millisecond
 	dir := b.TempDir()
 	writeTree(b, dir, policyFiles("v0"))
-	m, swaps, err := startManager(b, Options{Sources: []Source{{Path: dir}}, Debounce: debounce})
+	m, swaps, err := startManager(b, Options{Sources: []Source{DirSource(dir)}, Debounce: debounce})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func BenchmarkReloadLatency(b *testing.B) {
 func BenchmarkReloadUnderLoad(b *testing.B) {
 	dir := b.TempDir()
 	writeTree(b, dir, policyFiles("v0"))
-	m, err := NewManager(Options{Sources: []Source{{Path: dir}}, Queries: testQueries})
+	m, err := NewManager(Options{Sources: []Source{DirSource(dir)}, Queries: testQueries})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func BenchmarkReloadUnderLoad(b *testing.B) {
 func BenchmarkReloadHeap(b *testing.B) {
 	dir := b.TempDir()
 	writeTree(b, dir, policyFiles("v0"))
-	m, err := NewManager(Options{Sources: []Source{{Path: dir}}, Queries: testQueries, InputSchema: readSchema(b)})
+	m, err := NewManager(Options{Sources: []Source{DirSource(dir)}, Queries: testQueries, InputSchema: readSchema(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,7 +19,7 @@ func withPaths(paths []string, opts Options) Options {
 	}
 	opts.Sources = make([]Source, len(paths))
 	for i, p := range paths {
-		opts.Sources[i] = Source{Path: p}
+		opts.Sources[i] = DirSource(p)
 	}
 	return opts
 }

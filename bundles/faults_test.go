@@ -333,7 +333,7 @@ func TestCompileRefusesBrokenTarballFile(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "bundle.tar.gz")
 			must(t, os.WriteFile(p, tc.body, 0o644))
-			snap, err := Compile(t.Context(), Options{Sources: []Source{{Path: p}}, Queries: testQueries})
+			snap, err := Compile(t.Context(), Options{Sources: []Source{DirSource(p)}, Queries: testQueries})
 			if err == nil {
 				t.Fatalf("Compile loaded revision %q from a broken tarball", snap.Revision)
 			}
@@ -344,7 +344,7 @@ func TestCompileRefusesBrokenTarballFile(t *testing.T) {
 	}
 	p := filepath.Join(t.TempDir(), "bundle.tar.gz")
 	must(t, os.WriteFile(p, good, 0o644))
-	if snap, err := Compile(t.Context(), Options{Sources: []Source{{Path: p}}, Queries: testQueries}); err != nil || snap.Revision != "tar-1" {
+	if snap, err := Compile(t.Context(), Options{Sources: []Source{DirSource(p)}, Queries: testQueries}); err != nil || snap.Revision != "tar-1" {
 		t.Fatalf("the whole tarball: %v", err)
 	}
 }

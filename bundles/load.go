@@ -7,13 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -116,82 +113,35 @@ func newFSLoader(fsys fs.FS) bundle.DirectoryLoader {
 		WithFollowSymlinks(true)
 }
 
-// readSource reads and verifies one source into an OPA bundle. raw holds a
-// downloaded tarball for URL sources. Test modules (*_test.rego) are kept
-// only when withTests is set.
-func (c *compileConfig) readSource(s Source, raw []byte, withTests bool) (*bundle.Bundle, error) {
-	var (
-		loader bundle.DirectoryLoader
-		base   = s.Name
-		closer func()
-	)
-	switch {
-	case s.FS != nil:
-		loader = newFSLoader(s.FS)
-	case s.URL != "":
-		if raw == nil {
-			return nil, fmt.Errorf("bundle %s: not downloaded yet", s.Name)
-		}
-		// The base URL stays empty: OPA verifies signatures against file
-		// URLs when a base directory is set, and those must be the paths
-		// inside the bundle.
-		if err := c.checkGzip(bytes.NewReader(raw)); err != nil {
-			return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
-		}
-		loader = bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), "").WithFilter(tarFilter)
-		base = strings.TrimPrefix(strings.TrimPrefix(s.Name, "https://"), "http://")
-	default:
-		info, err := os.Stat(s.Path)
-		if err != nil {
-			return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
-		}
-		if info.IsDir() {
-			// Resolve a symlinked root (a ConfigMap mount's "..data", say)
-			// once, so the whole load reads one version of the tree.
-			root, err := filepath.EvalSymlinks(s.Path)
-			if err != nil {
-				return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
-			}
-			loader = newFSLoader(os.DirFS(root))
-		} else {
-			if !strings.HasSuffix(s.Path, ".tar.gz") && !strings.HasSuffix(s.Path, ".tgz") {
-				return nil, fmt.Errorf("bundle %s: not a directory or a .tar.gz file", s.Name)
-			}
-			if info.Size() > c.opts.MaxFileBytes {
-				return nil, fmt.Errorf("bundle %s: size %d bytes exceeds the limit of %d bytes", s.Name, info.Size(), c.opts.MaxFileBytes)
-			}
-			f, err := os.Open(s.Path)
-			if err != nil {
-				return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
-			}
-			closer = func() { _ = f.Close() }
-			if err := c.checkGzip(f); err != nil {
-				closer()
-				return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
-			}
-			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				closer()
-				return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
-			}
-			loader = bundle.NewTarballLoaderWithBaseURL(f, "").WithFilter(tarFilter)
-		}
+// readTarball reads and verifies a bundle tarball held in memory (a
+// download). base names the bundle's files in error messages.
+func (c *compileConfig) readTarball(name, base string, raw []byte, v *Verification, withTests bool) (*namedBundle, error) {
+	if err := c.checkGzip(bytes.NewReader(raw)); err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", name, err)
 	}
-	if closer != nil {
-		defer closer()
-	}
-	loader = loader.WithSizeLimitBytes(c.opts.MaxFileBytes)
+	// The loader's base URL stays empty: OPA verifies signatures against
+	// file URLs when a base directory is set, and those must be the paths
+	// inside the bundle.
+	return c.readBundle(name, base, bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), "").WithFilter(tarFilter), v, withTests)
+}
 
+// readBundle reads and verifies one bundle through loader, with the
+// sandboxed capabilities and size limits every source shares, and gives
+// it its revision. Test modules (*_test.rego) are kept only when
+// withTests is set.
+func (c *compileConfig) readBundle(name, base string, loader bundle.DirectoryLoader, v *Verification, withTests bool) (*namedBundle, error) {
+	loader = loader.WithSizeLimitBytes(c.opts.MaxFileBytes)
 	r := bundle.NewCustomReader(loader).
 		WithBaseDir(base).
-		WithBundleName(s.Name).
+		WithBundleName(name).
 		WithProcessAnnotations(true).
 		WithCapabilities(c.caps).
 		WithSizeLimitBytes(c.opts.MaxFileBytes).
 		WithRegoVersion(ast.RegoV1)
-	if s.Verification != nil {
-		vc, err := s.Verification.config()
+	if v != nil {
+		vc, err := v.config()
 		if err != nil {
-			return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
+			return nil, fmt.Errorf("bundle %s: %w", name, err)
 		}
 		r = r.WithBundleVerificationConfig(vc)
 	} else {
@@ -201,14 +151,18 @@ func (c *compileConfig) readSource(s Source, raw []byte, withTests bool) (*bundl
 	}
 	b, err := r.Read()
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
+		return nil, fmt.Errorf("bundle %s: %w", name, err)
 	}
 	if !withTests {
 		b.Modules = slices.DeleteFunc(b.Modules, func(m bundle.ModuleFile) bool {
 			return strings.HasSuffix(m.Path, "_test.rego")
 		})
 	}
-	return &b, nil
+	rev, err := revisionOf(&b)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", name, err)
+	}
+	return &namedBundle{name: name, revision: rev, b: &b}, nil
 }
 
 // maxExpansion times MaxFileBytes bounds what checkGzip decompresses of
@@ -264,6 +218,9 @@ type compileConfig struct {
 	caps    *ast.Capabilities
 	schemas *ast.SchemaSet
 	queries []queryRef
+	// feeds are the sources opened for this Manager or Compile, in the
+	// order of Options.Sources.
+	feeds []feed
 }
 
 type queryRef struct {
@@ -302,6 +259,13 @@ func newCompileConfig(opts Options) (*compileConfig, error) {
 			return nil, err
 		}
 		c.queries = append(c.queries, queryRef{text: q, ref: ref})
+	}
+	for _, s := range opts.Sources {
+		f, err := s.open(c)
+		if err != nil {
+			return nil, err
+		}
+		c.feeds = append(c.feeds, f)
 	}
 	return c, nil
 }
@@ -446,34 +410,22 @@ func combinedRevision(bs []namedBundle) string {
 	return strings.Join(parts, ",")
 }
 
-// readAll reads every source. remote supplies the last download of URL
-// sources.
-func (c *compileConfig) readAll(remote func(name string) *namedBundle, withTests bool) ([]namedBundle, error) {
-	out := make([]namedBundle, 0, len(c.opts.Sources))
-	for _, s := range c.opts.Sources {
-		if s.URL != "" {
-			nb := remote(s.Name)
-			if nb == nil {
-				return nil, fmt.Errorf("bundle %s: not downloaded yet", s.Name)
-			}
-			out = append(out, *nb)
-			continue
-		}
-		b, err := c.readSource(s, nil, withTests)
+// readAll reads every feed: local ones from where they are, downloading
+// ones as last downloaded.
+func (c *compileConfig) readAll(withTests bool) ([]namedBundle, error) {
+	out := make([]namedBundle, 0, len(c.feeds))
+	for _, f := range c.feeds {
+		nb, err := f.read(withTests)
 		if err != nil {
 			return nil, err
 		}
-		rev, err := revisionOf(b)
-		if err != nil {
-			return nil, fmt.Errorf("bundle %s: %w", s.Name, err)
-		}
-		out = append(out, namedBundle{name: s.Name, revision: rev, b: b})
+		out = append(out, *nb)
 	}
 	return out, nil
 }
 
-// Compile reads, verifies and compiles all sources once. URL sources are
-// downloaded once, without polling.
+// Compile reads, verifies and compiles all sources once. Sources that
+// download do so once, without polling.
 func Compile(ctx context.Context, opts Options) (*Snapshot, error) {
 	c, err := newCompileConfig(opts)
 	if err != nil {
@@ -490,25 +442,19 @@ func (c *compileConfig) compileOnce(ctx context.Context, withTests bool) (*Snaps
 	return c.build(ctx, bs)
 }
 
-// readOnce reads every source, downloading URL sources once.
+// readOnce reads every source, downloading those that download once.
 func (c *compileConfig) readOnce(ctx context.Context, withTests bool) ([]namedBundle, error) {
-	remote := map[string]*namedBundle{}
-	for _, s := range c.opts.Sources {
-		if s.URL == "" {
+	for _, f := range c.feeds {
+		u, downloads := f.fetch(ctx, withTests)
+		if !downloads {
 			continue
 		}
-		f, err := newFetcher(s, c.opts)
-		if err != nil {
-			return nil, err
+		if u.Err != nil {
+			return nil, u.Err
 		}
-		nb, err := f.fetch(ctx, c, withTests)
-		if err != nil {
-			return nil, err
+		if !u.Changed {
+			return nil, errNotModifiedFirst
 		}
-		if nb == nil {
-			return nil, errors.New("bundle server answered 304 without a prior download")
-		}
-		remote[s.Name] = nb
 	}
-	return c.readAll(func(n string) *namedBundle { return remote[n] }, withTests)
+	return c.readAll(withTests)
 }

@@ -37,7 +37,7 @@ func TestCompileGoodSources(t *testing.T) {
 		revision string
 	}{
 		"directory": {
-			source:   func(*testing.T) Source { return Source{Path: "testdata/good"} },
+			source:   func(*testing.T) Source { return DirSource("testdata/good") },
 			revision: "good-1",
 		},
 		"tarball": {
@@ -46,12 +46,12 @@ func TestCompileGoodSources(t *testing.T) {
 				if err := os.WriteFile(p, tarball(t, policyFiles("tar-1")), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				return Source{Path: p}
+				return DirSource(p)
 			},
 			revision: "tar-1",
 		},
 		"embedded_fs": {
-			source:   func(*testing.T) Source { return Source{FS: sub, Name: "default"} },
+			source:   func(*testing.T) Source { return FSSource(sub, WithName("default")) },
 			revision: "good-1",
 		},
 		"directory_without_manifest_gets_content_hash": {
@@ -60,7 +60,7 @@ func TestCompileGoodSources(t *testing.T) {
 				files := policyFiles("x")
 				delete(files, ".manifest")
 				writeTree(t, dir, files)
-				return Source{Path: dir}
+				return DirSource(dir)
 			},
 			revision: "sha256:",
 		},
@@ -107,6 +107,12 @@ func TestCompileGoodSources(t *testing.T) {
 func TestCompileFailures(t *testing.T) {
 	priv, pub := rsaKeys(t)
 	_, otherPub := rsaKeys(t)
+	// verifiedBy makes the first source require signatures by key.
+	verifiedBy := func(key string) func(string, *Options) {
+		return func(dir string, o *Options) {
+			o.Sources[0] = DirSource(dir, WithVerification(&Verification{PublicKey: key}))
+		}
+	}
 	tests := map[string]struct {
 		files map[string]string // the first source, written to a temp dir
 		other map[string]string // an optional second source
@@ -155,27 +161,27 @@ func TestCompileFailures(t *testing.T) {
 		},
 		"missing_policy_dir": {
 			files: policyFiles("a"),
-			opts:  func(dir string, o *Options) { o.Sources[0].Path = filepath.Join(dir, "nope") },
+			opts:  func(dir string, o *Options) { o.Sources[0] = DirSource(filepath.Join(dir, "nope")) },
 			want:  `bundle %DIR%/nope: stat %DIR%/nope: no such file or directory`,
 		},
 		"unsigned_bundle": {
 			files: policyFiles("a"),
-			opts:  func(_ string, o *Options) { o.Sources[0].Verification = &Verification{PublicKey: pub} },
+			opts:  verifiedBy(pub),
 			want:  `bundle %DIR%: bundle missing \.signatures\.json file`,
 		},
 		"tampered_bundle": {
 			files: merge(sign(t, policyFiles("a"), priv), map[string]string{"mcp/authz/policy.rego": policyRego("evil")}),
-			opts:  func(_ string, o *Options) { o.Sources[0].Verification = &Verification{PublicKey: pub} },
+			opts:  verifiedBy(pub),
 			want:  `bundle %DIR%: mcp/authz/policy\.rego: digest mismatch`,
 		},
 		"added_unsigned_file": {
 			files: merge(sign(t, policyFiles("a"), priv), map[string]string{"mcp/authz/extra.rego": "package mcp.authz\n\nx := 1\n"}),
-			opts:  func(_ string, o *Options) { o.Sources[0].Verification = &Verification{PublicKey: pub} },
+			opts:  verifiedBy(pub),
 			want:  `file mcp/authz/extra\.rego not included in bundle signature`,
 		},
 		"wrong_key": {
 			files: sign(t, policyFiles("a"), priv),
-			opts:  func(_ string, o *Options) { o.Sources[0].Verification = &Verification{PublicKey: otherPub} },
+			opts:  verifiedBy(otherPub),
 			want:  `bundle %DIR%: .*(verif|signature)`,
 		},
 		"derive_error": {
@@ -190,11 +196,11 @@ func TestCompileFailures(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeTree(t, dir, tc.files)
-			opts := Options{Sources: []Source{{Path: dir}}, Queries: testQueries, InputSchema: readSchema(t)}
+			opts := Options{Sources: []Source{DirSource(dir)}, Queries: testQueries, InputSchema: readSchema(t)}
 			if tc.other != nil {
 				other := t.TempDir()
 				writeTree(t, other, tc.other)
-				opts.Sources = append(opts.Sources, Source{Path: other})
+				opts.Sources = append(opts.Sources, DirSource(other))
 			}
 			if tc.opts != nil {
 				tc.opts(dir, &opts)
@@ -222,14 +228,14 @@ func TestCompileSignedBundle(t *testing.T) {
 		"directory_inline_key": func(t *testing.T) Source {
 			dir := t.TempDir()
 			writeTree(t, dir, signed)
-			return Source{Path: dir, Verification: &Verification{PublicKey: pub}}
+			return DirSource(dir, WithVerification(&Verification{PublicKey: pub}))
 		},
 		"tarball_key_file": func(t *testing.T) Source {
 			p := filepath.Join(t.TempDir(), "b.tar.gz")
 			if err := os.WriteFile(p, tarball(t, signed), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			return Source{Path: p, Verification: &Verification{PublicKeyFile: keyFile}}
+			return DirSource(p, WithVerification(&Verification{PublicKeyFile: keyFile}))
 		},
 	}
 	for name, src := range tests {
@@ -254,7 +260,7 @@ func TestCompileCombinesBundles(t *testing.T) {
 		"extra/data.json": `{"n": 3}`,
 	})
 	snap, err := Compile(t.Context(), Options{
-		Sources: []Source{{Path: a, Name: "main"}, {Path: b, Name: "extra"}},
+		Sources: []Source{DirSource(a, WithName("main")), DirSource(b, WithName("extra"))},
 		Queries: testQueries,
 		Derive:  func(s *Snapshot) (any, error) { return len(s.Compiler.Modules), nil },
 	})

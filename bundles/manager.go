@@ -16,9 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Manager keeps the current snapshot: it loads all sources, watches local
-// ones, polls bundle servers, and swaps in a new snapshot only when a
-// change compiles in full. A broken change is logged and counted, and the
+// Manager keeps the current snapshot: it loads all sources, follows each
+// (watching files, polling servers) through the one callback every source
+// delivers its updates to, and swaps in a new snapshot only when a change
+// compiles in full. A broken change is logged and counted, and the
 // last good snapshot stays.
 type Manager struct {
 	cfg     *compileConfig
@@ -35,7 +36,6 @@ type Manager struct {
 	// mu guards the fields below.
 	mu        sync.Mutex
 	onSwap    []func(*Snapshot)
-	remote    map[string]*namedBundle
 	sources   map[string]*BundleStatus
 	lastErr   string
 	lastErrAt time.Time
@@ -58,7 +58,7 @@ type BundleStatus struct {
 	// Revision is this bundle's revision in the current snapshot.
 	Revision string `json:"revision,omitempty"`
 	// ETag, LastDownloadAt, LastError and LastErrorAt concern downloads
-	// from a bundle server.
+	// (bundle servers, registries).
 	ETag           string    `json:"etag,omitempty"`
 	LastDownloadAt time.Time `json:"last_download_at,omitzero"`
 	LastError      string    `json:"last_error,omitempty"`
@@ -75,11 +75,10 @@ func NewManager(opts Options) (*Manager, error) {
 	m := &Manager{
 		cfg:     cfg,
 		log:     cfg.opts.Logger,
-		remote:  map[string]*namedBundle{},
 		sources: map[string]*BundleStatus{},
 	}
 	for _, s := range cfg.opts.Sources {
-		m.sources[s.Name] = &BundleStatus{Name: s.Name}
+		m.sources[s.Name()] = &BundleStatus{Name: s.Name()}
 	}
 	if cfg.opts.Registerer != nil {
 		if m.metrics, err = newMetrics(cfg.opts.Registerer); err != nil {
@@ -106,35 +105,24 @@ func (m *Manager) Current() *Snapshot { return m.current.Load() }
 // never makes the manager unready: the last good snapshot keeps serving.
 func (m *Manager) Ready() bool { return m.current.Load() != nil }
 
-// Start downloads URL sources, loads everything once, then watches local
-// sources and polls bundle servers in the background until ctx is done
-// (Wait waits for that). It returns the first load's error, if any; the
-// manager keeps watching and polling either way, so a later good change
-// makes it ready.
+// Start downloads the sources that download, loads everything once, then
+// follows every source (watching files, polling servers) in the
+// background until ctx is done (Wait waits for that). It returns the first
+// load's error, if any; the manager keeps following either way, so a later
+// good change makes it ready.
 func (m *Manager) Start(ctx context.Context) error {
 	if !m.started.CompareAndSwap(false, true) {
 		return errors.New("bundle manager already started")
 	}
-	// Watch before the first read, so a change made during it is not
-	// missed.
-	w, err := m.newWatcher()
-	if err != nil {
-		m.log.Error("not watching bundle files", "error", err)
-	} else if w != nil {
-		m.wg.Go(func() { m.watchLoop(ctx, w) })
-	}
-	for _, s := range m.cfg.opts.Sources {
-		if s.URL == "" {
-			continue
+	for _, f := range m.cfg.feeds {
+		// The first download is recorded but loads nothing yet: the one
+		// load below combines every source.
+		if u, downloads := f.fetch(ctx, false); downloads {
+			m.record(ctx, u)
 		}
-		f, err := newFetcher(s, m.cfg.opts)
-		if err != nil {
-			// Configuration that cannot work: fail like a broken bundle.
-			m.recordDownload(s.Name, nil, "", err)
-			continue
-		}
-		m.download(ctx, f)
-		m.wg.Go(func() { m.pollLoop(ctx, f) })
+		// Follow before the first load, so a change made during it is
+		// not missed.
+		f.follow(ctx, &m.wg, m.deliver)
 	}
 	return m.Reload(ctx)
 }
@@ -143,58 +131,45 @@ func (m *Manager) Start(ctx context.Context) error {
 // they do once Start's context is done.
 func (m *Manager) Wait() { m.wg.Wait() }
 
-// pollLoop polls one bundle server with a jittered delay until ctx ends.
-func (m *Manager) pollLoop(ctx context.Context, f *fetcher) {
-	t := time.NewTimer(jitter(f.src.MinDelay, f.src.MaxDelay))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if m.download(ctx, f) {
-			_ = m.Reload(ctx) // the error is logged and counted by Reload
-		}
-		t.Reset(jitter(f.src.MinDelay, f.src.MaxDelay))
+// deliver is the one callback every source hands its updates to: it
+// records a download and loads again when something changed.
+func (m *Manager) deliver(ctx context.Context, u Update) {
+	if u.Download {
+		m.record(ctx, u)
+	}
+	if u.Changed {
+		_ = m.Reload(ctx) // the error is logged and counted by Reload
 	}
 }
 
-// download fetches one bundle and reports whether a new one arrived.
-func (m *Manager) download(ctx context.Context, f *fetcher) bool {
-	nb, err := f.fetch(ctx, m.cfg, false)
-	if err != nil {
+// record keeps the outcome of a download for Status and metrics.
+func (m *Manager) record(ctx context.Context, u Update) {
+	if u.Err != nil {
 		if ctx.Err() != nil {
-			return false
+			return // stopping: not the source's fault
 		}
-		m.log.Warn("bundle download failed, keeping the last good bundle", "bundle", f.src.Name, "error", err)
+		m.log.Warn("bundle download failed, keeping the last good bundle", "bundle", u.Source, "error", u.Err)
 	}
-	m.recordDownload(f.src.Name, nb, f.etag, err)
-	return nb != nil
-}
-
-func (m *Manager) recordDownload(name string, nb *namedBundle, etag string, err error) {
 	now := m.cfg.opts.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := m.sources[name]
-	if err != nil {
-		st.LastError, st.LastErrorAt = err.Error(), now
-		m.metrics.download(name, "error")
+	st := m.sources[u.Source]
+	if u.Err != nil {
+		st.LastError, st.LastErrorAt = u.Err.Error(), now
+		m.metrics.download(u.Source, "error")
 		return
 	}
 	st.LastDownloadAt = now
-	if nb == nil {
-		m.metrics.download(name, "not_modified")
+	if !u.Changed {
+		m.metrics.download(u.Source, "not_modified")
 		return
 	}
-	st.ETag = etag
-	m.remote[name] = nb
-	m.metrics.download(name, "ok")
+	st.ETag = u.ETag
+	m.metrics.download(u.Source, "ok")
 }
 
-// Reload reads, verifies and compiles every source (URL sources as last
-// downloaded) and swaps the result in. On failure the current snapshot
+// Reload reads, verifies and compiles every source (those that download
+// as last downloaded) and swaps the result in. On failure the current snapshot
 // stays; the error, with file:line where there is one, is logged,
 // counted and kept for Status.
 func (m *Manager) Reload(ctx context.Context) error {
@@ -245,11 +220,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 }
 
 func (m *Manager) load(ctx context.Context) (*Snapshot, error) {
-	bs, err := m.cfg.readAll(func(name string) *namedBundle {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		return m.remote[name]
-	}, false)
+	bs, err := m.cfg.readAll(false)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +239,7 @@ func (m *Manager) Status() Status {
 	st.LastError, st.LastErrorAt = m.lastErr, m.lastErrAt
 	st.Bundles = make([]BundleStatus, 0, len(m.cfg.opts.Sources))
 	for _, s := range m.cfg.opts.Sources {
-		st.Bundles = append(st.Bundles, *m.sources[s.Name])
+		st.Bundles = append(st.Bundles, *m.sources[s.Name()])
 	}
 	return st
 }

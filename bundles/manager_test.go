@@ -104,7 +104,7 @@ func TestManagerWatchesDirectory(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeTree(t, dir, policyFiles("a"))
-			m, swaps, err := startManager(t, Options{Sources: []Source{{Path: dir}}, InputSchema: readSchema(t)})
+			m, swaps, err := startManager(t, Options{Sources: []Source{DirSource(dir)}, InputSchema: readSchema(t)})
 			if err != nil {
 				t.Fatalf("Start: %v", err)
 			}
@@ -143,7 +143,7 @@ func TestManagerConfigMapSymlinkSwap(t *testing.T) {
 	for name := range configMapFiles("") {
 		must(t, os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)))
 	}
-	_, swaps, err := startManager(t, Options{Sources: []Source{{Path: dir}}})
+	_, swaps, err := startManager(t, Options{Sources: []Source{DirSource(dir)}})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -166,7 +166,7 @@ func TestManagerConfigMapSymlinkSwap(t *testing.T) {
 func TestManagerNewSubdirectoryAndDelete(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, policyFiles("a"))
-	m, swaps, err := startManager(t, Options{Sources: []Source{{Path: dir}}})
+	m, swaps, err := startManager(t, Options{Sources: []Source{DirSource(dir)}})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -209,7 +209,7 @@ func TestManagerBrokenChangeKeepsLastGood(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, policyFiles("a"))
 	reg := prometheus.NewRegistry()
-	m, swaps, err := startManager(t, Options{Sources: []Source{{Path: dir}}, InputSchema: readSchema(t), Registerer: reg})
+	m, swaps, err := startManager(t, Options{Sources: []Source{DirSource(dir)}, InputSchema: readSchema(t), Registerer: reg})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -242,7 +242,7 @@ func TestManagerBrokenChangeKeepsLastGood(t *testing.T) {
 func TestManagerNotReadyUntilFirstGoodLoad(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, merge(policyFiles("a"), map[string]string{"mcp/authz/policy.rego": "package mcp.authz\n\nallow if {\n"}))
-	m, swaps, err := startManager(t, Options{Sources: []Source{{Path: dir}}})
+	m, swaps, err := startManager(t, Options{Sources: []Source{DirSource(dir)}})
 	if err == nil {
 		t.Fatal("Start succeeded on a broken bundle")
 	}
@@ -282,7 +282,7 @@ func TestManagerNotReadyUntilFirstGoodLoad(t *testing.T) {
 func TestManagerConcurrentReloads(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, policyFiles("r0"))
-	m, err := NewManager(Options{Sources: []Source{{Path: dir}}, Queries: testQueries})
+	m, err := NewManager(Options{Sources: []Source{DirSource(dir)}, Queries: testQueries})
 	if err != nil {
 		t.Fatal(err)
 	}

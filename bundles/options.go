@@ -4,7 +4,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,38 +26,6 @@ const (
 	defaultAlgorithm    = "RS256"
 )
 
-// Source is one bundle. Exactly one of Path, FS and URL is set.
-type Source struct {
-	// Name identifies the bundle in status, metrics and error messages;
-	// it defaults to Path, or URL, or "embedded" for FS.
-	Name string
-	// Path is a bundle directory (OPA layout: .rego files, data.json or
-	// data.yaml at the path of their package, optional .manifest) or a
-	// .tar.gz bundle file. Both are watched for changes by a Manager.
-	Path string
-	// FS is a bundle directory tree in an fs.FS, such as an embedded
-	// default policy. It is read once per load and never watched.
-	FS fs.FS
-	// URL is the bundle resource on an OPA-compatible bundle server. The
-	// Manager polls it with If-None-Match and a jittered delay between
-	// MinDelay and MaxDelay.
-	URL string
-	// Bearer is sent as "Authorization: Bearer <token>" to the bundle server.
-	Bearer string
-	// CACertFile is a PEM bundle of CAs trusted for the bundle server
-	// (default: the system pool).
-	CACertFile string
-	// ClientCertFile and ClientKeyFile are a PEM client certificate and key
-	// for mutual TLS with the bundle server.
-	ClientCertFile, ClientKeyFile string
-	// MinDelay and MaxDelay bound the polling delay (defaults 10s and 20s;
-	// MaxDelay defaults to twice a MinDelay that is set).
-	MinDelay, MaxDelay time.Duration
-	// Verification, when set, requires a valid .signatures.json: an unsigned
-	// or tampered bundle is refused.
-	Verification *Verification
-}
-
 // Verification configures the check of a signed bundle (OPA's bundle
 // signing format: a JWT in .signatures.json listing file hashes).
 type Verification struct {
@@ -79,8 +46,8 @@ type Verification struct {
 
 // Options configure Compile, Check, Test and NewManager.
 type Options struct {
-	// Sources are combined into one policy; their manifest roots must not
-	// overlap (a bundle without a manifest owns every root, so it can only
+	// Sources are combined into one policy (see DirSource, FSSource,
+	// HTTPSource); their manifest roots must not overlap (a bundle without a manifest owns every root, so it can only
 	// be combined with nothing).
 	Sources []Source
 	// Queries are prepared on every snapshot, for example
@@ -100,7 +67,7 @@ type Options struct {
 	// MaxFileBytes bounds each file of a bundle and each downloaded tarball
 	// (default 32 MiB).
 	MaxFileBytes int64
-	// FetchTimeout bounds one download from a bundle server (default 30s).
+	// FetchTimeout bounds one download of a bundle (default 30s).
 	FetchTimeout time.Duration
 	// Logger receives load results and errors (default: discard).
 	Logger *slog.Logger
@@ -127,32 +94,6 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	srcs := make([]Source, len(o.Sources))
-	for i, s := range o.Sources {
-		if s.Name == "" {
-			switch {
-			case s.Path != "":
-				s.Name = s.Path
-			case s.URL != "":
-				s.Name = s.URL
-			case s.FS != nil:
-				s.Name = "embedded"
-			}
-		}
-		if s.MinDelay <= 0 {
-			s.MinDelay = DefaultMinDelay
-		}
-		switch {
-		case s.MaxDelay <= 0 && s.MinDelay == DefaultMinDelay:
-			s.MaxDelay = DefaultMaxDelay
-		case s.MaxDelay <= 0:
-			s.MaxDelay = 2 * s.MinDelay
-		case s.MaxDelay < s.MinDelay:
-			s.MaxDelay = s.MinDelay
-		}
-		srcs[i] = s
-	}
-	o.Sources = srcs
 	return o
 }
 
@@ -162,35 +103,11 @@ func (o Options) validate() error {
 		return errors.New("no bundle sources configured")
 	}
 	names := make(map[string]bool, len(o.Sources))
-	for i, s := range o.Sources {
-		set := 0
-		if s.Path != "" {
-			set++
+	for _, s := range o.Sources {
+		if names[s.Name()] {
+			return fmt.Errorf("bundle source name %q used twice", s.Name())
 		}
-		if s.FS != nil {
-			set++
-		}
-		if s.URL != "" {
-			set++
-		}
-		if set != 1 {
-			return fmt.Errorf("bundle source %d (%q): set exactly one of path, fs and url", i, s.Name)
-		}
-		if names[s.Name] {
-			return fmt.Errorf("bundle source name %q used twice", s.Name)
-		}
-		names[s.Name] = true
-		if s.URL != "" && !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://") {
-			return fmt.Errorf("bundle source %q: url must be http:// or https://", s.Name)
-		}
-		if (s.ClientCertFile == "") != (s.ClientKeyFile == "") {
-			return fmt.Errorf("bundle source %q: client certificate and key must be set together", s.Name)
-		}
-		if s.Verification != nil {
-			if _, err := s.Verification.config(); err != nil {
-				return fmt.Errorf("bundle source %q: %w", s.Name, err)
-			}
-		}
+		names[s.Name()] = true
 	}
 	for _, q := range o.Queries {
 		if _, err := parseQueryRef(q); err != nil {

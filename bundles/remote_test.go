@@ -77,7 +77,7 @@ func (s *bundleServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func fastPoll(url string) Source {
-	return Source{URL: url, MinDelay: 5 * time.Millisecond, MaxDelay: 10 * time.Millisecond}
+	return HTTPSource(url, Remote{MinDelay: 5 * time.Millisecond, MaxDelay: 10 * time.Millisecond})
 }
 
 func TestManagerPollsBundleServer(t *testing.T) {
@@ -173,6 +173,9 @@ func TestBundleServerAuth(t *testing.T) {
 	must(t, os.WriteFile(certFile, certPEM, 0o600))
 	must(t, os.WriteFile(keyFile, keyPEM, 0o600))
 
+	verified := func(url, _ string) Source {
+		return HTTPSource(url, Remote{}, WithVerification(&Verification{PublicKey: pub}))
+	}
 	tests := map[string]struct {
 		bearer string // required by the server
 		mtls   bool
@@ -182,30 +185,30 @@ func TestBundleServerAuth(t *testing.T) {
 	}{
 		"bearer_ok": {
 			bearer: "s3cret",
-			source: func(url, _ string) Source { return Source{URL: url, Bearer: "s3cret"} },
+			source: func(url, _ string) Source { return HTTPSource(url, Remote{Bearer: "s3cret"}) },
 		},
 		"bearer_wrong": {
 			bearer: "s3cret",
-			source: func(url, _ string) Source { return Source{URL: url, Bearer: "guess"} },
+			source: func(url, _ string) Source { return HTTPSource(url, Remote{Bearer: "guess"}) },
 			want:   "401 Unauthorized",
 		},
 		"mtls_ok": {
 			mtls: true,
 			source: func(url, ca string) Source {
-				return Source{URL: url, CACertFile: ca, ClientCertFile: certFile, ClientKeyFile: keyFile}
+				return HTTPSource(url, Remote{CACertFile: ca, ClientCertFile: certFile, ClientKeyFile: keyFile})
 			},
 		},
 		"mtls_without_client_certificate": {
 			mtls:   true,
-			source: func(url, ca string) Source { return Source{URL: url, CACertFile: ca} },
+			source: func(url, ca string) Source { return HTTPSource(url, Remote{CACertFile: ca}) },
 			want:   "downloading",
 		},
 		"signed_ok": {
 			signed: true,
-			source: func(url, _ string) Source { return Source{URL: url, Verification: &Verification{PublicKey: pub}} },
+			source: verified,
 		},
 		"unsigned_refused": {
-			source: func(url, _ string) Source { return Source{URL: url, Verification: &Verification{PublicKey: pub}} },
+			source: verified,
 			want:   "bundle missing .signatures.json file",
 		},
 	}

@@ -22,7 +22,7 @@ func TestStatusHandlerGolden(t *testing.T) {
 	writeTree(t, dir, policyFiles("golden-1"))
 	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	m, err := NewManager(Options{
-		Sources: []Source{{Path: dir, Name: "policy"}},
+		Sources: []Source{DirSource(dir, WithName("policy"))},
 		Queries: testQueries,
 		Now:     func() time.Time { return clock },
 	})
@@ -60,7 +60,7 @@ func TestStatusHandlerGolden(t *testing.T) {
 func TestManagerWatchesTarball(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bundle.tar.gz")
 	must(t, os.WriteFile(p, tarball(t, policyFiles("tar-1")), 0o644))
-	_, swaps, err := startManager(t, Options{Sources: []Source{{Path: p}}})
+	_, swaps, err := startManager(t, Options{Sources: []Source{DirSource(p)}})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}

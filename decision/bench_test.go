@@ -68,7 +68,7 @@ func newBenchEnv(b testing.TB, edit func(*Options)) *benchEnv {
 		b.Fatal(err)
 	}
 	snap, err := bundles.Compile(ctx, bundles.Options{
-		Sources:     []bundles.Source{{Path: benchPolicy}},
+		Sources:     []bundles.Source{bundles.DirSource(benchPolicy)},
 		Queries:     e.Queries(),
 		InputSchema: policies.InputSchema(),
 	})

@@ -233,7 +233,7 @@ func engineWithAPIKeys(t *testing.T, dir string, opts decision.Options) *decisio
 		t.Fatal(err)
 	}
 	src.S, err = bundles.Compile(context.Background(), bundles.Options{
-		Sources: []bundles.Source{{Path: dir}},
+		Sources: []bundles.Source{bundles.DirSource(dir)},
 		Queries: e.Queries(),
 		Derive: func(s *bundles.Snapshot) (any, error) {
 			doc, err := storage.ReadOne(context.Background(), s.Store, storage.MustParsePath("/mcpauthz/api_keys"))

@@ -126,7 +126,7 @@ func newTestEngine(t testing.TB, dir string, full bool) *Engine {
 	if e.fullInput != full {
 		t.Fatalf("fullInput = %v, want %v", e.fullInput, full)
 	}
-	if src.s, err = bundles.Compile(context.Background(), bundles.Options{Sources: []bundles.Source{{Path: dir}}, Queries: e.Queries()}); err != nil {
+	if src.s, err = bundles.Compile(context.Background(), bundles.Options{Sources: []bundles.Source{bundles.DirSource(dir)}, Queries: e.Queries()}); err != nil {
 		t.Fatalf("compiling %s: %v", dir, err)
 	}
 	return e

@@ -208,7 +208,7 @@ func startInProcess(ctx context.Context, policy, jwks string) (*inProcess, error
 
 func (p *inProcess) compile(ctx context.Context) (*bundles.Snapshot, error) {
 	snap, err := bundles.Compile(ctx, bundles.Options{
-		Sources:     []bundles.Source{{Path: p.policy}},
+		Sources:     []bundles.Source{bundles.DirSource(p.policy)},
 		Queries:     p.engine.Queries(),
 		InputSchema: policies.InputSchema(),
 	})

@@ -45,13 +45,26 @@ var apiKeysPath = storage.MustParsePath("/mcpauthz/api_keys")
 func bundleSources(cfg *Config, log *slog.Logger) ([]bundles.Source, error) {
 	if len(cfg.Bundles) == 0 {
 		log.Info("no bundles configured: using the embedded default policy (policies/)")
-		return []bundles.Source{{Name: "embedded:policies", FS: policies.FS()}}, nil
+		return []bundles.Source{bundles.FSSource(policies.FS(), bundles.WithName("embedded:policies"))}, nil
 	}
 	out := make([]bundles.Source, 0, len(cfg.Bundles))
 	for i, b := range cfg.Bundles {
-		s := bundles.Source{
-			Name: b.Name, Path: b.Path, URL: b.URL, Bearer: b.BearerToken,
-			CACertFile: b.CAFile, ClientCertFile: b.CertFile, ClientKeyFile: b.KeyFile,
+		var opts []bundles.SourceOption
+		if b.Name != "" {
+			opts = append(opts, bundles.WithName(b.Name))
+		}
+		if v := b.Verification; v != nil {
+			opts = append(opts, bundles.WithVerification(&bundles.Verification{
+				PublicKeyFile: v.PublicKeyFile, KeyID: v.KeyID, Algorithm: v.Algorithm,
+				Scope: v.Scope, Exclude: v.Exclude,
+			}))
+		}
+		if b.Path != "" {
+			out = append(out, bundles.DirSource(b.Path, opts...))
+			continue
+		}
+		remote := bundles.Remote{
+			Bearer: b.BearerToken, CACertFile: b.CAFile, ClientCertFile: b.CertFile, ClientKeyFile: b.KeyFile,
 			MinDelay: b.MinDelay.D(), MaxDelay: b.MaxDelay.D(),
 		}
 		if b.BearerTokenFile != "" {
@@ -59,15 +72,9 @@ func bundleSources(cfg *Config, log *slog.Logger) ([]bundles.Source, error) {
 			if err != nil {
 				return nil, fmt.Errorf("bundles[%d].bearer_token_file: %w", i, err)
 			}
-			s.Bearer = strings.TrimSpace(string(t))
+			remote.Bearer = strings.TrimSpace(string(t))
 		}
-		if v := b.Verification; v != nil {
-			s.Verification = &bundles.Verification{
-				PublicKeyFile: v.PublicKeyFile, KeyID: v.KeyID, Algorithm: v.Algorithm,
-				Scope: v.Scope, Exclude: v.Exclude,
-			}
-		}
-		out = append(out, s)
+		out = append(out, bundles.HTTPSource(b.URL, remote, opts...))
 	}
 	return out, nil
 }

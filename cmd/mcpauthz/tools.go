@@ -31,7 +31,7 @@ func policyToolOptions(fs *flag.FlagSet, args []string, stderr io.Writer) (bundl
 	}
 	sources := make([]bundles.Source, 0, fs.NArg())
 	for _, p := range fs.Args() {
-		sources = append(sources, bundles.Source{Path: p})
+		sources = append(sources, bundles.DirSource(p))
 	}
 	pkg := "data." + cfg.Policy.Package
 	log := newLogger(stderr, LogConfig{Level: "warn", Format: "text"})

@@ -39,7 +39,7 @@ func NewEngine(t testing.TB, dir string, edit func(*decision.Options)) *decision
 		t.Fatal(err)
 	}
 	snap, err := bundles.Compile(context.Background(), bundles.Options{
-		Sources: []bundles.Source{{Path: dir}},
+		Sources: []bundles.Source{bundles.DirSource(dir)},
 		Queries: e.Queries(),
 	})
 	if err != nil {
