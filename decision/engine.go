@@ -23,29 +23,6 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
-// Codes say why a decision came out as it did. They double as metric labels
-// and as the "code" of decision logs.
-const (
-	CodeAllowed           = "allowed"
-	CodePolicyDenied      = "policy_denied"
-	CodeUnauthenticated   = "unauthenticated"
-	CodeInsufficientScope = "insufficient_scope"
-	CodeParseError        = "request_parse_error"
-	CodeBodyTooLarge      = "body_too_large"
-	CodeHintMismatch      = "hint_mismatch"
-	CodeEvalError         = "eval_error"
-	CodeNoPolicy          = "no_policy"
-)
-
-// CodeJSONRPCDenied is the JSON-RPC error code of a policy denial of a
-// non-tool request. It lies outside the range -32768..-32000 that JSON-RPC
-// reserves, as application codes must.
-const CodeJSONRPCDenied = -31001
-
-// CodeHeaderMismatch is the JSON-RPC code MCP (2026-07-28) gives a request
-// whose Mcp-Method or Mcp-Name header disagrees with its body.
-const CodeHeaderMismatch = -32020
-
 // DefaultMaxBodyBytes bounds the body the engine parses.
 const DefaultMaxBodyBytes = 1 << 20
 
@@ -248,9 +225,8 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, snap *bundles.Snaps
 		return p, true
 	}
 	if r.Truncated || len(r.Body) > e.opts.MaxBodyBytes {
-		d.deny(CodeBodyTooLarge, fmt.Sprintf("request body is larger than %d bytes or was truncated", e.opts.MaxBodyBytes))
-		d.Status = 413
-		d.setJSONBody(rpcErrorBody(nil, mcp.CodeInvalidRequest, d.Reason))
+		d.refuse(denial{kind: refuseBodyTooLarge,
+			reason: fmt.Sprintf("request body is larger than %d bytes or was truncated", e.opts.MaxBodyBytes)})
 		return nil, false
 	}
 	// A policy that never reads input.mcp.params does not pay for building it.
@@ -261,16 +237,12 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, snap *bundles.Snaps
 		if errors.As(err, &perr) {
 			code = perr.Code
 		}
-		d.deny(CodeParseError, err.Error())
-		d.Status = 400
-		d.setJSONBody(rpcErrorBody(nil, code, err.Error()))
+		d.refuse(denial{kind: parseRefusal(code), reason: err.Error()})
 		return nil, false
 	}
 	d.Messages = len(body.Messages)
 	if msg := hintMismatch(r, &body); msg != "" {
-		d.deny(CodeHintMismatch, msg)
-		d.Status = 400
-		d.setJSONBody(rpcErrorBody(body.Messages[0].ID, CodeHeaderMismatch, msg))
+		d.refuse(denial{kind: refuseHintMismatch, reason: msg, entry: answer{id: body.Messages[0].ID}})
 		return nil, false
 	}
 	p.body = body
@@ -325,8 +297,7 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 	}
 	snap := e.opts.Snapshots.Current()
 	if snap == nil {
-		d.deny(CodeNoPolicy, "no policy is loaded yet")
-		d.Status = 503
+		d.refuse(denial{kind: refuseNoPolicy, reason: "no policy is loaded yet"})
 		return d, nil
 	}
 	d.Revision = snap.Revision
@@ -342,8 +313,7 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 		if p.env.sessionOwner != "" && p.env.sessionOwner != p.tok.Subject {
 			// GET and DELETE carry no message, so input.mcp.session_owner
 			// cannot reach the policy: a bound session is enforced here.
-			d.deny(CodePolicyDenied, "session not found")
-			d.Status = 404
+			d.refuse(denial{kind: refuseSessionNotFound, reason: "session not found"})
 			return d, nil
 		}
 		input := p.input(0)
@@ -371,8 +341,7 @@ func (e *Engine) Inputs(ctx context.Context, r *Request) ([]ast.Value, *Decision
 	}
 	snap := e.opts.Snapshots.Current()
 	if snap == nil {
-		d.deny(CodeNoPolicy, "no policy is loaded yet")
-		d.Status = 503
+		d.refuse(denial{kind: refuseNoPolicy, reason: "no policy is loaded yet"})
 		return nil, d
 	}
 	p, ok := e.prepare(ctx, r, snap, d)

@@ -6,19 +6,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/mcpauthz/mcpauthz/decision/mcp"
 )
-
-// CodeInternalError is the code of a decision whose making panicked: the
-// request is denied, the panic and its stack are logged, and the
-// decision counts under this code like any other.
-const CodeInternalError = "internal_error"
-
-// CodeUnreadable is the code of a request that its transport could not
-// read (Request.Unreadable): Envoy sent a CheckRequest that is not
-// protobuf, or metadata that cannot be decoded.
-const CodeUnreadable = "unreadable_request"
 
 // recoverDecision turns a panic while deciding into a denial, so that a
 // caller always gets a well-formed answer: an ext_authz error would leave
@@ -36,9 +24,7 @@ func (e *Engine) recoverDecision(p any, d *Decision) *Decision {
 	if d != nil {
 		out.Revision, out.Token = d.Revision, d.Token
 	}
-	out.deny(CodeInternalError, "internal error")
-	out.Status = 500
-	out.setJSONBody(rpcErrorBody(nil, mcp.CodeInternalError, "internal error; the request was not authorized"))
+	out.refuse(denial{kind: refuseInternalError, reason: "internal error"})
 	return out
 }
 
@@ -56,9 +42,7 @@ func (e *Engine) Failed(ctx context.Context, r *Request, why any) *Decision {
 
 // unreadable is the denial of a request its transport could not read.
 func (e *Engine) unreadable(r *Request, d *Decision) {
-	d.deny(CodeUnreadable, "the request could not be read: "+r.Unreadable)
-	d.Status = 400
-	d.setJSONBody(rpcErrorBody(nil, mcp.CodeParseError, d.Reason))
+	d.refuse(denial{kind: refuseUnreadable, reason: "the request could not be read: " + r.Unreadable})
 }
 
 // makeValidUTF8 replaces invalid UTF-8 in every string of d that leaves

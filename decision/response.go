@@ -42,12 +42,6 @@ type Decision struct {
 	Errors []string
 }
 
-func (d *Decision) deny(code, reason string) {
-	d.Allow = false
-	d.Code = code
-	d.Reason = reason
-}
-
 func (d *Decision) setJSONBody(b []byte) {
 	d.Body = b
 	d.ResponseHeaders = append(d.ResponseHeaders, Header{Name: "content-type", Value: "application/json"})
@@ -86,19 +80,9 @@ func (e *Engine) finishHTTPOnly(d *Decision, res policyResult, tok *token.Result
 	if res.status == 0 && e.challenge(d, tok, res.scopes, reason) {
 		return
 	}
-	d.deny(codeFor(res), reason)
-	d.Status = 403
-	if res.status != 0 {
-		d.Status = res.status
-	}
-	d.ResponseHeaders = append(d.ResponseHeaders, res.respHeaders...)
-}
-
-func codeFor(res policyResult) string {
-	if res.err != nil {
-		return CodeEvalError
-	}
-	return CodePolicyDenied
+	// GET and DELETE carry no message: there is no id to answer.
+	d.refuse(denial{kind: refuseNoReply, reason: reason, evalFailed: res.err != nil,
+		status: res.status, headers: res.respHeaders})
 }
 
 // removedHeaders are never forwarded upstream: the token was meant for us
@@ -114,21 +98,13 @@ func (e *Engine) challenge(d *Decision, tok *token.Result, scopes []string, reas
 		if tok.Present {
 			desc = tokenErrorDescription(tok.Error)
 		}
-		d.deny(CodeUnauthenticated, "authentication required: "+tokenReason(tok))
-		d.Status = 401
-		d.ResponseHeaders = append(d.ResponseHeaders, Header{
-			Name:  "www-authenticate",
-			Value: oauth.Challenge401(e.opts.MetadataURL, tok.Present, desc),
-		})
+		d.refuse(denial{kind: refuseUnauthenticated, reason: "authentication required: " + tokenReason(tok),
+			challenge: oauth.Challenge401(e.opts.MetadataURL, tok.Present, desc)})
 		return true
 	}
 	if len(scopes) > 0 && !tok.HasScopes(scopes) {
-		d.deny(CodeInsufficientScope, reason)
-		d.Status = 403
-		d.ResponseHeaders = append(d.ResponseHeaders, Header{
-			Name:  "www-authenticate",
-			Value: oauth.Challenge403(e.opts.MetadataURL, scopes, "this operation needs scope "+strings.Join(scopes, " ")),
-		})
+		d.refuse(denial{kind: refuseInsufficientScope, reason: reason,
+			challenge: oauth.Challenge403(e.opts.MetadataURL, scopes, "this operation needs scope "+strings.Join(scopes, " "))})
 		return true
 	}
 	return false
@@ -216,9 +192,9 @@ func (e *Engine) finishMessages(d *Decision, outs []outcome, batch bool, tok *to
 		return
 	}
 
-	d.deny(codeFor(first.res), reason)
+	dn := denial{reason: reason, evalFailed: first.res.err != nil, status: first.res.status}
 	for _, i := range denied {
-		d.ResponseHeaders = append(d.ResponseHeaders, outs[i].res.respHeaders...)
+		dn.headers = append(dn.headers, outs[i].res.respHeaders...)
 	}
 
 	// A denied notification or response has no id to answer: 403, no body.
@@ -229,43 +205,29 @@ func (e *Engine) finishMessages(d *Decision, outs []outcome, batch bool, tok *to
 			break
 		}
 	}
-	if !hasRequest {
-		d.Status = 403
-		if first.res.status != 0 {
-			d.Status = first.res.status
-		}
-		return
-	}
-	d.Status = 200
-	if first.res.status != 0 {
-		d.Status = first.res.status
-	}
-	if !batch {
-		d.setJSONBody(denialEntry(first))
-		return
-	}
-	// One JSON-RPC entry per request element, in order: the denied ones say
-	// why, the others say that the batch was refused because of them.
-	var b strings.Builder
-	b.WriteByte('[')
-	n := 0
-	for i := range outs {
-		o := &outs[i]
-		if o.msg.Kind != mcp.KindRequest {
-			continue
-		}
-		if n > 0 {
-			b.WriteByte(',')
-		}
-		n++
-		if o.res.err != nil || !o.res.allow {
-			b.Write(denialEntry(o))
-		} else {
-			b.Write(rpcErrorBody(o.msg.ID, CodeJSONRPCDenied, reason))
+	switch {
+	case !hasRequest:
+		dn.kind = refuseNoReply
+	case !batch:
+		dn.entry = denialEntry(first)
+		dn.kind = dn.entry.kind
+	default:
+		// One JSON-RPC entry per request element, in order: the denied ones
+		// say why, the others say that the batch was refused because of them.
+		dn.kind = refuseBatch
+		for i := range outs {
+			o := &outs[i]
+			if o.msg.Kind != mcp.KindRequest {
+				continue
+			}
+			if o.res.err != nil || !o.res.allow {
+				dn.entries = append(dn.entries, denialEntry(o))
+			} else {
+				dn.entries = append(dn.entries, answer{kind: refuseRPCError, id: o.msg.ID, message: reason})
+			}
 		}
 	}
-	b.WriteByte(']')
-	d.setJSONBody([]byte(b.String()))
+	d.refuse(dn)
 }
 
 func denyReason(res policyResult) string {
@@ -278,21 +240,22 @@ func denyReason(res policyResult) string {
 	return "denied by policy"
 }
 
-// denialEntry is the JSON-RPC answer to one denied request: a tool error
-// result for tools/call (so the model reads why and adapts), else an error.
-func denialEntry(o *outcome) []byte {
+// denialEntry is the JSON-RPC answer to one denied request: the policy's
+// jsonrpc_error when it gave one, a tool error result for tools/call (so
+// the model reads why and adapts), else an error.
+func denialEntry(o *outcome) answer {
 	reason := denyReason(o.res)
 	if o.res.rpcCode != 0 {
 		msg := o.res.rpcMessage
 		if msg == "" {
 			msg = reason
 		}
-		return rpcErrorBody(o.msg.ID, o.res.rpcCode, msg)
+		return answer{kind: refuseRPCError, id: o.msg.ID, rpc: o.res.rpcCode, message: msg}
 	}
 	if o.msg.Method == "tools/call" {
-		return toolErrorBody(o.msg.ID, reason)
+		return answer{kind: refuseToolError, id: o.msg.ID, message: reason}
 	}
-	return rpcErrorBody(o.msg.ID, CodeJSONRPCDenied, reason)
+	return answer{kind: refuseRPCError, id: o.msg.ID, message: reason}
 }
 
 type rpcError struct {

@@ -56,13 +56,7 @@ func (c serverCodec) Marshal(v any) (out mem.BufferSlice, err error) {
 // failsafeDecision is the answer when a Check cannot be answered otherwise
 // (a panic in this adapter, a response that cannot be encoded): a 500
 // denial with a JSON-RPC internal error.
-var failsafeDecision = &decision.Decision{
-	Code:            decision.CodeInternalError,
-	Reason:          "internal error",
-	Status:          500,
-	ResponseHeaders: []decision.Header{{Name: "content-type", Value: "application/json"}},
-	Body:            []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error; the request was not authorized"}}`),
-}
+var failsafeDecision = decision.InternalError()
 
 // failsafeResponse is failsafeDecision encoded once, at start.
 var failsafeResponse = appendCheckResponse(nil, failsafeDecision)

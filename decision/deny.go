@@ -1,0 +1,288 @@
+package decision
+
+import (
+	"strings"
+
+	"github.com/mcpauthz/mcpauthz/decision/mcp"
+)
+
+// This file chooses every denial's answer: its code, HTTP status,
+// JSON-RPC code, headers and body come from denyTable, and Decision.refuse
+// is the one place that writes them. A new kind of refusal is a refusal
+// constant and a row of denyTable; its call site names the refusal and
+// gives the words (reason, id, challenge), never a status or a code.
+
+// Code says why a decision came out as it did. It is the label of
+// mcpauthz_decisions_total, the "code" of decision logs, Envoy dynamic
+// metadata and the Decision API; its values never change. Decision.Code
+// holds it as a string for those readers, so the constants below are
+// untyped: they compare with either.
+type Code string
+
+// The codes of decisions.
+const (
+	CodeAllowed           = "allowed"
+	CodePolicyDenied      = "policy_denied"
+	CodeUnauthenticated   = "unauthenticated"
+	CodeInsufficientScope = "insufficient_scope"
+	CodeParseError        = "request_parse_error"
+	CodeBodyTooLarge      = "body_too_large"
+	CodeHintMismatch      = "hint_mismatch"
+	CodeEvalError         = "eval_error"
+	CodeNoPolicy          = "no_policy"
+	// CodeUnreadable is the code of a request that its transport could
+	// not read (Request.Unreadable): Envoy sent a CheckRequest that is not
+	// protobuf, or metadata that cannot be decoded.
+	CodeUnreadable = "unreadable_request"
+	// CodeInternalError is the code of a decision whose making panicked:
+	// the request is denied, the panic and its stack are logged, and the
+	// decision counts under this code like any other.
+	CodeInternalError = "internal_error"
+)
+
+// CodeJSONRPCDenied is the JSON-RPC error code of a policy denial of a
+// non-tool request. It lies outside the range -32768..-32000 that JSON-RPC
+// reserves, as application codes must.
+const CodeJSONRPCDenied = -31001
+
+// CodeHeaderMismatch is the JSON-RPC code MCP (2026-07-28) gives a request
+// whose Mcp-Method or Mcp-Name header disagrees with its body.
+const CodeHeaderMismatch = -32020
+
+// refusal is a kind of denial: a row of denyTable.
+type refusal uint8
+
+const (
+	refuseUnreadable refusal = iota
+	refuseNoPolicy
+	refuseBodyTooLarge
+	refuseParseError
+	refuseInvalidRequest
+	refuseInvalidParams
+	refuseHintMismatch
+	refuseSessionNotFound
+	refuseUnauthenticated
+	refuseInsufficientScope
+	refuseNoReply
+	refuseToolError
+	refuseRPCError
+	refuseBatch
+	refuseInternalError
+	numRefusals
+)
+
+// bodyShape is what a denial's body holds.
+type bodyShape uint8
+
+const (
+	// noBody: the status (and headers) alone.
+	noBody bodyShape = iota
+	// rpcErrorShape: {"jsonrpc":"2.0","id":<id>,"error":{"code":<rpc>,"message":<message>}}.
+	rpcErrorShape
+	// toolErrorShape: {"jsonrpc":"2.0","id":<id>,"result":{"content":[{"type":"text","text":<message>}],"isError":true}},
+	// which the model reads, and the session lives on.
+	toolErrorShape
+	// batchShape: [<entry>, ...], one rpcErrorShape or toolErrorShape
+	// entry per request element, in order.
+	batchShape
+)
+
+// denyRow is the answer to one kind of refusal.
+type denyRow struct {
+	what   string // the case, for people
+	code   Code
+	status int
+	// rpc is the JSON-RPC error code of an rpcErrorShape body.
+	rpc  int
+	body bodyShape
+	// message is the body's message when it is not the reason.
+	message string
+	// challenge: the denial sets WWW-Authenticate (RFC 6750, with the
+	// RFC 9728 resource_metadata) to denial.challenge.
+	challenge bool
+	// policy: the policy chose this denial, so its decision.status,
+	// response_headers and jsonrpc_error apply, and a failed evaluation
+	// counts as eval_error.
+	policy bool
+}
+
+// denyTable holds every refusal, in the order a request meets them.
+var denyTable = [numRefusals]denyRow{
+	refuseUnreadable: {what: "a request its transport cannot read (not protobuf, bad metadata)",
+		code: CodeUnreadable, status: 400, rpc: mcp.CodeParseError, body: rpcErrorShape},
+	refuseNoPolicy: {what: "no policy loaded yet",
+		code: CodeNoPolicy, status: 503},
+	refuseBodyTooLarge: {what: "truncated body, or larger than limits.max_body_bytes",
+		code: CodeBodyTooLarge, status: 413, rpc: mcp.CodeInvalidRequest, body: rpcErrorShape},
+	refuseParseError: {what: "malformed JSON, not UTF-8, or nested too deep",
+		code: CodeParseError, status: 400, rpc: mcp.CodeParseError, body: rpcErrorShape},
+	refuseInvalidRequest: {what: "JSON that is not a JSON-RPC 2.0 message, or an ambiguous one",
+		code: CodeParseError, status: 400, rpc: mcp.CodeInvalidRequest, body: rpcErrorShape},
+	refuseInvalidParams: {what: "bad params of tools/call, prompts/get or resources/*",
+		code: CodeParseError, status: 400, rpc: mcp.CodeInvalidParams, body: rpcErrorShape},
+	refuseHintMismatch: {what: "Envoy's MCP filter or Mcp-Method/Mcp-Name disagrees with the body",
+		code: CodeHintMismatch, status: 400, rpc: CodeHeaderMismatch, body: rpcErrorShape},
+	refuseSessionNotFound: {what: "a GET or DELETE whose Mcp-Session-Id is bound to another subject",
+		code: CodePolicyDenied, status: 404},
+	refuseUnauthenticated: {what: "no token, or an invalid one",
+		code: CodeUnauthenticated, status: 401, challenge: true},
+	refuseInsufficientScope: {what: "a valid token without all of decision.scopes (step-up)",
+		code: CodeInsufficientScope, status: 403, challenge: true},
+	refuseNoReply: {what: "denied notification or response, or a denied GET or DELETE: no id to answer",
+		code: CodePolicyDenied, status: 403, policy: true},
+	refuseToolError: {what: "other denial of tools/call",
+		code: CodePolicyDenied, status: 200, body: toolErrorShape, policy: true},
+	refuseRPCError: {what: "other denial of a request",
+		code: CodePolicyDenied, status: 200, rpc: CodeJSONRPCDenied, body: rpcErrorShape, policy: true},
+	refuseBatch: {what: "a batch with a denied element",
+		code: CodePolicyDenied, status: 200, body: batchShape, policy: true},
+	refuseInternalError: {what: "a panic while deciding",
+		code: CodeInternalError, status: 500, rpc: mcp.CodeInternalError, body: rpcErrorShape,
+		message: "internal error; the request was not authorized"},
+}
+
+// parseRefusal is the refusal of a body the parser rejected with JSON-RPC
+// code rpc (mcp.Error.Code).
+func parseRefusal(rpc int) refusal {
+	switch rpc {
+	case mcp.CodeInvalidRequest:
+		return refuseInvalidRequest
+	case mcp.CodeInvalidParams:
+		return refuseInvalidParams
+	}
+	return refuseParseError
+}
+
+// answer is the JSON-RPC entry that answers one refused request.
+type answer struct {
+	kind refusal // refuseToolError or refuseRPCError
+	id   []byte  // nil: null
+	// rpc is the policy's jsonrpc_error.code (policy rows); 0 keeps the
+	// table's.
+	rpc     int
+	message string // the table's message, when it has one, wins
+}
+
+// denial is one refusal and the words of its answer.
+type denial struct {
+	kind   refusal
+	reason string
+	// evalFailed: the policy's evaluation failed (policy rows).
+	evalFailed bool
+	// challenge is the WWW-Authenticate value (challenge rows).
+	challenge string
+	// status and headers are the policy's decision.status and
+	// response_headers (policy rows); status 0 keeps the table's.
+	status  int
+	headers []Header
+	// entry is the body's JSON-RPC entry, when the row has one; its
+	// message defaults to the reason.
+	entry answer
+	// entries are a batch's entries, one per request element.
+	entries []answer
+}
+
+// refuse makes d the denial dn, as denyTable says.
+func (d *Decision) refuse(dn denial) {
+	row := &denyTable[dn.kind]
+	code := row.code
+	if row.policy && dn.evalFailed {
+		code = CodeEvalError
+	}
+	d.deny(string(code), dn.reason)
+	d.Status = row.status
+	if row.policy {
+		d.ResponseHeaders = append(d.ResponseHeaders, dn.headers...)
+		if dn.status != 0 {
+			d.Status = dn.status
+		}
+	}
+	if row.challenge {
+		d.ResponseHeaders = append(d.ResponseHeaders, Header{Name: "www-authenticate", Value: dn.challenge})
+	}
+	switch row.body {
+	case rpcErrorShape, toolErrorShape:
+		a := dn.entry
+		a.kind = dn.kind
+		if a.message == "" {
+			a.message = dn.reason
+		}
+		d.setJSONBody(a.render())
+	case batchShape:
+		var b strings.Builder
+		b.WriteByte('[')
+		for i, a := range dn.entries {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.Write(a.render())
+		}
+		b.WriteByte(']')
+		d.setJSONBody([]byte(b.String()))
+	}
+}
+
+// render writes the entry as its row's body shape says.
+func (a answer) render() []byte {
+	row := &denyTable[a.kind]
+	msg := a.message
+	if row.message != "" {
+		msg = row.message
+	}
+	if row.body == toolErrorShape {
+		return toolErrorBody(a.id, msg)
+	}
+	rpc := row.rpc
+	if row.policy && a.rpc != 0 {
+		rpc = a.rpc
+	}
+	return rpcErrorBody(a.id, rpc, msg)
+}
+
+func (d *Decision) deny(code, reason string) {
+	d.Allow = false
+	d.Code = code
+	d.Reason = reason
+}
+
+// AllCodes returns every code a decision can have: allowed, then the
+// codes of denyTable in its order.
+func AllCodes() []Code {
+	codes := []Code{CodeAllowed}
+	add := func(c Code) {
+		for _, have := range codes {
+			if have == c {
+				return
+			}
+		}
+		codes = append(codes, c)
+	}
+	for i := range denyTable {
+		add(denyTable[i].code)
+		if denyTable[i].policy {
+			add(CodeEvalError)
+		}
+	}
+	return codes
+}
+
+// CodesHelp is the help text of mcpauthz_decisions_total{code}: it names
+// every code, so that it cannot drift from denyTable.
+func CodesHelp() string {
+	codes := AllCodes()
+	names := make([]string, len(codes))
+	for i, c := range codes {
+		names[i] = string(c)
+	}
+	return "Decisions made, by code (" + strings.Join(names, ", ") + ")."
+}
+
+// InternalError is the denial of a request that could not be decided at
+// all (an adapter that cannot encode its answer, or whose engine failed
+// too): 500 with a JSON-RPC internal error, as denyTable says. It has no
+// decision id.
+func InternalError() *Decision {
+	d := &Decision{}
+	d.refuse(denial{kind: refuseInternalError, reason: "internal error"})
+	return d
+}
