@@ -367,15 +367,20 @@ func carriesMessage(r *Request) bool {
 	return true
 }
 
-// resolveToken finds the credential of the request and verifies it.
+// resolveToken turns the credential of the request into its Result: a
+// credential verified before us is taken as is (claims have their times
+// checked again), and the Bearer credential of the header goes to the
+// verifier's chain of sources.
 func (e *Engine) resolveToken(ctx context.Context, r *Request, keys *token.APIKeys) *token.Result {
-	if r.VerifiedToken != nil {
-		return r.VerifiedToken
-	}
-	if r.Claims != nil {
-		return token.FromClaims(r.Claims, e.opts.Now())
-	}
-	if r.IgnoreBearer {
+	switch c := &r.Credential; c.Kind {
+	case token.VerifiedResult:
+		if c.Result == nil {
+			return e.missingTok
+		}
+		return c.Result
+	case token.VerifiedClaims:
+		return token.FromClaims(c.Claims, e.opts.Now())
+	case token.NoCredential:
 		return e.missingTok
 	}
 	raw, present, ok := token.BearerToken(r.Headers["authorization"])

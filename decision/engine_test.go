@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 func claims(sub string, scopes string) map[string]any {
@@ -21,14 +22,17 @@ func claims(sub string, scopes string) map[string]any {
 }
 
 func post(body string, c map[string]any) *decision.Request {
-	return &decision.Request{
+	r := &decision.Request{
 		Method:  "POST",
 		Path:    "/mcp",
 		Host:    "mcp.example.com",
 		Headers: map[string]string{"content-type": "application/json"},
 		Body:    []byte(body),
-		Claims:  c,
 	}
+	if c != nil {
+		r.Credential = token.Claimed(c)
+	}
+	return r
 }
 
 const prmURL = `https://mcp.example.com/.well-known/oauth-protected-resource/mcp`
@@ -150,11 +154,11 @@ func TestDenyShapes(t *testing.T) {
 			}},
 		},
 		"get_stream_with_token_allowed": {
-			req:  &decision.Request{Method: "GET", Path: "/mcp", Headers: map[string]string{"accept": "text/event-stream"}, Claims: claims("alice", "")},
+			req:  &decision.Request{Method: "GET", Path: "/mcp", Headers: map[string]string{"accept": "text/event-stream"}, Credential: token.Claimed(claims("alice", ""))},
 			want: want{allow: true, code: decision.CodeAllowed},
 		},
 		"delete_with_token_in_query_403": {
-			req:  &decision.Request{Method: "DELETE", Path: "/mcp?access_token=abc", Headers: map[string]string{}, Claims: claims("alice", "")},
+			req:  &decision.Request{Method: "DELETE", Path: "/mcp?access_token=abc", Headers: map[string]string{}, Credential: token.Claimed(claims("alice", ""))},
 			want: want{code: decision.CodePolicyDenied, status: 403},
 		},
 		"policy_status_override": {

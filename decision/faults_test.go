@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 	"github.com/mcpauthz/mcpauthz/internal/metrics"
 )
 
@@ -71,7 +72,7 @@ func TestEvalTimeoutFailsClosed(t *testing.T) {
 				`{"jsonrpc":"2.0","id":2,"error":{"code":-31001,"message":"policy evaluation failed"}}]`,
 		},
 		"get_stream": {
-			req:    &decision.Request{Method: "GET", Path: "/slow", Headers: map[string]string{"accept": "text/event-stream"}, Claims: claims("alice", "")},
+			req:    &decision.Request{Method: "GET", Path: "/slow", Headers: map[string]string{"accept": "text/event-stream"}, Credential: token.Claimed(claims("alice", ""))},
 			status: 403,
 		},
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 // FuzzDecide feeds any body and path to the whole engine: it must never
@@ -26,9 +27,9 @@ func FuzzDecide(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, path string) {
 		r := &decision.Request{
 			Method: "POST", Path: path, Host: "mcp.example.com",
-			Headers: map[string]string{"content-type": "application/json"},
-			Body:    body,
-			Claims:  claims("alice", "mcp:tools files:read"),
+			Headers:    map[string]string{"content-type": "application/json"},
+			Body:       body,
+			Credential: token.Claimed(claims("alice", "mcp:tools files:read")),
 		}
 		d := e.Decide(context.Background(), r)
 		if _, err := mcp.Parse(body); err != nil && d.Allow {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 	"github.com/mcpauthz/mcpauthz/internal/workload"
 )
 
@@ -138,10 +139,10 @@ func testRequest(body, path string) *Request {
 		Headers: map[string]string{"content-type": "application/json", "x-team": "blue"},
 		Body:    []byte(body),
 		Context: map[string]string{"mcp_server": "files"},
-		Claims: map[string]any{
+		Credential: token.Claimed(map[string]any{
 			"iss": workload.Issuer, "aud": workload.Audience, "sub": "alice",
 			"scope": "mcp:tools files:read", "exp": float64(time.Now().Add(time.Hour).Unix()),
-		},
+		}),
 		SourceAddress: "10.0.0.1:1234",
 	}
 }

@@ -39,17 +39,13 @@ type Request struct {
 	// Context holds per-route settings (Envoy context_extensions).
 	Context map[string]string
 
-	// Claims, when non-nil, is an already-verified token payload from a
-	// trusted source (Envoy's jwt_authn metadata, a trusted API caller, the
-	// eval command). The bearer header is then not verified again.
-	Claims map[string]any
-	// IgnoreBearer, when set and Claims is nil, treats the request as
-	// carrying no token: for deployments where only Envoy's jwt_authn
-	// verification is trusted.
-	IgnoreBearer bool
-	// VerifiedToken, when non-nil, is used as the token result as is
-	// (takes precedence over Claims and the header).
-	VerifiedToken *token.Result
+	// Credential is the credential the request presents. The zero value
+	// verifies the Bearer credential of the authorization header; a
+	// transport that trusts a verification made before it (Envoy's
+	// jwt_authn metadata, a trusted API caller, the eval command) sets
+	// verified claims instead, or NoCredential when that verification
+	// found none, and the header is then not read.
+	Credential token.Credential
 
 	// Unreadable, when set, says why the transport could not read the
 	// request (a CheckRequest that is not protobuf, say): Decide denies it

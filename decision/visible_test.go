@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 const parameterRules = "../examples/bundles/parameter-rules"
@@ -28,7 +29,7 @@ func runVisible(t *testing.T, f *decision.ItemFilter, tests map[string]visibleCa
 	t.Helper()
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			r := &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com", Headers: map[string]string{}, Claims: tc.claims}
+			r := &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com", Headers: map[string]string{}, Credential: token.Claimed(tc.claims)}
 			if tc.route != "" {
 				r.Context = map[string]string{"mcp_server": tc.route}
 			}
@@ -158,7 +159,7 @@ func TestVisiblePartialEval(t *testing.T) {
 // absence of a policy.
 func TestVisibleItemErrors(t *testing.T) {
 	f := decision.NewItemFilter(decisiontest.NewEngine(t, parameterRules, nil))
-	r := &decision.Request{Method: "POST", Path: "/mcp", Headers: map[string]string{}, Claims: toolsCaller}
+	r := &decision.Request{Method: "POST", Path: "/mcp", Headers: map[string]string{}, Credential: token.Claimed(toolsCaller)}
 	res, err := f.Visible(context.Background(), r, []decision.Item{
 		{Kind: "widget", Name: "x"},
 		{Kind: decision.ItemTool, Name: "read_file", Annotations: map[string]any{"bad": make(chan int)}},

@@ -11,6 +11,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 	"github.com/mcpauthz/mcpauthz/internal/requestfile"
 )
 
@@ -66,7 +67,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *bearer != "" {
 		r.Headers["authorization"] = "Bearer " + *bearer
-		r.Claims = nil
+		r.Credential = token.Credential{} // the header, verified as the server would
 	}
 	if *showInput {
 		return printInputs(ctx, a, r, stdout)

@@ -26,8 +26,10 @@ type cacheEntry struct {
 	// keys, when set, is the key set the outcome depends on (the set that
 	// verified the token, or the one that lacked its kid): the entry dies
 	// as soon as a refresh swaps the set, so a key withdrawn from the JWKS
-	// stops vouching for cached tokens at the next refresh.
+	// stops vouching for cached tokens at the next refresh. src is the
+	// origin whose current set it is compared with.
 	keys *keySet
+	src  *keySource
 }
 
 // resultCache holds verified Results and, apart, recent failures. Two
@@ -62,12 +64,18 @@ const (
 	cacheExpired             // a verified token whose exp has now passed
 )
 
-// get looks k up at now. current is the key set in force, compared with an
-// entry's keys. A verified entry past its deadline is removed and reported
-// as cacheExpired: its signature was good, only time ran out.
-func (c *resultCache) get(k cacheKey, now time.Time, current *keySet) (*Result, lookupState) {
+// inForce reports whether the key set e depends on, if any, is still the
+// one its origin holds.
+func (e *cacheEntry) inForce() bool {
+	return e.keys == nil || e.src == nil || e.keys == e.src.current()
+}
+
+// get looks k up at now. An entry whose key set its origin has since
+// replaced is dropped. A verified entry past its deadline is removed and
+// reported as cacheExpired: its signature was good, only time ran out.
+func (c *resultCache) get(k cacheKey, now time.Time) (*Result, lookupState) {
 	if e, ok := c.good.Get(k); ok {
-		if e.keys != nil && e.keys != current {
+		if !e.inForce() {
 			c.good.Remove(k) // verified by a set no longer in force: verify again
 			return nil, cacheMiss
 		}
@@ -78,7 +86,7 @@ func (c *resultCache) get(k cacheKey, now time.Time, current *keySet) (*Result, 
 		return nil, cacheExpired
 	}
 	if e, ok := c.bad.Get(k); ok {
-		if now.Before(e.until) && (e.keys == nil || e.keys == current) {
+		if now.Before(e.until) && e.inForce() {
 			return e.res, cacheHit
 		}
 		c.bad.Remove(k)
@@ -87,12 +95,12 @@ func (c *resultCache) get(k cacheKey, now time.Time, current *keySet) (*Result, 
 }
 
 // putGood caches a verified Result until the token's deadline, for as long
-// as keys (nil for the static development key) stays the set in force.
-func (c *resultCache) putGood(k cacheKey, r *Result, until time.Time, keys *keySet) {
-	c.good.Put(k, &cacheEntry{res: r, until: until, keys: keys})
+// as keys (nil for the static development key) stays the set src holds.
+func (c *resultCache) putGood(k cacheKey, r *Result, until time.Time, keys *keySet, src *keySource) {
+	c.good.Put(k, &cacheEntry{res: r, until: until, keys: keys, src: src})
 }
 
 // putBad caches a failure until the given instant, tied to keys if set.
-func (c *resultCache) putBad(k cacheKey, r *Result, until time.Time, keys *keySet) {
-	c.bad.Put(k, &cacheEntry{res: r, until: until, keys: keys})
+func (c *resultCache) putBad(k cacheKey, r *Result, until time.Time, keys *keySet, src *keySource) {
+	c.bad.Put(k, &cacheEntry{res: r, until: until, keys: keys, src: src})
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"unicode"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // Checks on a JWS that github.com/golang-jwt/jwt does not make: member names
@@ -24,14 +26,18 @@ var (
 )
 
 // checkSegments checks the JOSE header and the claims of raw, a JWS compact
-// serialization, with checkMembers. It decodes the segments as jwt will, so
-// both read the same bytes. It runs on a cache miss only: a cached token's
-// bytes passed it before.
-func (v *Verifier) checkSegments(raw string) error {
+// serialization, with checkMembers, as the Verifier's JWT source does.
+func (v *Verifier) checkSegments(raw string) error { return checkSegments(v.parser, raw) }
+
+// checkSegments checks the JOSE header and the claims of raw, a JWS compact
+// serialization, with checkMembers. It decodes the segments as parser (the
+// one jwt verifies with) will, so both read the same bytes. It runs on a
+// cache miss only: a cached token's bytes passed it before.
+func checkSegments(parser *jwt.Parser, raw string) error {
 	header, rest, _ := strings.Cut(raw, ".")
 	payload, _, _ := strings.Cut(rest, ".")
 	for _, seg := range [...]struct{ name, text string }{{"header", header}, {"claims", payload}} {
-		data, err := v.parser.DecodeSegment(seg.text)
+		data, err := parser.DecodeSegment(seg.text)
 		if err != nil {
 			return fmt.Errorf("decoding the %s: %w", seg.name, err)
 		}
@@ -141,19 +147,19 @@ func foldName(s string) string {
 // checkHeader applies the header rules jwt leaves to us: no crit, and the
 // required typ when there is one. Duplicate names were refused before jwt
 // decoded the header, so h holds every member as written.
-func (v *Verifier) checkHeader(h map[string]any) error {
+func (j *jwtIssuer) checkHeader(h map[string]any) error {
 	// RFC 7515 §4.1.11: a recipient must refuse a JWS whose crit names an
 	// extension it does not understand; we understand none, so any crit
 	// (even an empty or invalid one) is refused.
 	if _, ok := h["crit"]; ok {
 		return errCrit
 	}
-	if v.requiredTyp == "" {
+	if j.requiredTyp == "" {
 		return nil
 	}
 	typ, ok := h["typ"].(string)
-	if !ok || !typMatches(typ, v.requiredTyp) {
-		return fmt.Errorf("%w %q", errTyp, v.requiredTyp)
+	if !ok || !typMatches(typ, j.requiredTyp) {
+		return fmt.Errorf("%w %q", errTyp, j.requiredTyp)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +75,10 @@ type Options struct {
 	// Introspection, when set, verifies opaque (non-JWT) tokens at an RFC
 	// 7662 endpoint; nil makes opaque tokens malformed.
 	Introspection *IntrospectionOptions
+	// Sources are further kinds of credential, tried in order after API
+	// keys and JWTs and before introspection (which takes any credential
+	// that reaches it).
+	Sources []Source
 	// HTTPClient fetches JWKS and metadata; default a client with a 10s
 	// timeout.
 	HTTPClient *http.Client
@@ -85,26 +88,22 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Verifier verifies bearer credentials. It is safe for concurrent use.
+// Verifier verifies bearer credentials. It is an ordered chain of Sources
+// (API keys, JWTs, the sources of Options.Sources, then introspection)
+// behind a cache of verified JWTs. It is safe for concurrent use.
 type Verifier struct {
-	issuer       string
-	aud          audienceMatcher
-	allowed      map[string]bool
-	requiredTyp  string // full media type (see fullTyp); "" when not checked
-	skew         time.Duration
-	logger       *slog.Logger
-	now          func() time.Time
-	parser       *jwt.Parser
-	src          *keySource // nil without a JWKS origin
-	dev          *devKey    // nil unless Options.Dev
-	introspector *Introspector
-	cache        *resultCache // nil when off
+	sources []Source
+	logger  *slog.Logger
+	now     func() time.Time
+	parser  *jwt.Parser
+	jwt     *jwtSource
+	cache   *resultCache // nil when off
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 
-	missing, malformed, malformedJWT, expired *Result
+	missing, malformed, expired *Result
 }
 
 // New builds a Verifier. A JWKS file that cannot be read or parsed is an
@@ -113,9 +112,6 @@ type Verifier struct {
 // until keys arrive. Close releases the background work.
 func New(ctx context.Context, opts Options) (*Verifier, error) {
 	v := &Verifier{
-		issuer: opts.Issuer,
-		aud:    audienceMatcher{want: opts.Audience},
-		skew:   opts.ClockSkew,
 		logger: opts.Logger,
 		now:    opts.Now,
 		// JSON numbers stay exact (json.Number) so claims reach policies
@@ -136,89 +132,126 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	if client == nil {
 		client = &http.Client{Timeout: fetchTimeout}
 	}
+	baseCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	v.cancel = cancel
+	entries, err := v.jwtIssuers(ctx, baseCtx, &opts, client)
+	if err != nil {
+		cancel()
+		v.wg.Wait()
+		return nil, err
+	}
+	if v.jwt, err = newJWTSource(entries, v.parser, v.now); err != nil {
+		v.Close()
+		return nil, err
+	}
+	// The order is the chain's: sources that know their credentials by
+	// shape first, introspection (which takes anything) last.
+	v.sources = append(v.sources, apiKeySource{now: v.now}, v.jwt)
+	v.sources = append(v.sources, opts.Sources...)
 	if opts.Introspection != nil {
 		intro := *opts.Introspection
 		if intro.Now == nil {
 			intro.Now = v.now // one clock for every kind of token
 		}
-		v.introspector = NewIntrospector(intro, client, v.logger)
-	}
-	if opts.Dev {
-		path := opts.DevKeyPath
-		if path == "" {
-			var err error
-			if path, err = DevKeyPath(); err != nil {
-				return nil, err
-			}
-		}
-		dk, err := loadOrCreateDevKey(path)
-		if err != nil {
-			return nil, fmt.Errorf("loading the development key: %w", err)
-		}
-		v.dev = dk
-		v.logger.Warn("DEVELOPMENT MODE: tokens signed by the local development key are accepted; never run this in production",
-			"issuer", DevIssuer, "key", path, "kid", dk.kid)
-	}
-
-	baseCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	v.cancel = cancel
-	src, err := v.newKeySource(baseCtx, &opts, client)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	v.src = src
-	if (v.src != nil || v.dev != nil) && opts.Audience == "" {
-		cancel()
-		return nil, errors.New("verifying JWTs needs Options.Audience, the resource URI of this server")
-	}
-	if v.src != nil {
-		if opts.JWKSFile != "" {
-			// A bad key file is a configuration mistake: report it now.
-			v.src.markAttempt()
-			if err := v.src.load("start"); err != nil {
-				cancel()
-				return nil, fmt.Errorf("loading JWKS file %s: %w", opts.JWKSFile, err)
-			}
-		} else {
-			v.src.refresh(ctx, "start")
-		}
-		v.wg.Add(1)
-		go v.src.loop(baseCtx, opts.RefreshInterval)
+		v.sources = append(v.sources, introspectionSource{in: NewIntrospector(intro, client, v.logger), audience: opts.Audience})
 	}
 	return v, nil
 }
 
-// configure validates opts, fills defaults into it and sets the fixed
-// parts of v.
-func (v *Verifier) configure(opts *Options) error {
-	if opts.JWKSFile != "" && opts.JWKSURL != "" {
-		return errors.New("set JWKSFile or JWKSURL, not both")
+// singleIssuer is the issuer entry the top-level JWT options describe.
+func singleIssuer(opts *Options) IssuerOptions {
+	return IssuerOptions{
+		Issuer: opts.Issuer, Audience: opts.Audience,
+		JWKSFile: opts.JWKSFile, JWKSURL: opts.JWKSURL,
+		Algorithms: opts.Algorithms, RequiredTyp: opts.RequiredTyp, ClockSkew: opts.ClockSkew,
 	}
-	algs := opts.Algorithms
-	if len(algs) == 0 {
-		algs = defaultAlgorithms
+}
+
+// jwtIssuers builds the JWT issuer entries opts describe and loads their
+// keys: the configured issuer, then the development key. With neither,
+// one entry without keys answers every JWT with unknown_key.
+func (v *Verifier) jwtIssuers(ctx, baseCtx context.Context, opts *Options, client *http.Client) ([]*jwtIssuer, error) {
+	var entries []*jwtIssuer
+	io := singleIssuer(opts)
+	j, err := newJWTIssuer(&io, v.parser)
+	if err != nil {
+		return nil, err
 	}
-	v.allowed = make(map[string]bool, len(algs))
-	for _, a := range algs {
-		if !supportedAlgorithms[a] {
-			return fmt.Errorf("algorithm %q cannot be allowed: only asymmetric JWS algorithms (RS*, PS*, ES*, EdDSA) are supported", a)
+	if j.src, err = v.newKeySource(baseCtx, &io, opts, client); err != nil {
+		return nil, err
+	}
+	if (j.src != nil || opts.Dev) && opts.Audience == "" {
+		return nil, errors.New("verifying JWTs needs Options.Audience, the resource URI of this server")
+	}
+	if j.src != nil {
+		if err := v.start(ctx, j.src, &io, opts); err != nil {
+			return nil, err
 		}
-		v.allowed[a] = true
+		entries = append(entries, j)
 	}
-	if err := CheckRequiredTyp(opts.RequiredTyp); err != nil {
-		return fmt.Errorf("RequiredTyp: %w", err)
+	if opts.Dev {
+		dev, err := v.devIssuer(opts)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, dev)
 	}
-	if opts.RequiredTyp != "" {
-		v.requiredTyp = fullTyp(opts.RequiredTyp)
+	if len(entries) == 0 {
+		entries = append(entries, j) // no keys: unknown_key
 	}
-	if opts.ClockSkew < 0 || opts.RefreshInterval < 0 || opts.MinRefreshInterval < 0 {
-		return errors.New("ClockSkew, RefreshInterval and MinRefreshInterval cannot be negative")
+	return entries, nil
+}
+
+// start loads src once (a JWKS file that does not load is a configuration
+// mistake, reported now; a URL is retried) and starts its refresh loop.
+func (v *Verifier) start(ctx context.Context, src *keySource, io *IssuerOptions, opts *Options) error {
+	if io.JWKSFile != "" {
+		src.markAttempt()
+		if err := src.load("start"); err != nil {
+			return fmt.Errorf("loading JWKS file %s: %w", io.JWKSFile, err)
+		}
+	} else {
+		src.refresh(ctx, "start")
 	}
-	if opts.ClockSkew == 0 {
-		opts.ClockSkew = DefaultClockSkew
+	v.wg.Add(1)
+	go src.loop(src.baseCtx, opts.RefreshInterval)
+	return nil
+}
+
+// devIssuer is the entry of the local development key, for DevIssuer
+// only: the checks of the configured issuer, with one RS256 key that never
+// changes.
+func (v *Verifier) devIssuer(opts *Options) (*jwtIssuer, error) {
+	path := opts.DevKeyPath
+	if path == "" {
+		var err error
+		if path, err = DevKeyPath(); err != nil {
+			return nil, err
+		}
 	}
-	v.skew = opts.ClockSkew
+	dk, err := loadOrCreateDevKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("loading the development key: %w", err)
+	}
+	io := singleIssuer(opts)
+	io.Issuer, io.JWKSFile, io.JWKSURL = DevIssuer, "", ""
+	j, err := newJWTIssuer(&io, v.parser)
+	if err != nil {
+		return nil, err
+	}
+	key := verificationKey{kid: dk.kid, alg: "RS256", pub: &dk.priv.PublicKey}
+	j.static = &keySet{byKID: map[string][]verificationKey{dk.kid: {key}}, all: []verificationKey{key}}
+	v.logger.Warn("DEVELOPMENT MODE: tokens signed by the local development key are accepted; never run this in production",
+		"issuer", DevIssuer, "key", path, "kid", dk.kid)
+	return j, nil
+}
+
+// configure validates the options every source shares, fills defaults
+// into opts and sets the fixed parts of v.
+func (v *Verifier) configure(opts *Options) error {
+	if opts.RefreshInterval < 0 || opts.MinRefreshInterval < 0 {
+		return errors.New("RefreshInterval and MinRefreshInterval cannot be negative")
+	}
 	if opts.RefreshInterval == 0 {
 		opts.RefreshInterval = DefaultRefreshInterval
 	}
@@ -232,41 +265,8 @@ func (v *Verifier) configure(opts *Options) error {
 	v.cache = cache
 	v.missing = (&Result{Error: ErrMissing}).Finish()
 	v.malformed = (&Result{Present: true, Error: ErrMalformed}).Finish()
-	v.malformedJWT = (&Result{Present: true, Error: ErrMalformed, Type: TypeJWT}).Finish()
 	v.expired = (&Result{Present: true, Error: ErrExpired, Type: TypeJWT}).Finish()
 	return nil
-}
-
-// newKeySource returns the JWKS origin opts name, or nil when there is none.
-func (v *Verifier) newKeySource(baseCtx context.Context, opts *Options, client *http.Client) (*keySource, error) {
-	src := &keySource{
-		now:         v.now,
-		minInterval: opts.MinRefreshInterval,
-		logger:      v.logger,
-		baseCtx:     baseCtx,
-		wg:          &v.wg,
-	}
-	switch {
-	case opts.JWKSFile != "":
-		src.name = opts.JWKSFile
-		src.fetch = fileFetcher(opts.JWKSFile)
-	case opts.JWKSURL != "":
-		if u, err := url.Parse(opts.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, fmt.Errorf("JWKSURL %q is not an http(s) URL", opts.JWKSURL)
-		}
-		src.name = opts.JWKSURL
-		src.fetch = urlFetcher(client, opts.JWKSURL)
-	case opts.Issuer != "":
-		if _, err := metadataURLs(opts.Issuer); err != nil {
-			return nil, fmt.Errorf("no JWKSFile or JWKSURL, and discovery is impossible: %w", err)
-		}
-		d := &discoveryFetcher{client: client, issuer: opts.Issuer}
-		src.name = "discovery of " + opts.Issuer
-		src.fetch = d.fetch
-	default:
-		return nil, nil
-	}
-	return src, nil
 }
 
 // Close stops the background refresh and waits for it. The Verifier must
@@ -274,8 +274,12 @@ func (v *Verifier) newKeySource(baseCtx context.Context, opts *Options, client *
 func (v *Verifier) Close() {
 	v.closeOnce.Do(func() {
 		v.cancel()
-		if v.src != nil {
-			v.src.close()
+		if v.jwt != nil {
+			for _, j := range v.jwt.entries() {
+				if j.src != nil {
+					j.src.close()
+				}
+			}
 		}
 		v.wg.Wait()
 	})
@@ -284,36 +288,39 @@ func (v *Verifier) Close() {
 // Verify checks one credential as it came from the Authorization header
 // (see BearerToken) and returns its finished Result. keys verifies API keys
 // (those starting with APIKeyPrefix); nil means API keys are not accepted.
-// A JWS compact serialization goes through JWT verification, anything else
-// to introspection when it is configured, else it is malformed.
+// The cache of JWT outcomes answers first; on a miss, the first source of
+// the chain that owns raw verifies it, and a credential no source owns is
+// malformed.
 func (v *Verifier) Verify(ctx context.Context, raw string, keys *APIKeys) *Result {
-	switch {
-	case raw == "":
+	if raw == "" {
 		return v.missing
-	case strings.HasPrefix(raw, APIKeyPrefix):
-		if keys == nil {
-			return (&Result{Present: true, Error: ErrMalformed, Type: TypeAPIKey}).Finish()
-		}
-		return keys.Verify(raw, v.now())
 	}
-	now := v.now()
-	var k cacheKey
+	var (
+		k      cacheKey
+		hashed bool
+		now    time.Time
+	)
 	if v.cache != nil && strings.Count(raw, ".") == 2 {
-		// The cache holds only tokens that took the JWT path, so a hit
+		// The cache holds only tokens a caching source verified, so a hit
 		// needs no shape check: the same bytes had passed it.
-		k = tokenHash(raw)
-		if r, ok := v.cachedJWT(k, now); ok {
+		now = v.now()
+		k, hashed = tokenHash(raw), true
+		if r, ok := v.cached(k, now); ok {
 			return r
 		}
 	}
-	switch {
-	case looksLikeJWS(raw):
-		return v.verifyJWT(ctx, raw, now, k)
-	case v.introspector != nil:
-		return v.introspector.Verify(ctx, raw, v.aud.want)
-	default:
-		return v.malformed
+	for _, s := range v.sources {
+		if !s.Owns(raw) {
+			continue
+		}
+		if cs, ok := s.(cachingSource); ok && hashed {
+			r, p := cs.verifyCacheable(ctx, raw, now)
+			v.store(k, r, p, now)
+			return r
+		}
+		return s.Verify(ctx, raw, keys)
 	}
+	return v.malformed
 }
 
 // looksLikeJWS reports whether raw has the shape of a JWS compact
@@ -352,38 +359,28 @@ var base64URLChar = func() (t [256]bool) {
 	return t
 }()
 
-// cachedJWT returns the cached Result of the JWT with hash k, if any. A
+// cached returns the cached Result of the token with hash k, if any. A
 // verified token whose deadline has passed is expired, and cached as such.
-func (v *Verifier) cachedJWT(k cacheKey, now time.Time) (*Result, bool) {
-	var current *keySet
-	if v.src != nil {
-		current = v.src.current()
-	}
-	r, state := v.cache.get(k, now, current)
+func (v *Verifier) cached(k cacheKey, now time.Time) (*Result, bool) {
+	r, state := v.cache.get(k, now)
 	switch state {
 	case cacheHit:
 		return r, true
 	case cacheExpired:
-		v.cache.putBad(k, v.expired, now.Add(negativeTTL), nil)
+		v.cache.putBad(k, v.expired, now.Add(negativeTTL), nil, nil)
 		return v.expired, true
 	}
 	return nil, false
 }
 
-// verifyJWT verifies a JWT that missed the cache, and caches the outcome
-// under k.
-func (v *Verifier) verifyJWT(ctx context.Context, raw string, now time.Time, k cacheKey) *Result {
-	r, p := v.verifyJWTUncached(ctx, raw, now)
-	if v.cache == nil {
-		return r
-	}
+// store caches r under k as p allows.
+func (v *Verifier) store(k cacheKey, r *Result, p cachePolicy, now time.Time) {
 	switch {
-	case r.Valid:
-		v.cache.putGood(k, r, r.Expiry.Add(v.skew), p.keys)
-	case p.cacheUntil.After(now):
-		v.cache.putBad(k, r, p.cacheUntil, p.keys)
+	case p.good && r.Valid:
+		v.cache.putGood(k, r, p.until, p.keys, p.src)
+	case !p.good && p.until.After(now):
+		v.cache.putBad(k, r, p.until, p.keys, p.src)
 	}
-	return r
 }
 
 // tokenHash is the cache key of raw. It hashes the string's bytes in place:
@@ -392,188 +389,4 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string, now time.Time, k c
 // are never written through the slice.
 func tokenHash(raw string) cacheKey {
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
-}
-
-// cachePolicy says whether and how long a failure may be cached.
-type cachePolicy struct {
-	cacheUntil time.Time // zero: do not cache
-	keys       *keySet
-}
-
-// Errors from the key function, mapped to reasons by classify.
-var (
-	errAlgNotAllowed = errors.New("algorithm not allowed")
-	errUnknownKey    = errors.New("no key with this kid")
-	errKeyMismatch   = errors.New("the key's type does not fit the algorithm")
-	errNoKeys        = errors.New("no keys available yet")
-	errBadHeader     = errors.New("malformed header")
-)
-
-// keyChoice records what the key function decided, for the claim checks.
-type keyChoice struct {
-	issuer string  // expected iss, "" to skip the check
-	keys   *keySet // the JWKS consulted; nil for the development key
-}
-
-// verifyJWTUncached runs the checks in the order that gives the most useful
-// reason: structure, then algorithm, then key, then signature, and only for
-// a verified token its claims (issuer, audience, then time).
-func (v *Verifier) verifyJWTUncached(ctx context.Context, raw string, now time.Time) (*Result, cachePolicy) {
-	// Before jwt decodes the segments into maps, where a duplicate member
-	// would silently lose to its twin.
-	if err := v.checkSegments(raw); err != nil {
-		return v.malformedJWT, cachePolicy{}
-	}
-	var choice keyChoice
-	tok, err := v.parser.Parse(raw, func(t *jwt.Token) (any, error) {
-		return v.selectKey(ctx, t, &choice)
-	})
-	if err != nil {
-		reason := v.classify(tok, err)
-		var p cachePolicy
-		switch reason {
-		case ErrMalformed:
-			return v.malformedJWT, p
-		case ErrUnknownKey:
-			if v.src != nil {
-				p = cachePolicy{cacheUntil: v.src.nextAllowed(), keys: choice.keys}
-			}
-		case ErrBadSignature, ErrAlgNotAllowed:
-			p.cacheUntil = now.Add(negativeTTL)
-		}
-		return (&Result{Present: true, Error: reason, Type: TypeJWT}).Finish(), p
-	}
-	claims, _ := tok.Claims.(jwt.MapClaims)
-	reason, exp := v.checkClaims(claims, now, choice.issuer)
-	if reason != "" {
-		var p cachePolicy
-		if reason != ErrNotYetValid && reason != ErrMalformed {
-			// Permanent for this token: cache so a retry loop is cheap.
-			// not_yet_valid is left out as it will turn valid.
-			p.cacheUntil = now.Add(negativeTTL)
-		}
-		return (&Result{Present: true, Error: reason, Type: TypeJWT}).Finish(), p
-	}
-	r := &Result{Present: true, Valid: true, Type: TypeJWT, Claims: claims, Expiry: exp}
-	fillIdentity(r, claims)
-	return r.Finish(), cachePolicy{keys: choice.keys}
-}
-
-// selectKey is the jwt key function: it checks the header (crit, typ),
-// enforces the allowlist and finds the keys that may have signed t,
-// refreshing the JWKS (rate-limited) when the kid is unknown.
-func (v *Verifier) selectKey(ctx context.Context, t *jwt.Token, choice *keyChoice) (any, error) {
-	if err := v.checkHeader(t.Header); err != nil {
-		return nil, fmt.Errorf("%w: %w", errBadHeader, err)
-	}
-	// Only kid says which key to use. jku, x5u, jwk and x5c are never
-	// read: a key, or a key's address, carried by the token itself would
-	// let its signer choose the key that verifies it.
-	alg := t.Method.Alg()
-	if !v.allowed[alg] {
-		return nil, errAlgNotAllowed
-	}
-	var kid string
-	if k, ok := t.Header["kid"]; ok {
-		if kid, ok = k.(string); !ok {
-			return nil, errBadHeader
-		}
-	}
-	if v.dev != nil && kid == v.dev.kid {
-		choice.issuer = DevIssuer
-		if alg != "RS256" {
-			return nil, errKeyMismatch
-		}
-		return &v.dev.priv.PublicKey, nil
-	}
-	if v.src == nil {
-		return nil, errUnknownKey
-	}
-	set := v.src.current()
-	if set == nil {
-		v.src.refresh(ctx, "no keys yet")
-		if set = v.src.current(); set == nil {
-			return nil, errNoKeys
-		}
-	}
-	cands, found := set.lookup(kid)
-	if !found {
-		v.src.refresh(ctx, "unknown kid")
-		set = v.src.current()
-		if cands, found = set.lookup(kid); !found {
-			choice.keys = set
-			return nil, errUnknownKey
-		}
-	}
-	choice.issuer = v.issuer
-	choice.keys = set
-	var fit jwt.VerificationKeySet
-	for _, k := range cands {
-		if keyFits(k, alg) {
-			fit.Keys = append(fit.Keys, k.pub)
-		}
-	}
-	switch len(fit.Keys) {
-	case 0:
-		return nil, errKeyMismatch
-	case 1:
-		return fit.Keys[0], nil
-	}
-	return fit, nil
-}
-
-// classify maps a parse or signature error to a reason.
-func (v *Verifier) classify(tok *jwt.Token, err error) string {
-	switch {
-	case errors.Is(err, errAlgNotAllowed):
-		return ErrAlgNotAllowed
-	case errors.Is(err, errUnknownKey):
-		return ErrUnknownKey
-	case errors.Is(err, errNoKeys):
-		return ErrUnavailable
-	case errors.Is(err, errKeyMismatch):
-		return ErrBadSignature
-	case errors.Is(err, errBadHeader):
-		return ErrMalformed
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return ErrBadSignature
-	}
-	// jwt refuses an alg it does not know before calling the key function:
-	// that is still a disallowed algorithm, not a malformed token.
-	if tok != nil && tok.Header != nil {
-		if alg, ok := tok.Header["alg"].(string); ok && alg != "" && !v.allowed[alg] {
-			return ErrAlgNotAllowed
-		}
-	}
-	return ErrMalformed
-}
-
-// checkClaims checks the claims of a verified token: issuer, then audience
-// (both mean "not a token for us", which no refresh will fix), then exp,
-// nbf and iat with the clock skew. exp is required: an access token without
-// it would be valid (and cached) forever.
-func (v *Verifier) checkClaims(c map[string]any, now time.Time, issuer string) (string, time.Time) {
-	exp, hasExp, okExp := numericDate(c, "exp")
-	nbf, hasNbf, okNbf := numericDate(c, "nbf")
-	iat, hasIat, okIat := numericDate(c, "iat")
-	if !okExp || !okNbf || !okIat || !hasExp {
-		return ErrMalformed, time.Time{}
-	}
-	if issuer != "" {
-		if iss, _ := c["iss"].(string); iss != issuer {
-			return ErrWrongIssuer, time.Time{}
-		}
-	}
-	if !v.aud.matches(c["aud"]) {
-		return ErrWrongAudience, time.Time{}
-	}
-	switch {
-	case !now.Before(exp.Add(v.skew)):
-		return ErrExpired, time.Time{}
-	case hasNbf && now.Add(v.skew).Before(nbf):
-		return ErrNotYetValid, time.Time{}
-	case hasIat && now.Add(v.skew).Before(iat):
-		return ErrNotYetValid, time.Time{}
-	}
-	return "", exp
 }

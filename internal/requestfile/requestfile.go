@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 // File is one request written as JSON, for trying a policy offline
@@ -67,9 +68,11 @@ func (rf *File) Request() *decision.Request {
 		Host:            rf.HTTP.Host,
 		Headers:         make(map[string]string, len(rf.HTTP.Headers)),
 		Context:         rf.Context,
-		Claims:          rf.Claims,
 		SourceAddress:   rf.Source.Address,
 		SourcePrincipal: rf.Source.Principal,
+	}
+	if rf.Claims != nil {
+		r.Credential = token.Claimed(rf.Claims)
 	}
 	for k, v := range rf.HTTP.Headers {
 		r.Headers[strings.ToLower(k)] = v

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 // Paths of the endpoints.
@@ -292,12 +293,12 @@ func (h *Handler) request(ev *Evaluation) (*decision.Request, error) {
 			claims[k] = v
 		}
 		claims["sub"] = ev.Subject.ID
-		r.Claims = claims
+		r.Credential = token.Claimed(claims)
 		return r, nil
 	}
 	// No token and no trust: the request carries no credential, and the
 	// policy denies it as unauthenticated.
-	r.IgnoreBearer = true
+	r.Credential = token.Credential{Kind: token.NoCredential}
 	return r, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 )
 
@@ -128,10 +129,11 @@ func baseRequest(h *pb.HttpContext, cred *pb.Credentials, trusted bool) (*decisi
 		if !trusted {
 			return nil, errUntrustedClaims
 		}
-		r.Claims = c.Claims.AsMap()
-		if r.Claims == nil {
-			r.Claims = map[string]any{}
+		claims := c.Claims.AsMap()
+		if claims == nil {
+			claims = map[string]any{}
 		}
+		r.Credential = token.Claimed(claims)
 	}
 	return r, nil
 }

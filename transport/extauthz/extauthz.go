@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 // Options configure the adapter.
@@ -148,8 +149,7 @@ func applyFilterMetadata(r *decision.Request, md map[string]*structpb.Struct, op
 	if opts.JWTMetadataNamespace != "" {
 		// Only Envoy's verified payload counts; when Envoy left none,
 		// the request carried no valid token, whatever its headers say.
-		r.Claims = jwtPayload(md[opts.JWTMetadataNamespace], opts.JWTPayloadKey)
-		r.IgnoreBearer = true
+		r.Credential = token.Claimed(jwtPayload(md[opts.JWTMetadataNamespace], opts.JWTPayloadKey))
 	}
 }
 

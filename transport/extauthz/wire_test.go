@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 	"github.com/mcpauthz/mcpauthz/internal/workload"
 )
 
@@ -271,8 +272,8 @@ func TestWireMetadataIsRead(t *testing.T) {
 	if got.Hint == nil || got.Hint.Method != "tools/call" || got.Hint.Name != "list_repos" {
 		t.Errorf("hint = %+v", got.Hint)
 	}
-	if !got.IgnoreBearer || got.Claims != nil {
-		t.Errorf("with a jwt_authn namespace and no payload: IgnoreBearer %v, Claims %v; want true, nil", got.IgnoreBearer, got.Claims)
+	if got.Credential.Kind != token.NoCredential || got.Credential.Claims != nil {
+		t.Errorf("with a jwt_authn namespace and no payload: credential %+v; want none", got.Credential)
 	}
 }
 
