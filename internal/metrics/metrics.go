@@ -27,7 +27,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpauthz_decisions_total",
-			Help: "Decisions made, by code (allowed, policy_denied, unauthenticated, insufficient_scope, request_parse_error, body_too_large, hint_mismatch, eval_error, no_policy).",
+			Help: decision.CodesHelp(), // from the deny table, so it names every code
 		}, []string{"code"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mcpauthz_decision_duration_seconds",
