@@ -55,7 +55,7 @@ func BenchmarkReloadLatency(b *testing.B) {
 func BenchmarkReloadUnderLoad(b *testing.B) {
 	dir := b.TempDir()
 	writeTree(b, dir, policyFiles("v0"))
-	m, err := NewManager(Options{Sources: []Source{DirSource(dir)}, Queries: testQueries})
+	m, err := NewManager(Options{Sources: []Source{DirSource(dir)}, Queries: testQueries}, AsIs)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func BenchmarkReloadUnderLoad(b *testing.B) {
 func BenchmarkReloadHeap(b *testing.B) {
 	dir := b.TempDir()
 	writeTree(b, dir, policyFiles("v0"))
-	m, err := NewManager(Options{Sources: []Source{DirSource(dir)}, Queries: testQueries, InputSchema: readSchema(b)})
+	m, err := NewManager(Options{Sources: []Source{DirSource(dir)}, Queries: testQueries, InputSchema: readSchema(b)}, AsIs)
 	if err != nil {
 		b.Fatal(err)
 	}

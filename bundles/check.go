@@ -24,24 +24,30 @@ func withPaths(paths []string, opts Options) Options {
 	return opts
 }
 
-// Check reads and compiles the bundles at paths exactly as a Manager would
-// (same capabilities, input schema, root checks, queries and Derive), test
-// files included. The error lists every problem as file:line: message.
-func Check(ctx context.Context, paths []string, opts Options) error {
+// Check reads, compiles and activates the bundles at paths exactly as a
+// Manager would (same capabilities, input schema, root checks, queries and
+// activation), test files included. The error lists every problem as
+// file:line: message.
+func Check[T any](ctx context.Context, paths []string, opts Options, activate func(*Snapshot) (T, error)) error {
 	c, err := newCompileConfig(withPaths(paths, opts))
 	if err != nil {
 		return err
 	}
-	_, err = c.compileOnce(ctx, true)
+	snap, err := c.compileOnce(ctx, true)
+	if err != nil {
+		return err
+	}
+	_, err = activateSnapshot(snap, activate)
 	return err
 }
 
 // Test runs the *_test.rego rules of the bundles at paths and writes the
 // results as `opa test` does (PASS/FAIL per test with verbose, failures in
 // detail, then a "PASS: n/m" or "FAIL: n/m" summary). Policies are
-// compiled with the same capabilities and input schema as at run time.
-// err reports a bundle that does not load, not failing tests.
-func Test(ctx context.Context, paths []string, w io.Writer, verbose bool, opts Options) (passed, failed int, err error) {
+// compiled and activated as at run time, with the same capabilities and
+// input schema. err reports a bundle that does not load, not failing
+// tests.
+func Test[T any](ctx context.Context, paths []string, w io.Writer, verbose bool, opts Options, activate func(*Snapshot) (T, error)) (passed, failed int, err error) {
 	c, err := newCompileConfig(withPaths(paths, opts))
 	if err != nil {
 		return 0, 0, err
@@ -54,6 +60,9 @@ func Test(ctx context.Context, paths []string, w io.Writer, verbose bool, opts O
 	// reported as Check reports it rather than as a test failure.
 	snap, err := c.build(ctx, bs)
 	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := activateSnapshot(snap, activate); err != nil {
 		return 0, 0, err
 	}
 	// The runner compiles the parsed modules again with its own test

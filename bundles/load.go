@@ -297,7 +297,7 @@ func checkRoots(bs []namedBundle) error {
 
 // build compiles read bundles into a snapshot: merged modules type-checked
 // against the input schema with the sandboxed capabilities, data in an AST
-// store, the configured queries prepared, then Derive.
+// store, the configured queries prepared.
 func (c *compileConfig) build(ctx context.Context, bs []namedBundle) (*Snapshot, error) {
 	if err := checkRoots(bs); err != nil {
 		return nil, err
@@ -354,13 +354,6 @@ func (c *compileConfig) build(ctx context.Context, bs []namedBundle) (*Snapshot,
 			return nil, fmt.Errorf("preparing query %s: %w", q.text, err)
 		}
 		snap.queries[q.text] = &pq
-	}
-	if c.opts.Derive != nil {
-		d, err := c.opts.Derive(snap)
-		if err != nil {
-			return nil, fmt.Errorf("deriving from policy: %w", err)
-		}
-		snap.derived = d
 	}
 	return snap, nil
 }
@@ -427,11 +420,22 @@ func (c *compileConfig) readAll(withTests bool) ([]namedBundle, error) {
 // Compile reads, verifies and compiles all sources once. Sources that
 // download do so once, without polling.
 func Compile(ctx context.Context, opts Options) (*Snapshot, error) {
+	return CompileWith(ctx, opts, AsIs)
+}
+
+// CompileWith is Compile followed by activate, as a Manager activates each
+// snapshot before it swaps it in: an activation error fails the compile.
+func CompileWith[T any](ctx context.Context, opts Options, activate func(*Snapshot) (T, error)) (T, error) {
+	var zero T
 	c, err := newCompileConfig(opts)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	return c.compileOnce(ctx, false)
+	snap, err := c.compileOnce(ctx, false)
+	if err != nil {
+		return zero, err
+	}
+	return activateSnapshot(snap, activate)
 }
 
 func (c *compileConfig) compileOnce(ctx context.Context, withTests bool) (*Snapshot, error) {
@@ -440,6 +444,17 @@ func (c *compileConfig) compileOnce(ctx context.Context, withTests bool) (*Snaps
 		return nil, err
 	}
 	return c.build(ctx, bs)
+}
+
+// activateSnapshot runs a caller's activation on a compiled snapshot.
+func activateSnapshot[T any](snap *Snapshot, activate func(*Snapshot) (T, error)) (T, error) {
+	state, err := activate(snap)
+	if err != nil {
+		var zero T
+		// "Deriving": what the caller builds is derived from the policy.
+		return zero, fmt.Errorf("deriving from policy: %w", err)
+	}
+	return state, nil
 }
 
 // readOnce reads every source, downloading those that download once.

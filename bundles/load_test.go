@@ -118,6 +118,9 @@ func TestCompileFailures(t *testing.T) {
 		other map[string]string // an optional second source
 		opts  func(dir string, o *Options)
 		want  string // regexp the error must match; dir is %DIR%
+
+		// activate replaces AsIs as the activation, when set.
+		activate func(*Snapshot) (*Snapshot, error)
 	}{
 		"bad_syntax": {
 			files: merge(policyFiles("a"), map[string]string{"mcp/authz/broken.rego": "package mcp.authz\n\nbroken if {\n\tinput.x ==\n"}),
@@ -185,11 +188,9 @@ func TestCompileFailures(t *testing.T) {
 			want:  `bundle %DIR%: .*(verif|signature)`,
 		},
 		"derive_error": {
-			files: policyFiles("a"),
-			opts: func(_ string, o *Options) {
-				o.Derive = func(*Snapshot) (any, error) { return nil, errors.New("no tool catalogue") }
-			},
-			want: `deriving from policy: no tool catalogue`,
+			files:    policyFiles("a"),
+			activate: func(*Snapshot) (*Snapshot, error) { return nil, errors.New("no tool catalogue") },
+			want:     `deriving from policy: no tool catalogue`,
 		},
 	}
 	for name, tc := range tests {
@@ -205,7 +206,11 @@ func TestCompileFailures(t *testing.T) {
 			if tc.opts != nil {
 				tc.opts(dir, &opts)
 			}
-			snap, err := Compile(t.Context(), opts)
+			activate := AsIs
+			if tc.activate != nil {
+				activate = tc.activate
+			}
+			snap, err := CompileWith(t.Context(), opts, activate)
 			if err == nil {
 				t.Fatalf("Compile succeeded with revision %q", snap.Revision)
 			}
@@ -259,11 +264,11 @@ func TestCompileCombinesBundles(t *testing.T) {
 		"extra/x.rego":    "package extra\n\nx := data.extra.n\n",
 		"extra/data.json": `{"n": 3}`,
 	})
-	snap, err := Compile(t.Context(), Options{
+	derived := 0
+	snap, err := CompileWith(t.Context(), Options{
 		Sources: []Source{DirSource(a, WithName("main")), DirSource(b, WithName("extra"))},
 		Queries: testQueries,
-		Derive:  func(s *Snapshot) (any, error) { return len(s.Compiler.Modules), nil },
-	})
+	}, func(s *Snapshot) (*Snapshot, error) { derived = len(s.Compiler.Modules); return s, nil })
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}
@@ -273,8 +278,8 @@ func TestCompileCombinesBundles(t *testing.T) {
 	if snap.Revision != "main=a-1,extra=b-7" {
 		t.Errorf("revision %q", snap.Revision)
 	}
-	if snap.Derived() != 2 {
-		t.Errorf("derived %v, want 2 modules", snap.Derived())
+	if derived != 2 {
+		t.Errorf("derived %v, want 2 modules", derived)
 	}
 }
 
@@ -291,7 +296,7 @@ func TestCheck(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			err := Check(t.Context(), tc.paths, Options{InputSchema: readSchema(t), Queries: testQueries})
+			err := Check(t.Context(), tc.paths, Options{InputSchema: readSchema(t), Queries: testQueries}, AsIs)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("Check: %v", err)
@@ -323,7 +328,7 @@ func TestTestRunner(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			passed, failed, err := Test(context.Background(), []string{tc.path}, &out, tc.verbose, Options{InputSchema: readSchema(t)})
+			passed, failed, err := Test(context.Background(), []string{tc.path}, &out, tc.verbose, Options{InputSchema: readSchema(t)}, AsIs)
 			if err != nil {
 				t.Fatalf("Test: %v", err)
 			}

@@ -21,12 +21,18 @@ import (
 // delivers its updates to, and swaps in a new snapshot only when a change
 // compiles in full. A broken change is logged and counted, and the
 // last good snapshot stays.
-type Manager struct {
-	cfg     *compileConfig
-	log     *slog.Logger
-	metrics *metrics
+//
+// T is what the caller builds from each snapshot (the decision engine's
+// compiled queries and indexes, say): the Manager's activation builds it
+// before the swap, so a snapshot it fails on is a failed load like any
+// other, and the snapshot and its T become current together.
+type Manager[T any] struct {
+	cfg      *compileConfig
+	log      *slog.Logger
+	metrics  *metrics
+	activate func(*Snapshot) (T, error)
 
-	current atomic.Pointer[Snapshot]
+	current atomic.Pointer[active[T]]
 	started atomic.Bool
 
 	// loadMu serializes loads, so swaps happen in the order loads finish
@@ -40,6 +46,12 @@ type Manager struct {
 	lastErr   string
 	lastErrAt time.Time
 	wg        sync.WaitGroup
+}
+
+// active is a snapshot with what the activation built from it.
+type active[T any] struct {
+	snap  *Snapshot
+	state T
 }
 
 // Status is what GET /v1/status shows.
@@ -66,16 +78,22 @@ type BundleStatus struct {
 }
 
 // NewManager checks the options and registers metrics. Nothing is loaded
-// until Start or Reload.
-func NewManager(opts Options) (*Manager, error) {
+// until Start or Reload. activate builds the caller's state from each
+// compiled snapshot before it is swapped in (AsIs when the snapshot is all
+// the caller needs); an error fails that load.
+func NewManager[T any](opts Options, activate func(*Snapshot) (T, error)) (*Manager[T], error) {
+	if activate == nil {
+		return nil, errors.New("bundle manager: no activation (use AsIs for the snapshot alone)")
+	}
 	cfg, err := newCompileConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{
-		cfg:     cfg,
-		log:     cfg.opts.Logger,
-		sources: map[string]*BundleStatus{},
+	m := &Manager[T]{
+		cfg:      cfg,
+		log:      cfg.opts.Logger,
+		activate: activate,
+		sources:  map[string]*BundleStatus{},
 	}
 	for _, s := range cfg.opts.Sources {
 		m.sources[s.Name()] = &BundleStatus{Name: s.Name()}
@@ -91,26 +109,42 @@ func NewManager(opts Options) (*Manager, error) {
 // OnSwap registers fn to be called, in load order, with each snapshot
 // that becomes current. Register before Start; fn must not block for long
 // and must not keep old snapshots if they are to be released.
-func (m *Manager) OnSwap(fn func(*Snapshot)) {
+func (m *Manager[T]) OnSwap(fn func(*Snapshot)) {
 	m.mu.Lock()
 	m.onSwap = append(m.onSwap, fn)
 	m.mu.Unlock()
 }
 
-// Current returns the current snapshot, or nil before the first good load.
-// It takes no lock; a caller uses the one snapshot for a whole request.
-func (m *Manager) Current() *Snapshot { return m.current.Load() }
+// Current returns what the activation built from the current snapshot,
+// or T's zero value before the first good load. It takes no lock; a caller
+// uses the one value for a whole request.
+func (m *Manager[T]) Current() T {
+	if a := m.current.Load(); a != nil {
+		return a.state
+	}
+	var zero T
+	return zero
+}
+
+// Snapshot returns the current snapshot, or nil before the first good
+// load.
+func (m *Manager[T]) Snapshot() *Snapshot {
+	if a := m.current.Load(); a != nil {
+		return a.snap
+	}
+	return nil
+}
 
 // Ready reports whether a snapshot has ever loaded. A later failed load
 // never makes the manager unready: the last good snapshot keeps serving.
-func (m *Manager) Ready() bool { return m.current.Load() != nil }
+func (m *Manager[T]) Ready() bool { return m.current.Load() != nil }
 
 // Start downloads the sources that download, loads everything once, then
 // follows every source (watching files, polling servers) in the
 // background until ctx is done (Wait waits for that). It returns the first
 // load's error, if any; the manager keeps following either way, so a later
 // good change makes it ready.
-func (m *Manager) Start(ctx context.Context) error {
+func (m *Manager[T]) Start(ctx context.Context) error {
 	if !m.started.CompareAndSwap(false, true) {
 		return errors.New("bundle manager already started")
 	}
@@ -129,11 +163,11 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // Wait blocks until the goroutines started by Start have stopped, which
 // they do once Start's context is done.
-func (m *Manager) Wait() { m.wg.Wait() }
+func (m *Manager[T]) Wait() { m.wg.Wait() }
 
 // deliver is the one callback every source hands its updates to: it
 // records a download and loads again when something changed.
-func (m *Manager) deliver(ctx context.Context, u Update) {
+func (m *Manager[T]) deliver(ctx context.Context, u Update) {
 	if u.Download {
 		m.record(ctx, u)
 	}
@@ -143,7 +177,7 @@ func (m *Manager) deliver(ctx context.Context, u Update) {
 }
 
 // record keeps the outcome of a download for Status and metrics.
-func (m *Manager) record(ctx context.Context, u Update) {
+func (m *Manager[T]) record(ctx context.Context, u Update) {
 	if u.Err != nil {
 		if ctx.Err() != nil {
 			return // stopping: not the source's fault
@@ -172,12 +206,12 @@ func (m *Manager) record(ctx context.Context, u Update) {
 // as last downloaded) and swaps the result in. On failure the current snapshot
 // stays; the error, with file:line where there is one, is logged,
 // counted and kept for Status.
-func (m *Manager) Reload(ctx context.Context) error {
+func (m *Manager[T]) Reload(ctx context.Context) error {
 	m.loadMu.Lock()
 	defer m.loadMu.Unlock()
 
 	start := time.Now()
-	snap, err := m.load(ctx)
+	next, err := m.load(ctx)
 	if err != nil && fileVanished(err) {
 		// A file was replaced while it was read (an editor's or a
 		// ConfigMap's rename): the tree settles within the debounce, so
@@ -186,7 +220,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 		case <-time.After(m.cfg.opts.Debounce):
 		case <-ctx.Done():
 		}
-		snap, err = m.load(ctx)
+		next, err = m.load(ctx)
 	}
 	if err != nil {
 		// Count before publishing the error, so whoever sees the error
@@ -198,13 +232,14 @@ func (m *Manager) Reload(ctx context.Context) error {
 		m.mu.Unlock()
 		keeping := "none"
 		if cur := m.current.Load(); cur != nil {
-			keeping = cur.Revision
+			keeping = cur.snap.Revision
 		}
 		m.log.Error("policy load failed, keeping the last good snapshot", "error", err, "serving_revision", keeping)
 		return err
 	}
+	snap := next.snap
 	m.metrics.loaded(true, snap)
-	m.current.Store(snap)
+	m.current.Store(next)
 
 	m.mu.Lock()
 	for name, st := range m.sources {
@@ -219,20 +254,29 @@ func (m *Manager) Reload(ctx context.Context) error {
 	return nil
 }
 
-func (m *Manager) load(ctx context.Context) (*Snapshot, error) {
+// load reads, compiles and activates a snapshot; nothing is swapped yet.
+func (m *Manager[T]) load(ctx context.Context) (*active[T], error) {
 	bs, err := m.cfg.readAll(false)
 	if err != nil {
 		return nil, err
 	}
-	return m.cfg.build(ctx, bs)
+	snap, err := m.cfg.build(ctx, bs)
+	if err != nil {
+		return nil, err
+	}
+	state, err := activateSnapshot(snap, m.activate)
+	if err != nil {
+		return nil, err
+	}
+	return &active[T]{snap: snap, state: state}, nil
 }
 
 // Status returns the current revision, load time, last error and the
 // state of every source.
-func (m *Manager) Status() Status {
+func (m *Manager[T]) Status() Status {
 	var st Status
 	if cur := m.current.Load(); cur != nil {
-		st.Ready, st.Revision, st.LoadedAt = true, cur.Revision, cur.LoadedAt
+		st.Ready, st.Revision, st.LoadedAt = true, cur.snap.Revision, cur.snap.LoadedAt
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -246,7 +290,7 @@ func (m *Manager) Status() Status {
 
 // StatusHandler serves Status as JSON (for GET /v1/status): 200 once
 // ready, 503 before the first good load.
-func (m *Manager) StatusHandler() http.Handler {
+func (m *Manager[T]) StatusHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

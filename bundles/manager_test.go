@@ -24,7 +24,7 @@ const waitLimit = 15 * time.Second
 
 // startManager starts a Manager on opts and returns it with a channel of
 // the snapshots it swaps in.
-func startManager(t testing.TB, opts Options) (*Manager, <-chan *Snapshot, error) {
+func startManager(t testing.TB, opts Options) (*Manager[*Snapshot], <-chan *Snapshot, error) {
 	t.Helper()
 	if opts.Queries == nil {
 		opts.Queries = testQueries
@@ -32,7 +32,7 @@ func startManager(t testing.TB, opts Options) (*Manager, <-chan *Snapshot, error
 	if opts.Debounce == 0 {
 		opts.Debounce = 20 * time.Millisecond
 	}
-	m, err := NewManager(opts)
+	m, err := NewManager(opts, AsIs)
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
 	}
@@ -282,7 +282,7 @@ func TestManagerNotReadyUntilFirstGoodLoad(t *testing.T) {
 func TestManagerConcurrentReloads(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, policyFiles("r0"))
-	m, err := NewManager(Options{Sources: []Source{DirSource(dir)}, Queries: testQueries})
+	m, err := NewManager(Options{Sources: []Source{DirSource(dir)}, Queries: testQueries}, AsIs)
 	if err != nil {
 		t.Fatal(err)
 	}

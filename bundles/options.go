@@ -58,9 +58,6 @@ type Options struct {
 	// against it at load, so a rule reading a field that cannot exist fails
 	// to load instead of silently never matching.
 	InputSchema []byte
-	// Derive runs on each compiled snapshot before it is published; its
-	// result is Snapshot.Derived. An error fails that load.
-	Derive func(*Snapshot) (any, error)
 	// Debounce is the quiet period after the last file event before a
 	// reload (default 300ms).
 	Debounce time.Duration

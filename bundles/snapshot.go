@@ -4,7 +4,9 @@
 // atomically, keeping the last good one when a change is broken.
 //
 // It knows nothing of MCP or of how decisions are made (it does not import
-// decision): callers say which queries to prepare.
+// decision): callers say which queries to prepare, and give the Manager an
+// activation that builds their own state from each snapshot before it is
+// swapped in.
 package bundles
 
 import (
@@ -28,8 +30,6 @@ type Snapshot struct {
 	// queries holds a prepared query per requested query string, but only for
 	// refs that have at least one rule in the compiled policy.
 	queries map[string]*rego.PreparedEvalQuery
-	// derived holds values computed by Options.Derive before publication.
-	derived any
 }
 
 // Query returns the prepared query for q (e.g. "data.mcp.authz.decision"),
@@ -39,5 +39,6 @@ func (s *Snapshot) Query(q string) (*rego.PreparedEvalQuery, bool) {
 	return pq, ok
 }
 
-// Derived returns what Options.Derive computed for this snapshot.
-func (s *Snapshot) Derived() any { return s.derived }
+// AsIs is the activation of a caller that needs nothing beyond the
+// snapshot itself: NewManager(opts, AsIs) keeps *Snapshot current.
+func AsIs(s *Snapshot) (*Snapshot, error) { return s, nil }

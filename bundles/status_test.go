@@ -25,7 +25,7 @@ func TestStatusHandlerGolden(t *testing.T) {
 		Sources: []Source{DirSource(dir, WithName("policy"))},
 		Queries: testQueries,
 		Now:     func() time.Time { return clock },
-	})
+	}, AsIs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,14 +38,15 @@ var (
 	examplePolicy = filepath.Join("..", "examples", "bundles", "parameter-rules")
 )
 
-type fixedSnapshots struct{ s *bundles.Snapshot }
+type fixedSnapshots struct{ p *Policy }
 
-func (f fixedSnapshots) Current() *bundles.Snapshot { return f.s }
+func (f fixedSnapshots) Current() *Policy { return f.p }
 
 // benchEnv is an engine on the reference policy with a JWKS-file verifier.
 type benchEnv struct {
 	e      *Engine
 	snap   *bundles.Snapshot
+	pol    *Policy
 	tokens []string
 	v      *token.Verifier
 }
@@ -67,16 +68,20 @@ func newBenchEnv(b testing.TB, edit func(*Options)) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	snap, err := bundles.Compile(ctx, bundles.Options{
+	rules, err := RulesIn(opts.Package)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pol, err := bundles.CompileWith(ctx, bundles.Options{
 		Sources:     []bundles.Source{bundles.DirSource(benchPolicy)},
-		Queries:     e.Queries(),
+		Queries:     rules.Queries(),
 		InputSchema: policies.InputSchema(),
-	})
+	}, rules.Activate)
 	if err != nil {
 		b.Fatalf("compiling %s: %v", benchPolicy, err)
 	}
-	src.s = snap
-	return &benchEnv{e: e, snap: snap, tokens: toks, v: v}
+	src.p = pol
+	return &benchEnv{e: e, snap: pol.Snapshot, pol: pol, tokens: toks, v: v}
 }
 
 // requests returns benchVariants requests of kind k (every kind of the mix
@@ -112,13 +117,13 @@ func BenchmarkInputBuild(b *testing.B) {
 	env := newBenchEnv(b, nil)
 	reqs := env.requests(b, workload.ToolsCall)
 	ctx := context.Background()
-	for name, needs := range map[string]*inputNeeds{"policy_reads": env.e.state(env.snap).needs, "whole": allInput} {
+	for name, needs := range map[string]*inputNeeds{"policy_reads": env.pol.needs, "whole": allInput} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
 				var d Decision
-				p, ok := env.e.prepareFor(ctx, reqs[i%len(reqs)], env.snap, &d, needs)
+				p, ok := env.e.prepareFor(ctx, reqs[i%len(reqs)], env.pol, &d, needs)
 				if !ok {
 					b.Fatal(d.Reason)
 				}
@@ -155,7 +160,7 @@ func BenchmarkPolicyEval(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if res := env.e.eval(ctx, env.snap, inputs[i%len(inputs)]); res.err != nil {
+				if res := env.e.eval(ctx, env.pol, inputs[i%len(inputs)]); res.err != nil {
 					b.Fatal(res.err)
 				}
 				i++

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcpauthz/mcpauthz/bundles"
@@ -232,17 +231,15 @@ func engineWithAPIKeys(t *testing.T, dir string, opts decision.Options) *decisio
 	if err != nil {
 		t.Fatal(err)
 	}
-	src.S, err = bundles.Compile(context.Background(), bundles.Options{
+	rules, err := decision.RulesIn(opts.Package)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Activate indexes the API keys of the bundle's data.
+	src.P, err = bundles.CompileWith(context.Background(), bundles.Options{
 		Sources: []bundles.Source{bundles.DirSource(dir)},
-		Queries: e.Queries(),
-		Derive: func(s *bundles.Snapshot) (any, error) {
-			doc, err := storage.ReadOne(context.Background(), s.Store, storage.MustParsePath("/mcpauthz/api_keys"))
-			if err != nil {
-				return nil, fmt.Errorf("reading api_keys: %w", err)
-			}
-			return token.ParseAPIKeys(doc)
-		},
-	})
+		Queries: rules.Queries(),
+	}, rules.Activate)
 	if err != nil {
 		t.Fatalf("compiling %s: %v", dir, err)
 	}

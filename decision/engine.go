@@ -15,10 +15,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
-	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/topdown"
 
-	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 )
@@ -26,9 +24,11 @@ import (
 // DefaultMaxBodyBytes bounds the body the engine parses.
 const DefaultMaxBodyBytes = 1 << 20
 
-// Snapshots hands out the current compiled policy; bundles.Manager is one.
+// Snapshots hands out the current policy, activated (see Rules.Activate)
+// before it became current; a bundles.Manager[*Policy] is one. Current
+// returns nil before the first policy is loaded.
 type Snapshots interface {
-	Current() *bundles.Snapshot
+	Current() *Policy
 }
 
 // Verifier verifies a bearer credential; token.Verifier is one.
@@ -44,6 +44,8 @@ type SessionBinder interface {
 // Options configure an Engine.
 type Options struct {
 	// Package is the Rego package of the decision rules; default "mcp.authz".
+	// The policies Snapshots hands out are activated for it: by
+	// RulesIn(Package).Activate.
 	Package string
 	// Snapshots supplies the current policy. Required.
 	Snapshots Snapshots
@@ -87,9 +89,6 @@ type Engine struct {
 	missingTok *token.Result
 	badHeader  *token.Result
 	noVerifier *token.Result
-	// evalState caches the compiled query and read transaction of the
-	// latest snapshot.
-	evalState atomic.Pointer[evalState]
 	// lastContext is the input.context term of the last request.
 	lastContext atomic.Pointer[contextCache]
 	// fullInput is set when an observer reads the input (decision logs):
@@ -136,7 +135,8 @@ func New(opts Options) (*Engine, error) {
 	}, nil
 }
 
-// Queries returns the queries the engine evaluates, for bundles.Options.Queries.
+// Queries returns the queries the engine evaluates, for bundles.Options.Queries
+// (the same as RulesIn(Options.Package).Queries()).
 func (e *Engine) Queries() []string {
 	return []string{e.qDecision, e.qAllow, e.qVisible}
 }
@@ -195,12 +195,12 @@ type prepared struct {
 
 // prepare verifies the token, parses the body and builds the shared input.
 // When the request cannot reach the policy it returns a finished denial.
-func (e *Engine) prepare(ctx context.Context, r *Request, snap *bundles.Snapshot, d *Decision) (*prepared, bool) {
-	return e.prepareFor(ctx, r, snap, d, allInput)
+func (e *Engine) prepare(ctx context.Context, r *Request, pol *Policy, d *Decision) (*prepared, bool) {
+	return e.prepareFor(ctx, r, pol, d, allInput)
 }
 
 // prepareFor is prepare building only the input that needs names.
-func (e *Engine) prepareFor(ctx context.Context, r *Request, snap *bundles.Snapshot, d *Decision, needs *inputNeeds) (*prepared, bool) {
+func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Decision, needs *inputNeeds) (*prepared, bool) {
 	p := &prepared{needs: needs}
 	if n := needs.sub("source"); n != nil {
 		p.shared.source = sourceInput(r)
@@ -212,7 +212,7 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, snap *bundles.Snaps
 	// the query string; it is never read as a credential.
 	p.shared.http = httpInputFor(r, needs.sub("http"))
 
-	keys, _ := snap.Derived().(*token.APIKeys)
+	keys := pol.keys
 	p.tok = e.resolveToken(ctx, r, keys)
 	d.Token = p.tok
 	p.shared.token = ast.NewTerm(p.tok.Value)
@@ -295,17 +295,17 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 		e.unreadable(r, d)
 		return d, nil
 	}
-	snap := e.opts.Snapshots.Current()
-	if snap == nil {
+	pol := e.opts.Snapshots.Current()
+	if pol == nil {
 		d.refuse(denial{kind: refuseNoPolicy, reason: "no policy is loaded yet"})
 		return d, nil
 	}
-	d.Revision = snap.Revision
+	d.Revision = pol.Snapshot.Revision
 	needs := allInput
 	if !e.fullInput {
-		needs = e.state(snap).needs
+		needs = pol.needs
 	}
-	p, ok := e.prepareFor(ctx, r, snap, d, needs)
+	p, ok := e.prepareFor(ctx, r, pol, d, needs)
 	if !ok {
 		return d, nil
 	}
@@ -317,14 +317,14 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 			return d, nil
 		}
 		input := p.input(0)
-		e.finishHTTPOnly(d, e.eval(ctx, snap, input), p.tok)
+		e.finishHTTPOnly(d, e.eval(ctx, pol, input), p.tok)
 		return d, input
 	}
 	outcomes := make([]outcome, len(p.body.Messages))
 	var lastInput ast.Value
 	for i := range p.body.Messages {
 		lastInput = p.input(i)
-		outcomes[i] = outcome{msg: &p.body.Messages[i], res: e.eval(ctx, snap, lastInput)}
+		outcomes[i] = outcome{msg: &p.body.Messages[i], res: e.eval(ctx, pol, lastInput)}
 	}
 	e.finishMessages(d, outcomes, p.body.Batch, p.tok)
 	return d, lastInput
@@ -339,12 +339,12 @@ func (e *Engine) Inputs(ctx context.Context, r *Request) ([]ast.Value, *Decision
 		e.unreadable(r, d)
 		return nil, d
 	}
-	snap := e.opts.Snapshots.Current()
-	if snap == nil {
+	pol := e.opts.Snapshots.Current()
+	if pol == nil {
 		d.refuse(denial{kind: refuseNoPolicy, reason: "no policy is loaded yet"})
 		return nil, d
 	}
-	p, ok := e.prepare(ctx, r, snap, d)
+	p, ok := e.prepare(ctx, r, pol, d)
 	if !ok {
 		return nil, d
 	}
@@ -449,80 +449,8 @@ type policyResult struct {
 	err         error // evaluation failed or the result was unusable: deny
 }
 
-// evalState is what evaluation needs of one snapshot, built on the first
-// request that sees the snapshot and shared by every request after it.
-type evalState struct {
-	snap *bundles.Snapshot
-	// txn is one read transaction on the snapshot's store, opened once and
-	// used by every evaluation: a snapshot's store is never written after
-	// it is published, and the in-memory store's reads through a read
-	// transaction take no lock, so the Check path takes none either. It is
-	// never closed: it holds no resource beyond the store it reads, which
-	// goes away with the snapshot.
-	txn storage.Transaction
-	// query is the compiled decision query (or allow, when the policy has
-	// no decision rule); nil when the policy defines neither.
-	query      ast.Body
-	isDecision bool
-	// tmpl is the query with every per-snapshot setting; each evaluation
-	// runs a copy of it, held in its pooled scratch.
-	tmpl *topdown.Query
-	// needs is the input the policy can read.
-	needs *inputNeeds
-	err   error // why the state cannot evaluate
-}
-
 // resultVar holds the value of the queried rule in a query result.
 var resultVar = ast.Var("x")
-
-// state returns the evaluation state of snap, building it on first use.
-// Two requests may race to build it for a new snapshot: both results are
-// equivalent and the last store wins, so no lock is needed. Only the latest
-// snapshot's state is kept, so reloads leave nothing behind.
-func (e *Engine) state(snap *bundles.Snapshot) *evalState {
-	if st := e.evalState.Load(); st != nil && st.snap == snap {
-		return st
-	}
-	st := e.newEvalState(snap)
-	e.evalState.Store(st)
-	return st
-}
-
-func (e *Engine) newEvalState(snap *bundles.Snapshot) *evalState {
-	st := &evalState{snap: snap, needs: policyInputNeeds(snap.Compiler)}
-	q := e.qDecision
-	if _, ok := snap.Query(q); ok {
-		st.isDecision = true
-	} else if _, ok := snap.Query(e.qAllow); ok {
-		q = e.qAllow
-	} else {
-		st.err = fmt.Errorf("policy defines neither %s nor %s", e.qDecision, e.qAllow)
-		return st
-	}
-	ref, err := ast.ParseRef(q)
-	if err != nil {
-		st.err = fmt.Errorf("parsing query %s: %w", q, err)
-		return st
-	}
-	body, err := snap.Compiler.QueryCompiler().Compile(ast.NewBody(ast.Equality.Expr(ast.NewTerm(resultVar), ast.NewTerm(ref))))
-	if err != nil {
-		st.err = fmt.Errorf("compiling query %s: %w", q, err)
-		return st
-	}
-	txn, err := snap.Store.NewTransaction(context.Background())
-	if err != nil {
-		st.err = fmt.Errorf("opening a read transaction: %w", err)
-		return st
-	}
-	st.query, st.txn = body, txn
-	st.tmpl = topdown.NewQuery(body).
-		WithCompiler(snap.Compiler).
-		WithStore(snap.Store).
-		WithTransaction(txn).
-		WithStrictBuiltinErrors(true).
-		WithMetrics(noMetrics)
-	return st
-}
 
 // eval runs the decision query (or allow, when no decision rule exists)
 // against one input.
@@ -531,10 +459,9 @@ func (e *Engine) newEvalState(snap *bundles.Snapshot) *evalState {
 // rego.PreparedEvalQuery: that saves a goroutine and a context per call
 // (rego's cancellation), the conversion of the result to Go values, and
 // OPA's per-call metrics, and reads the result as an ast.Value.
-func (e *Engine) eval(ctx context.Context, snap *bundles.Snapshot, input ast.Value) policyResult {
-	st := e.state(snap)
-	if st.err != nil {
-		return policyResult{err: st.err}
+func (e *Engine) eval(ctx context.Context, pol *Policy, input ast.Value) policyResult {
+	if pol.evalErr != nil {
+		return policyResult{err: pol.evalErr}
 	}
 	if err := ctx.Err(); err != nil {
 		return policyResult{err: fmt.Errorf("evaluating policy: %w", err)}
@@ -543,7 +470,7 @@ func (e *Engine) eval(ctx context.Context, snap *bundles.Snapshot, input ast.Val
 	defer putScratch(sc)
 	// The query is a copy of the snapshot's template, so nothing OPA sets
 	// on it while evaluating (its clock) carries over to the next call.
-	sc.q = *st.tmpl
+	sc.q = *pol.tmpl
 	sc.q.WithInput(&sc.input).
 		WithCancel(&sc.cancel).
 		WithVirtualCache(&sc.vc).
@@ -555,19 +482,19 @@ func (e *Engine) eval(ctx context.Context, snap *bundles.Snapshot, input ast.Val
 		return policyResult{err: e.evalError(ctx, err)}
 	}
 	if n == 0 || result == nil {
-		q := e.qAllow
-		if st.isDecision {
-			q = e.qDecision
+		q := pol.rules.allow
+		if pol.isDecision {
+			q = pol.rules.decision
 		}
 		return policyResult{err: fmt.Errorf("%s is undefined for this input", q)}
 	}
 	if n > 1 {
 		return policyResult{err: errors.New("policy returned more than one result")}
 	}
-	if !st.isDecision {
+	if !pol.isDecision {
 		b, ok := result.Value.(ast.Boolean)
 		if !ok {
-			return policyResult{err: fmt.Errorf("%s is %s, want a boolean", e.qAllow, ast.ValueName(result.Value))}
+			return policyResult{err: fmt.Errorf("%s is %s, want a boolean", pol.rules.allow, ast.ValueName(result.Value))}
 		}
 		return policyResult{allow: bool(b)}
 	}

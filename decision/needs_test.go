@@ -127,7 +127,11 @@ func newTestEngine(t testing.TB, dir string, full bool) *Engine {
 	if e.fullInput != full {
 		t.Fatalf("fullInput = %v, want %v", e.fullInput, full)
 	}
-	if src.s, err = bundles.Compile(context.Background(), bundles.Options{Sources: []bundles.Source{bundles.DirSource(dir)}, Queries: e.Queries()}); err != nil {
+	rules, err := RulesIn(opts.Package)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.p, err = bundles.CompileWith(context.Background(), bundles.Options{Sources: []bundles.Source{bundles.DirSource(dir)}, Queries: rules.Queries()}, rules.Activate); err != nil {
 		t.Fatalf("compiling %s: %v", dir, err)
 	}
 	return e

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 
-	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
@@ -73,16 +71,6 @@ var ErrNoPolicy = errors.New("no policy is loaded yet")
 // once per engine; it is safe for concurrent use.
 type ItemFilter struct {
 	e *Engine
-	// partial caches the partial-evaluation query of the latest snapshot:
-	// snapshots change rarely, so one entry keyed by snapshot pointer is
-	// enough, and a swap simply replaces it.
-	partial atomic.Pointer[partialQuery]
-}
-
-type partialQuery struct {
-	snap *bundles.Snapshot
-	pq   rego.PreparedPartialQuery
-	err  error
 }
 
 // NewItemFilter builds an ItemFilter on an engine.
@@ -118,17 +106,16 @@ var (
 // fails is hidden, with Basis BasisError.
 func (f *ItemFilter) Visible(ctx context.Context, r *Request, items []Item) (*VisibleResult, error) {
 	e := f.e
-	snap := e.opts.Snapshots.Current()
-	if snap == nil {
+	pol := e.opts.Snapshots.Current()
+	if pol == nil {
 		return nil, ErrNoPolicy
 	}
-	keys, _ := snap.Derived().(*token.APIKeys)
-	tok := e.resolveToken(ctx, r, keys)
+	tok := e.resolveToken(ctx, r, pol.keys)
 	shared := sharedInput{source: sourceInput(r), context: contextInput(r.Context), token: ast.NewTerm(tok.Value)}
 	shared.http = httpInput(r)
 
-	res := &VisibleResult{Revision: snap.Revision, Token: tok, Items: make([]Visibility, len(items))}
-	vq, hasRule := snap.Query(e.qVisible)
+	res := &VisibleResult{Revision: pol.Snapshot.Revision, Token: tok, Items: make([]Visibility, len(items))}
+	vq, hasRule := pol.visible, pol.visible != nil
 	for i := range items {
 		it := &items[i]
 		if _, ok := methodByKind[it.Kind]; !ok {
@@ -146,7 +133,7 @@ func (f *ItemFilter) Visible(ctx context.Context, r *Request, items []Item) (*Vi
 				continue
 			}
 		}
-		v, err := f.byPartialEval(ctx, snap, &shared, r, it)
+		v, err := f.byPartialEval(ctx, pol, &shared, r, it)
 		if err != nil {
 			res.Items[i] = Visibility{Basis: BasisError, Err: fmt.Errorf("item %q: %w", it.Name, err)}
 			continue
@@ -195,11 +182,11 @@ func (f *ItemFilter) byRule(ctx context.Context, pq *rego.PreparedEvalQuery, s *
 // some could (or it is allowed outright): visible. This over-approximates
 // (a remaining query may be unsatisfiable) but never hides an item that a
 // call could use.
-func (f *ItemFilter) byPartialEval(ctx context.Context, snap *bundles.Snapshot, s *sharedInput, r *Request, it *Item) (bool, error) {
-	pq, err := f.partialFor(ctx, snap)
-	if err != nil {
-		return false, err
+func (f *ItemFilter) byPartialEval(ctx context.Context, pol *Policy, s *sharedInput, r *Request, it *Item) (bool, error) {
+	if pol.partialErr != nil {
+		return false, pol.partialErr
 	}
+	pq := &pol.partial
 	input := s.input(syntheticCall(it, r))
 	ctx, cancel := context.WithTimeout(ctx, f.e.opts.EvalTimeout)
 	defer cancel()
@@ -208,33 +195,6 @@ func (f *ItemFilter) byPartialEval(ctx context.Context, snap *bundles.Snapshot, 
 		return false, fmt.Errorf("partially evaluating the decision: %w", err)
 	}
 	return len(pqs.Queries) > 0, nil
-}
-
-// partialFor returns the partial-evaluation query of snap, preparing it on
-// the first use of each snapshot.
-func (f *ItemFilter) partialFor(ctx context.Context, snap *bundles.Snapshot) (*rego.PreparedPartialQuery, error) {
-	if p := f.partial.Load(); p != nil && p.snap == snap {
-		return &p.pq, p.err
-	}
-	q := f.e.qAllow + " == true"
-	if _, ok := snap.Query(f.e.qDecision); ok {
-		q = f.e.qDecision + ".allow == true"
-	}
-	p := &partialQuery{snap: snap}
-	p.pq, p.err = rego.New(
-		rego.Query(q),
-		rego.Compiler(snap.Compiler),
-		rego.Store(snap.Store),
-		rego.StoreReadAST(true),
-		rego.StrictBuiltinErrors(true),
-	).PrepareForPartial(ctx)
-	if p.err != nil {
-		p.err = fmt.Errorf("preparing partial evaluation of %s: %w", q, p.err)
-	}
-	// Two callers may race to prepare the same snapshot: both results are
-	// equivalent, so the last store wins harmlessly.
-	f.partial.Store(p)
-	return &p.pq, p.err
 }
 
 // syntheticCall is input.mcp of the call that would use the item, with the

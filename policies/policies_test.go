@@ -93,7 +93,7 @@ func TestRego(t *testing.T) {
 func runRegoTests(t *testing.T, dir string) {
 	t.Helper()
 	var out bytes.Buffer
-	passed, failed, err := bundles.Test(context.Background(), []string{dir}, &out, true, bundles.Options{InputSchema: policies.InputSchema()})
+	passed, failed, err := bundles.Test(context.Background(), []string{dir}, &out, true, bundles.Options{InputSchema: policies.InputSchema()}, bundles.AsIs)
 	t.Log(out.String())
 	if err != nil {
 		t.Fatalf("running rego tests: %v", err)

@@ -151,12 +151,12 @@ type inProcess struct {
 	count  *countingObserver
 }
 
-// swappable is a snapshot source that reload can swap.
+// swappable is a policy source that reload can swap.
 type swappable struct {
-	p atomic.Pointer[bundles.Snapshot]
+	p atomic.Pointer[decision.Policy]
 }
 
-func (s *swappable) Current() *bundles.Snapshot { return s.p.Load() }
+func (s *swappable) Current() *decision.Policy { return s.p.Load() }
 
 // countingObserver counts decisions beside the metrics.
 type countingObserver struct {
@@ -206,16 +206,22 @@ func startInProcess(ctx context.Context, policy, jwks string) (*inProcess, error
 	return p, nil
 }
 
-func (p *inProcess) compile(ctx context.Context) (*bundles.Snapshot, error) {
-	snap, err := bundles.Compile(ctx, bundles.Options{
+// compile compiles and activates the policy, as the bundle manager does
+// before a swap.
+func (p *inProcess) compile(ctx context.Context) (*decision.Policy, error) {
+	rules, err := decision.RulesIn(p.engine.Package())
+	if err != nil {
+		return nil, err
+	}
+	pol, err := bundles.CompileWith(ctx, bundles.Options{
 		Sources:     []bundles.Source{bundles.DirSource(p.policy)},
-		Queries:     p.engine.Queries(),
+		Queries:     rules.Queries(),
 		InputSchema: policies.InputSchema(),
-	})
+	}, rules.Activate)
 	if err != nil {
 		return nil, fmt.Errorf("compiling %s: %w", p.policy, err)
 	}
-	return snap, nil
+	return pol, nil
 }
 
 func (p *inProcess) stop() {

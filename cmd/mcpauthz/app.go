@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -29,16 +28,13 @@ type app struct {
 	cfg      Config
 	log      *slog.Logger
 	registry *prometheus.Registry
-	bundles  *bundles.Manager
+	bundles  *bundles.Manager[*decision.Policy]
 	tokens   *token.Verifier
 	engine   *decision.Engine
 	resource oauth.Resource
 	metrics  *metrics.Metrics
 	declog   *decisionlog.Log
 }
-
-// apiKeysPath is where bundle data holds API key hashes.
-var apiKeysPath = storage.MustParsePath("/mcpauthz/api_keys")
 
 // bundleSources turns the config's bundle entries into bundle sources; with
 // none configured, the embedded default policy is used.
@@ -88,30 +84,11 @@ func bundleOptions(cfg *Config, sources []bundles.Source, queries []string, log 
 		Debounce:   cfg.Watch.Debounce.D(),
 		Logger:     log,
 		Registerer: reg,
-		Derive:     deriveAPIKeys,
 	}
 	if cfg.Policy.TypeCheck == nil || *cfg.Policy.TypeCheck {
 		opts.InputSchema = policies.InputSchema()
 	}
 	return opts
-}
-
-// deriveAPIKeys indexes the API key hashes of a snapshot's data once, before
-// the snapshot is published, so a request never reads the store for them.
-func deriveAPIKeys(s *bundles.Snapshot) (any, error) {
-	ctx := context.Background()
-	doc, err := storage.ReadOne(ctx, s.Store, apiKeysPath)
-	if err != nil {
-		if storage.IsNotFound(err) {
-			return (*token.APIKeys)(nil), nil
-		}
-		return nil, fmt.Errorf("reading data.mcpauthz.api_keys: %w", err)
-	}
-	keys, err := token.ParseAPIKeys(doc)
-	if err != nil {
-		return nil, fmt.Errorf("data.mcpauthz.api_keys: %w", err)
-	}
-	return keys, nil
 }
 
 // buildApp validates the config and builds every part, closing what it
@@ -161,6 +138,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	if topts.Audience == "" {
 		topts.Audience = cfg.Resource.URI
 	}
+	topts.Issuers = issuerOptions(cfg.Tokens.Issuers)
 	if in := cfg.Tokens.Introspection; in != nil {
 		secret := in.ClientSecret
 		if in.ClientSecretFile != "" {
@@ -178,9 +156,9 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	if cfg.Tokens.Issuer == "" && (cfg.Tokens.JWKSFile != "" || cfg.Tokens.JWKSURL != "") {
 		log.Warn("tokens.issuer is empty: the iss claim of JWTs is not checked; any issuer whose keys are in the JWKS is trusted")
 	}
-	if cfg.Tokens.Issuer == "" && cfg.Tokens.JWKSFile == "" && cfg.Tokens.JWKSURL == "" && !cfg.Tokens.Dev &&
+	if cfg.Tokens.Issuer == "" && cfg.Tokens.JWKSFile == "" && cfg.Tokens.JWKSURL == "" && len(cfg.Tokens.Issuers) == 0 && !cfg.Tokens.Dev &&
 		cfg.Tokens.Introspection == nil && cfg.Tokens.FromEnvoyMetadata == "" {
-		log.Warn("no token source is configured (tokens.issuer, jwks_file, jwks_url, introspection, from_envoy_metadata or dev): only API keys from bundle data can authenticate")
+		log.Warn("no token source is configured (tokens.issuers, issuer, jwks_file, jwks_url, introspection, from_envoy_metadata or dev): only API keys from bundle data can authenticate")
 	}
 	if a.tokens, err = token.New(ctx, topts); err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
@@ -210,34 +188,26 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	if cfg.Sessions.BindSubject {
 		eopts.Sessions = session.NewBinder(cfg.Sessions.MaxSessions, cfg.Sessions.TTL.D())
 	}
-	// The engine needs the snapshot source and the manager needs the
-	// engine's queries: build the engine on a late-bound source.
-	src := &lateSnapshots{}
-	eopts.Snapshots = src
-	if a.engine, err = decision.New(eopts); err != nil {
+	// The rules the engine queries follow from the policy package alone:
+	// the bundle manager prepares them and activates each snapshot for
+	// the engine before the swap, and the engine reads what it activated.
+	rules, err := decision.RulesIn(cfg.Policy.Package)
+	if err != nil {
 		return nil, err
 	}
-
 	sources, err := bundleSources(&cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	bopts := bundleOptions(&cfg, sources, a.engine.Queries(), log.With("component", "bundles"), a.registry)
-	if a.bundles, err = bundles.NewManager(bopts); err != nil {
+	bopts := bundleOptions(&cfg, sources, rules.Queries(), log.With("component", "bundles"), a.registry)
+	if a.bundles, err = bundles.NewManager(bopts, rules.Activate); err != nil {
 		return nil, fmt.Errorf("bundles: %w", err)
 	}
-	src.m = a.bundles
-	return a, nil
-}
-
-// lateSnapshots forwards to the bundle manager once it exists.
-type lateSnapshots struct{ m *bundles.Manager }
-
-func (l *lateSnapshots) Current() *bundles.Snapshot {
-	if l.m == nil {
-		return nil
+	eopts.Snapshots = a.bundles
+	if a.engine, err = decision.New(eopts); err != nil {
+		return nil, err
 	}
-	return l.m.Current()
+	return a, nil
 }
 
 func (a *app) close() {
@@ -251,4 +221,24 @@ func (a *app) close() {
 	if err := errors.Join(errs...); err != nil {
 		a.log.Warn("closing", "error", err)
 	}
+}
+
+// issuerOptions turns tokens.issuers into the verifier's issuer entries;
+// what an entry leaves unset comes from the top-level tokens keys.
+func issuerOptions(list []IssuerConfig) []token.IssuerOptions {
+	if len(list) == 0 {
+		return nil
+	}
+	out := make([]token.IssuerOptions, len(list))
+	for i, is := range list {
+		out[i] = token.IssuerOptions{
+			Issuer: is.Issuer, Audience: is.Audience,
+			JWKSFile: is.JWKSFile, JWKSURL: is.JWKSURL, Discovery: is.Discovery,
+			Algorithms: is.Algorithms, ClockSkew: is.ClockSkew.D(),
+			ClaimsMapping: token.ClaimsMapping{
+				Subject: is.ClaimsMapping.Subject, Scopes: is.ClaimsMapping.Scopes, ClientID: is.ClaimsMapping.ClientID,
+			},
+		}
+	}
+	return out
 }

@@ -91,8 +91,13 @@ type ResourceConfig struct {
 	Documentation        string   `json:"documentation"`
 }
 
-// TokensConfig configures credential verification.
+// TokensConfig configures credential verification. Issuer, JWKSFile and
+// JWKSURL (with Audience, Algorithms and ClockSkew) describe one issuer;
+// Issuers describes several, and then the single-issuer keys must be unset
+// while Audience, Algorithms, RequiredTyp and ClockSkew are every entry's
+// defaults.
 type TokensConfig struct {
+	Issuers            []IssuerConfig       `json:"issuers"`
 	Issuer             string               `json:"issuer"`
 	Audience           string               `json:"audience"`
 	JWKSFile           string               `json:"jwks_file"`
@@ -108,6 +113,28 @@ type TokensConfig struct {
 	FromEnvoyMetadata  string               `json:"from_envoy_metadata"`
 	EnvoyPayloadKey    string               `json:"envoy_payload_key"`
 	Introspection      *IntrospectionConfig `json:"introspection"`
+}
+
+// IssuerConfig is one issuer of JWTs among several (tokens.issuers).
+type IssuerConfig struct {
+	Issuer   string `json:"issuer"`
+	Audience string `json:"audience"`
+	// JWKSFile, JWKSURL or Discovery says where the keys are: at most one;
+	// none means discovery from the issuer's metadata.
+	JWKSFile      string              `json:"jwks_file"`
+	JWKSURL       string              `json:"jwks_url"`
+	Discovery     bool                `json:"discovery"`
+	Algorithms    []string            `json:"algorithms"`
+	ClockSkew     Duration            `json:"clock_skew"`
+	ClaimsMapping ClaimsMappingConfig `json:"claims_mapping"`
+}
+
+// ClaimsMappingConfig names the claims that hold an issuer's subject,
+// scopes and client id ("" keeps sub, scope/scp and client_id/azp).
+type ClaimsMappingConfig struct {
+	Subject  string `json:"subject"`
+	Scopes   string `json:"scopes"`
+	ClientID string `json:"client_id"`
 }
 
 // IntrospectionConfig enables RFC 7662 introspection of opaque tokens.
@@ -300,6 +327,62 @@ func checkDurations(t reflect.Type, v any, key string) error {
 	return nil
 }
 
+// checkAlgorithms reports every name in algs that is not an asymmetric JWS
+// algorithm the verifier allows.
+func checkAlgorithms(key string, algs []string, bad func(key, format string, args ...any)) {
+	for _, a := range algs {
+		switch a {
+		case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
+		default:
+			bad(key, "%q is not an allowed asymmetric JWS algorithm", a)
+		}
+	}
+}
+
+// validateIssuers checks tokens.issuers: it excludes the single-issuer
+// keys, and every entry names one issuer, once, and at most one place
+// for its keys.
+func (c *Config) validateIssuers(bad func(key, format string, args ...any)) {
+	t := &c.Tokens
+	if len(t.Issuers) == 0 {
+		return
+	}
+	for _, k := range [...]struct{ key, v string }{{"tokens.issuer", t.Issuer}, {"tokens.jwks_file", t.JWKSFile}, {"tokens.jwks_url", t.JWKSURL}} {
+		if k.v != "" {
+			bad(k.key, "is the single-issuer shorthand; with tokens.issuers, put it in an entry")
+		}
+	}
+	seen := map[string]bool{}
+	for i, is := range t.Issuers {
+		key := fmt.Sprintf("tokens.issuers[%d]", i)
+		switch {
+		case is.Issuer == "":
+			bad(key+".issuer", "is required")
+		case is.Issuer == token.DevIssuer:
+			bad(key+".issuer", "%q is the development issuer (tokens.dev)", is.Issuer)
+		case seen[is.Issuer]:
+			bad(key+".issuer", "%q is configured twice", is.Issuer)
+		}
+		seen[is.Issuer] = true
+		n := 0
+		for _, set := range []bool{is.JWKSFile != "", is.JWKSURL != "", is.Discovery} {
+			if set {
+				n++
+			}
+		}
+		if n > 1 {
+			bad(key, "jwks_file, jwks_url and discovery are exclusive")
+		}
+		if is.JWKSURL != "" && !strings.HasPrefix(is.JWKSURL, "https://") && !strings.HasPrefix(is.JWKSURL, "http://") {
+			bad(key+".jwks_url", "%q is not an http(s) URL", is.JWKSURL)
+		}
+		checkAlgorithms(key+".algorithms", is.Algorithms, bad)
+		if is.ClockSkew < 0 || is.ClockSkew.D() > 10*time.Minute {
+			bad(key+".clock_skew", "must be between 0 and 10m")
+		}
+	}
+}
+
 // Validate checks the configuration and names the offending key.
 func (c *Config) Validate() error {
 	var errs []error
@@ -352,13 +435,8 @@ func (c *Config) Validate() error {
 	if len(c.Resource.AuthorizationServers) == 0 {
 		bad("resource.authorization_servers", "MCP requires at least one authorization server")
 	}
-	for _, a := range c.Tokens.Algorithms {
-		switch a {
-		case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
-		default:
-			bad("tokens.algorithms", "%q is not an allowed asymmetric JWS algorithm", a)
-		}
-	}
+	checkAlgorithms("tokens.algorithms", c.Tokens.Algorithms, bad)
+	c.validateIssuers(bad)
 	if err := token.CheckRequiredTyp(c.Tokens.RequiredTyp); err != nil {
 		bad("tokens.required_typ", "%v", err)
 	}

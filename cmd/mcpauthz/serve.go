@@ -148,7 +148,7 @@ func (a *app) serve(ctx context.Context) error {
 				for _, svc := range healthServices {
 					hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 				}
-				a.log.Info("policy loaded; serving", "revision", a.bundles.Current().Revision)
+				a.log.Info("policy loaded; serving", "revision", a.bundles.Snapshot().Revision)
 				return
 			}
 			select {

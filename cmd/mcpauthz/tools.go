@@ -11,42 +11,47 @@ import (
 	"time"
 
 	"github.com/mcpauthz/mcpauthz/bundles"
+	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 // policyToolOptions are the bundle options of check and test: the same
-// schema, sandbox and queries as the server, from the given paths.
-func policyToolOptions(fs *flag.FlagSet, args []string, stderr io.Writer) (bundles.Options, *bool, error) {
+// schema, sandbox, queries and activation as the server, from the given
+// paths.
+func policyToolOptions(fs *flag.FlagSet, args []string, stderr io.Writer) (bundles.Options, decision.Rules, *bool, error) {
 	configPath := fs.String("config", "", "config `file` (for policy.package and policy.type_check)")
 	verbose := fs.Bool("v", false, "verbose: print every test")
 	if err := fs.Parse(args); err != nil {
-		return bundles.Options{}, nil, err
+		return bundles.Options{}, decision.Rules{}, nil, err
 	}
 	if fs.NArg() == 0 {
-		return bundles.Options{}, nil, errors.New("name at least one bundle PATH")
+		return bundles.Options{}, decision.Rules{}, nil, errors.New("name at least one bundle PATH")
 	}
 	cfg, err := LoadConfig(*configPath)
 	if err != nil {
-		return bundles.Options{}, nil, err
+		return bundles.Options{}, decision.Rules{}, nil, err
+	}
+	rules, err := decision.RulesIn(cfg.Policy.Package)
+	if err != nil {
+		return bundles.Options{}, decision.Rules{}, nil, err
 	}
 	sources := make([]bundles.Source, 0, fs.NArg())
 	for _, p := range fs.Args() {
 		sources = append(sources, bundles.DirSource(p))
 	}
-	pkg := "data." + cfg.Policy.Package
 	log := newLogger(stderr, LogConfig{Level: "warn", Format: "text"})
-	opts := bundleOptions(&cfg, sources, []string{pkg + ".decision", pkg + ".allow", pkg + ".visible"}, log, nil)
-	return opts, verbose, nil
+	opts := bundleOptions(&cfg, sources, rules.Queries(), log, nil)
+	return opts, rules, verbose, nil
 }
 
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	opts, _, err := policyToolOptions(fs, args, stderr)
+	opts, rules, _, err := policyToolOptions(fs, args, stderr)
 	if err != nil {
 		return err
 	}
-	if err := bundles.Check(ctx, fs.Args(), opts); err != nil {
+	if err := bundles.Check(ctx, fs.Args(), opts, rules.Activate); err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
 	fmt.Fprintf(stdout, "ok: %s compiled\n", strings.Join(fs.Args(), ", "))
@@ -56,11 +61,11 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	opts, verbose, err := policyToolOptions(fs, args, stderr)
+	opts, rules, verbose, err := policyToolOptions(fs, args, stderr)
 	if err != nil {
 		return err
 	}
-	_, failed, err := bundles.Test(ctx, fs.Args(), stdout, *verbose, opts)
+	_, failed, err := bundles.Test(ctx, fs.Args(), stdout, *verbose, opts, rules.Activate)
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
 	}

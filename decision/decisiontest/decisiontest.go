@@ -19,33 +19,38 @@ import (
 // Resource is the protected resource URI the test engines use.
 const Resource = "https://mcp.example.com/mcp"
 
-// Snapshots serves one fixed snapshot.
-type Snapshots struct{ S *bundles.Snapshot }
+// Snapshots serves one fixed policy.
+type Snapshots struct{ P *decision.Policy }
 
-// Current returns the snapshot.
-func (s *Snapshots) Current() *bundles.Snapshot { return s.S }
+// Current returns the policy.
+func (s *Snapshots) Current() *decision.Policy { return s.P }
 
 // NewEngine compiles the bundle directory dir and returns an engine on it.
 // edit, when non-nil, adjusts the options before the engine is built.
 func NewEngine(t testing.TB, dir string, edit func(*decision.Options)) *decision.Engine {
 	t.Helper()
-	src := &Snapshots{}
-	opts := decision.Options{Snapshots: src, MetadataURL: oauth.MetadataURL(Resource)}
+	opts := decision.Options{MetadataURL: oauth.MetadataURL(Resource)}
 	if edit != nil {
 		edit(&opts)
 	}
+	// The policy is compiled and activated first, as the server's bundle
+	// manager does, and the engine is built on it.
+	rules, err := decision.RulesIn(opts.Package)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := bundles.CompileWith(context.Background(), bundles.Options{
+		Sources: []bundles.Source{bundles.DirSource(dir)},
+		Queries: rules.Queries(),
+	}, rules.Activate)
+	if err != nil {
+		t.Fatalf("compiling %s: %v", dir, err)
+	}
+	opts.Snapshots = &Snapshots{P: pol}
 	e, err := decision.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := bundles.Compile(context.Background(), bundles.Options{
-		Sources: []bundles.Source{bundles.DirSource(dir)},
-		Queries: e.Queries(),
-	})
-	if err != nil {
-		t.Fatalf("compiling %s: %v", dir, err)
-	}
-	src.S = snap
 	return e
 }
 

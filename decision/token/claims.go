@@ -40,26 +40,50 @@ func FromClaims(claims map[string]any, now time.Time) *Result {
 }
 
 // fillIdentity copies the subject, client and scopes of a verified payload
-// into r.
+// into r, from the usual claims.
 func fillIdentity(r *Result, claims map[string]any) {
-	r.Subject, _ = claims["sub"].(string)
-	if id, ok := claims["client_id"].(string); ok && id != "" {
-		r.ClientID = id
+	fillMappedIdentity(r, claims, &ClaimsMapping{})
+}
+
+// fillMappedIdentity is fillIdentity reading the claims m names.
+func fillMappedIdentity(r *Result, claims map[string]any, m *ClaimsMapping) {
+	if m.Subject != "" {
+		r.Subject, _ = claims[m.Subject].(string)
 	} else {
-		r.ClientID, _ = claims["azp"].(string)
+		r.Subject, _ = claims["sub"].(string)
 	}
-	r.Scopes = scopesOf(claims)
+	switch {
+	case m.ClientID != "":
+		r.ClientID, _ = claims[m.ClientID].(string)
+	default:
+		if id, ok := claims["client_id"].(string); ok && id != "" {
+			r.ClientID = id
+		} else {
+			r.ClientID, _ = claims["azp"].(string)
+		}
+	}
+	if m.Scopes != "" {
+		r.Scopes = scopeList(claims[m.Scopes])
+	} else {
+		r.Scopes = scopesOf(claims)
+	}
 }
 
 // scopesOf reads the granted scopes: RFC 8693/9068 "scope" is one
 // space-separated string; Microsoft and others send "scp", as an array of
 // strings or as a space-separated string. "scope" wins when both exist.
-// Entries of the wrong type are skipped: a scope never appears by accident.
 func scopesOf(claims map[string]any) []string {
 	if s, ok := claims["scope"].(string); ok {
 		return strings.Fields(s)
 	}
-	switch scp := claims["scp"].(type) {
+	return scopeList(claims["scp"])
+}
+
+// scopeList reads one scope claim: a space-separated string or an array of
+// strings. Entries of the wrong type are skipped: a scope never appears by
+// accident.
+func scopeList(v any) []string {
+	switch scp := v.(type) {
 	case string:
 		return strings.Fields(scp)
 	case []any:

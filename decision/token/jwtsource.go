@@ -25,6 +25,10 @@ type IssuerOptions struct {
 	Audience string
 	// JWKSFile or JWKSURL is where the signing keys are; at most one.
 	JWKSFile, JWKSURL string
+	// Discovery says the keys are found through the issuer's metadata,
+	// as they are when neither JWKSFile nor JWKSURL is set; it cannot be
+	// set with them.
+	Discovery bool
 	// Algorithms is the allowlist of JWS algorithms; default RS256, ES256.
 	Algorithms []string
 	// RequiredTyp, when set, is the media type typ must name (see
@@ -32,6 +36,26 @@ type IssuerOptions struct {
 	RequiredTyp string
 	// ClockSkew is the tolerance for exp, nbf and iat; default 30s.
 	ClockSkew time.Duration
+	// ClaimsMapping names the claims that hold this issuer's subject,
+	// scopes and client id, when they are not the usual ones.
+	ClaimsMapping ClaimsMapping
+}
+
+// ClaimsMapping names the claims that fill a verified JWT's subject,
+// scopes and client id (input.token.subject, scopes and client_id), for an
+// issuer whose tokens carry them elsewhere: {Subject: "client_id"} for
+// machine tokens whose sub is a random id, {Scopes: "roles"} for an issuer
+// that grants roles. "" keeps the usual claim. The claims themselves reach
+// the policy unchanged either way.
+type ClaimsMapping struct {
+	// Subject is the claim holding the subject, a string; default "sub".
+	Subject string
+	// Scopes is the claim holding the scopes: a space-separated string or
+	// an array of strings. Default "scope", else "scp".
+	Scopes string
+	// ClientID is the claim holding the client id, a string; default
+	// "client_id", else "azp".
+	ClientID string
 }
 
 // jwtIssuer verifies the JWTs of one issuer: its keys, its algorithms, its
@@ -47,6 +71,7 @@ type jwtIssuer struct {
 	// development key). Neither: every token has an unknown key.
 	src    *keySource
 	static *keySet
+	claims ClaimsMapping
 
 	malformed *Result
 }
@@ -58,10 +83,17 @@ func newJWTIssuer(io *IssuerOptions, parser *jwt.Parser) (*jwtIssuer, error) {
 		issuer:    io.Issuer,
 		aud:       audienceMatcher{want: io.Audience},
 		parser:    parser,
+		claims:    io.ClaimsMapping,
 		malformed: (&Result{Present: true, Error: ErrMalformed, Type: TypeJWT}).Finish(),
 	}
 	if io.JWKSFile != "" && io.JWKSURL != "" {
 		return nil, errors.New("set JWKSFile or JWKSURL, not both")
+	}
+	if io.Discovery && (io.JWKSFile != "" || io.JWKSURL != "") {
+		return nil, errors.New("Discovery finds the keys itself: set it without JWKSFile or JWKSURL")
+	}
+	if io.Discovery && io.Issuer == "" {
+		return nil, errors.New("Discovery needs the Issuer whose metadata names the keys")
 	}
 	algs := io.Algorithms
 	if len(algs) == 0 {
@@ -175,8 +207,8 @@ func (j *jwtIssuer) verify(ctx context.Context, raw string, now time.Time) (*Res
 		}
 		return (&Result{Present: true, Error: reason, Type: TypeJWT}).Finish(), p
 	}
-	r := &Result{Present: true, Valid: true, Type: TypeJWT, Claims: claims, Expiry: exp}
-	fillIdentity(r, claims)
+	r := &Result{Present: true, Valid: true, Type: TypeJWT, Claims: claims, Expiry: exp, Issuer: j.issuer}
+	fillMappedIdentity(r, claims, &j.claims)
 	p := cachePolicy{good: true, until: exp.Add(j.skew)}
 	if j.src != nil {
 		p.keys, p.src = keys, j.src

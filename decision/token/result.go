@@ -38,18 +38,22 @@ const (
 // Result is the outcome of verifying one credential. A Result is immutable
 // once returned: caches hand the same *Result to many requests.
 type Result struct {
-	Present  bool
-	Valid    bool
-	Error    string // one of the Err* reasons when !Valid
-	Type     string
+	Present bool
+	Valid   bool
+	Error   string // one of the Err* reasons when !Valid
+	Type    string
+	// Issuer is the configured issuer whose entry verified a JWT, so a
+	// policy can tell several issuers apart; "" for other credentials and
+	// for the entry that accepts any issuer.
+	Issuer   string
 	Subject  string
 	ClientID string
 	Scopes   []string
 	Claims   map[string]any // only from a verified credential
 	Expiry   time.Time      // zero when the credential has none
 
-	// Value is input.token as a policy value:
-	// {present, valid, error?, type?, claims?, subject?, scopes, client_id?}.
+	// Value is input.token as a policy value: {present, valid, error?,
+	// type?, issuer?, claims?, subject?, scopes, client_id?, expires_at?}.
 	// Built once per Result so a cached token costs no conversion per request.
 	Value ast.Value
 }
@@ -74,7 +78,7 @@ func (r *Result) HasScopes(need []string) bool {
 // Finish fills r.Value from the other fields and returns r. Every verifier
 // calls it once, before the Result is returned or cached.
 func (r *Result) Finish() *Result {
-	items := make([][2]*ast.Term, 0, 8)
+	items := make([][2]*ast.Term, 0, 10)
 	items = append(items,
 		ast.Item(ast.InternedTerm("present"), ast.InternedTerm(r.Present)),
 		ast.Item(ast.InternedTerm("valid"), ast.InternedTerm(r.Valid)),
@@ -84,6 +88,9 @@ func (r *Result) Finish() *Result {
 	}
 	if r.Type != "" {
 		items = append(items, ast.Item(ast.InternedTerm("type"), ast.StringTerm(r.Type)))
+	}
+	if r.Issuer != "" {
+		items = append(items, ast.Item(ast.InternedTerm("issuer"), ast.StringTerm(r.Issuer)))
 	}
 	if r.Subject != "" {
 		items = append(items, ast.Item(ast.InternedTerm("subject"), ast.StringTerm(r.Subject)))

@@ -58,6 +58,12 @@ type Options struct {
 	RequiredTyp string
 	// ClockSkew is the tolerance for exp, nbf and iat; default 30s.
 	ClockSkew time.Duration
+	// Issuers configures several issuers, each with its keys and checks;
+	// a JWT goes to the entry its iss names, and one naming none is
+	// wrong_issuer. Exclusive with Issuer, JWKSFile and JWKSURL, which
+	// are the shorthand for one entry. Audience, Algorithms, RequiredTyp
+	// and ClockSkew are the defaults of every entry.
+	Issuers []IssuerOptions
 	// RefreshInterval is how often the JWKS is fetched again; default 10m.
 	RefreshInterval time.Duration
 	// MinRefreshInterval is the least time between two fetches, whatever
@@ -167,29 +173,84 @@ func singleIssuer(opts *Options) IssuerOptions {
 	}
 }
 
+// issuerList returns the issuer entries opts configure: Options.Issuers,
+// each filled with the top-level Audience, Algorithms, RequiredTyp and
+// ClockSkew it leaves unset, or else the one entry of the top-level
+// fields. Every entry of Options.Issuers names its issuer, once.
+func issuerList(opts *Options) ([]IssuerOptions, error) {
+	if len(opts.Issuers) == 0 {
+		return []IssuerOptions{singleIssuer(opts)}, nil
+	}
+	if opts.Issuer != "" || opts.JWKSFile != "" || opts.JWKSURL != "" {
+		return nil, errors.New("set Options.Issuers or the single-issuer Issuer, JWKSFile and JWKSURL, not both")
+	}
+	out := make([]IssuerOptions, len(opts.Issuers))
+	seen := make(map[string]bool, len(opts.Issuers))
+	for i, io := range opts.Issuers {
+		switch {
+		case io.Issuer == "":
+			return nil, fmt.Errorf("Issuers[%d]: Issuer is required when several issuers are configured", i)
+		case io.Issuer == DevIssuer:
+			return nil, fmt.Errorf("Issuers[%d]: %q is the development issuer (Options.Dev)", i, DevIssuer)
+		case seen[io.Issuer]:
+			return nil, fmt.Errorf("Issuers[%d]: issuer %q is configured twice", i, io.Issuer)
+		}
+		seen[io.Issuer] = true
+		if io.Audience == "" {
+			io.Audience = opts.Audience
+		}
+		if len(io.Algorithms) == 0 {
+			io.Algorithms = opts.Algorithms
+		}
+		if io.RequiredTyp == "" {
+			io.RequiredTyp = opts.RequiredTyp
+		}
+		if io.ClockSkew == 0 {
+			io.ClockSkew = opts.ClockSkew
+		}
+		out[i] = io
+	}
+	return out, nil
+}
+
 // jwtIssuers builds the JWT issuer entries opts describe and loads their
-// keys: the configured issuer, then the development key. With neither,
+// keys: the configured issuers, then the development key. With neither,
 // one entry without keys answers every JWT with unknown_key.
 func (v *Verifier) jwtIssuers(ctx, baseCtx context.Context, opts *Options, client *http.Client) ([]*jwtIssuer, error) {
-	var entries []*jwtIssuer
-	io := singleIssuer(opts)
-	j, err := newJWTIssuer(&io, v.parser)
+	list, err := issuerList(opts)
 	if err != nil {
 		return nil, err
 	}
-	if j.src, err = v.newKeySource(baseCtx, &io, opts, client); err != nil {
-		return nil, err
-	}
-	if (j.src != nil || opts.Dev) && opts.Audience == "" {
-		return nil, errors.New("verifying JWTs needs Options.Audience, the resource URI of this server")
-	}
-	if j.src != nil {
-		if err := v.start(ctx, j.src, &io, opts); err != nil {
+	var entries []*jwtIssuer
+	var keyless *jwtIssuer
+	for i := range list {
+		io := &list[i]
+		j, err := newJWTIssuer(io, v.parser)
+		if err == nil {
+			j.src, err = v.newKeySource(baseCtx, io, opts, client)
+		}
+		if err == nil && j.src != nil && io.Audience == "" {
+			err = errors.New("verifying JWTs needs Options.Audience, the resource URI of this server")
+		}
+		if err == nil && j.src != nil {
+			err = v.start(ctx, j.src, io, opts)
+		}
+		if err != nil {
+			if len(opts.Issuers) > 0 {
+				return nil, fmt.Errorf("issuer %q: %w", io.Issuer, err)
+			}
 			return nil, err
+		}
+		if j.src == nil {
+			keyless = j // the shorthand with no issuer and no JWKS
+			continue
 		}
 		entries = append(entries, j)
 	}
 	if opts.Dev {
+		if opts.Audience == "" {
+			return nil, errors.New("verifying JWTs needs Options.Audience, the resource URI of this server")
+		}
 		dev, err := v.devIssuer(opts)
 		if err != nil {
 			return nil, err
@@ -197,7 +258,7 @@ func (v *Verifier) jwtIssuers(ctx, baseCtx context.Context, opts *Options, clien
 		entries = append(entries, dev)
 	}
 	if len(entries) == 0 {
-		entries = append(entries, j) // no keys: unknown_key
+		entries = append(entries, keyless) // no keys: unknown_key
 	}
 	return entries, nil
 }

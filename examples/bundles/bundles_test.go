@@ -61,7 +61,7 @@ func TestBundlesRegoTests(t *testing.T) {
 				t.Error("manifest has no revision")
 			}
 			var out bytes.Buffer
-			passed, failed, err := bundles.Test(context.Background(), []string{dir}, &out, true, bundles.Options{InputSchema: policies.InputSchema()})
+			passed, failed, err := bundles.Test(context.Background(), []string{dir}, &out, true, bundles.Options{InputSchema: policies.InputSchema()}, bundles.AsIs)
 			t.Log(out.String())
 			if err != nil {
 				t.Fatalf("running rego tests: %v", err)

@@ -1,0 +1,188 @@
+package decision
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/mcpauthz/mcpauthz/bundles"
+	"github.com/mcpauthz/mcpauthz/decision/token"
+)
+
+// Rules name the rules the engine queries, all in one Rego package: the
+// decision (or allow, when the policy has no decision rule) and visible.
+// They are a function of the package alone, so a bundle manager can be
+// built with them, and with Rules.Activate, before the engine exists.
+type Rules struct {
+	decision, allow, visible string
+}
+
+// DefaultPackage is the Rego package of the decision rules when none is
+// configured.
+const DefaultPackage = "mcp.authz"
+
+// RulesIn returns the rules of Rego package pkg ("" is DefaultPackage).
+func RulesIn(pkg string) (Rules, error) {
+	if pkg == "" {
+		pkg = DefaultPackage
+	}
+	if _, err := ast.ParseRef("data." + pkg); err != nil {
+		return Rules{}, fmt.Errorf("decision: policy package %q is not a valid Rego package path: %w", pkg, err)
+	}
+	base := "data." + pkg
+	return Rules{decision: base + ".decision", allow: base + ".allow", visible: base + ".visible"}, nil
+}
+
+// Queries returns the queries a bundle snapshot must prepare for these
+// rules, for bundles.Options.Queries.
+func (r Rules) Queries() []string {
+	return []string{r.decision, r.allow, r.visible}
+}
+
+// Policy is a bundle snapshot made ready for the engine: everything an
+// evaluation needs that depends only on the snapshot is built once, by
+// Activate, before the snapshot is swapped in, so the Check path looks
+// nothing up and builds nothing per policy. It is never modified after
+// it is built.
+type Policy struct {
+	// Snapshot is the compiled bundle this policy was built from.
+	Snapshot *bundles.Snapshot
+	rules    Rules
+	// keys are the API keys of the bundle's data.mcpauthz.api_keys
+	// (nil when there are none).
+	keys *token.APIKeys
+	// needs is the input the policy can read.
+	needs *inputNeeds
+
+	// txn is one read transaction on the snapshot's store, opened once and
+	// used by every evaluation: a snapshot's store is never written after
+	// it is published, and the in-memory store's reads through a read
+	// transaction take no lock, so the Check path takes none either. It is
+	// never closed: it holds no resource beyond the store it reads, which
+	// goes away with the snapshot.
+	txn storage.Transaction
+	// isDecision says the query is the decision rule (else allow).
+	isDecision bool
+	// tmpl is the compiled decision (or allow) query with every
+	// per-snapshot setting; each evaluation runs a copy of it, held in
+	// its pooled scratch.
+	tmpl *topdown.Query
+	// evalErr is why the policy cannot evaluate (it defines neither
+	// decision nor allow): every request is denied with it, as an
+	// evaluation error, while the policy stays loaded.
+	evalErr error
+
+	// visible is the prepared visible rule; nil when the policy has none.
+	visible *rego.PreparedEvalQuery
+	// partial is the partial evaluation of the decision's allow that
+	// decides visibility without a visible rule; partialErr is why it
+	// could not be prepared.
+	partial    rego.PreparedPartialQuery
+	partialErr error
+}
+
+// apiKeysPath is where bundle data holds API key hashes.
+var apiKeysPath = storage.MustParsePath("/mcpauthz/api_keys")
+
+// Activate builds the engine's state for snapshot s: the compiled decision
+// query and its read transaction, the input the policy reads, the API keys
+// of its data, and the visibility queries. It is the activation to give
+// bundles.NewManager. Malformed API keys fail it, and so fail the load; a
+// policy with no decision or allow rule loads, and every request it sees
+// is denied with an evaluation error.
+func (r Rules) Activate(s *bundles.Snapshot) (*Policy, error) {
+	ctx := context.Background()
+	p := &Policy{Snapshot: s, rules: r, needs: policyInputNeeds(s.Compiler)}
+	keys, err := readAPIKeys(ctx, s.Store)
+	if err != nil {
+		return nil, err
+	}
+	p.keys = keys
+	if err := p.compileQuery(ctx); err != nil {
+		p.evalErr = err
+	}
+	p.visible, _ = s.Query(r.visible)
+	p.preparePartial(ctx)
+	return p, nil
+}
+
+// readAPIKeys indexes the API key hashes of a snapshot's data, so a
+// request never reads the store for them.
+func readAPIKeys(ctx context.Context, store storage.Store) (*token.APIKeys, error) {
+	doc, err := storage.ReadOne(ctx, store, apiKeysPath)
+	if err != nil {
+		if storage.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading data.mcpauthz.api_keys: %w", err)
+	}
+	keys, err := token.ParseAPIKeys(doc)
+	if err != nil {
+		return nil, fmt.Errorf("data.mcpauthz.api_keys: %w", err)
+	}
+	return keys, nil
+}
+
+// compileQuery compiles the decision query (or allow, when the policy has
+// no decision rule) and opens the read transaction evaluations share.
+//
+// The engine drives OPA's evaluator (topdown) directly rather than through
+// rego.PreparedEvalQuery: that saves a goroutine and a context per call
+// (rego's cancellation), the conversion of the result to Go values, and
+// OPA's per-call metrics, and reads the result as an ast.Value.
+func (p *Policy) compileQuery(ctx context.Context) error {
+	s, r := p.Snapshot, p.rules
+	q := r.decision
+	if _, ok := s.Query(q); ok {
+		p.isDecision = true
+	} else if _, ok := s.Query(r.allow); ok {
+		q = r.allow
+	} else {
+		return fmt.Errorf("policy defines neither %s nor %s", r.decision, r.allow)
+	}
+	ref, err := ast.ParseRef(q)
+	if err != nil {
+		return fmt.Errorf("parsing query %s: %w", q, err)
+	}
+	body, err := s.Compiler.QueryCompiler().Compile(ast.NewBody(ast.Equality.Expr(ast.NewTerm(resultVar), ast.NewTerm(ref))))
+	if err != nil {
+		return fmt.Errorf("compiling query %s: %w", q, err)
+	}
+	txn, err := s.Store.NewTransaction(ctx)
+	if err != nil {
+		return fmt.Errorf("opening a read transaction: %w", err)
+	}
+	p.txn = txn
+	p.tmpl = topdown.NewQuery(body).
+		WithCompiler(s.Compiler).
+		WithStore(s.Store).
+		WithTransaction(txn).
+		WithStrictBuiltinErrors(true).
+		WithMetrics(noMetrics)
+	return nil
+}
+
+// preparePartial prepares the partial evaluation of the decision's allow
+// (or of allow) that ItemFilter uses for items the visible rule does not
+// decide. A failure is kept: those items are hidden with its error.
+func (p *Policy) preparePartial(ctx context.Context) {
+	s, r := p.Snapshot, p.rules
+	q := r.allow + " == true"
+	if _, ok := s.Query(r.decision); ok {
+		q = r.decision + ".allow == true"
+	}
+	p.partial, p.partialErr = rego.New(
+		rego.Query(q),
+		rego.Compiler(s.Compiler),
+		rego.Store(s.Store),
+		rego.StoreReadAST(true),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForPartial(ctx)
+	if p.partialErr != nil {
+		p.partialErr = fmt.Errorf("preparing partial evaluation of %s: %w", q, p.partialErr)
+	}
+}
