@@ -47,7 +47,7 @@ type Verification struct {
 // Options configure Compile, Check, Test and NewManager.
 type Options struct {
 	// Sources are combined into one policy (see DirSource, FSSource,
-	// HTTPSource); their manifest roots must not overlap (a bundle without a manifest owns every root, so it can only
+	// HTTPSource, OCISource); their manifest roots must not overlap (a bundle without a manifest owns every root, so it can only
 	// be combined with nothing).
 	Sources []Source
 	// Queries are prepared on every snapshot, for example

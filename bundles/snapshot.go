@@ -1,5 +1,5 @@
 // Package bundles gets policy into memory: it reads OPA bundles from
-// directories, tarballs and bundle servers, verifies and compiles them into
+// directories, tarballs, bundle servers and OCI registries, verifies and compiles them into
 // an immutable Snapshot, watches the sources, and swaps the current snapshot
 // atomically, keeping the last good one when a change is broken.
 //

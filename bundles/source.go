@@ -17,7 +17,8 @@ import (
 // Source is where one bundle comes from. Each kind lives in its own file:
 // DirSource (a directory or .tar.gz file, watched), FSSource (an fs.FS such
 // as the embedded default policy), HTTPSource (an OPA bundle server,
-// polled). A new kind is one more file with a type that implements Source.
+// polled), OCISource (an OCI registry, polled). A new kind is one more
+// file with a type that implements Source.
 //
 // A Source is configuration only. Each Manager or Compile opens it into a
 // feed, which keeps what the source needs between reads (an ETag, the last

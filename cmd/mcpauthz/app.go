@@ -70,6 +70,10 @@ func bundleSources(cfg *Config, log *slog.Logger) ([]bundles.Source, error) {
 			}
 			remote.Bearer = strings.TrimSpace(string(t))
 		}
+		if b.OCI != "" {
+			out = append(out, bundles.OCISource(b.OCI, remote, opts...))
+			continue
+		}
 		out = append(out, bundles.HTTPSource(b.URL, remote, opts...))
 	}
 	return out, nil

@@ -45,11 +45,14 @@ type TLSConfig struct {
 	ClientCAFile string `json:"client_ca_file"`
 }
 
-// BundleConfig is one policy source.
+// BundleConfig is one policy source: exactly one of Path (a directory or
+// .tar.gz, watched), URL (an OPA bundle server, polled) and OCI (an OCI
+// registry reference "registry/repository:tag", polled) is set.
 type BundleConfig struct {
 	Name            string              `json:"name"`
 	Path            string              `json:"path"`
 	URL             string              `json:"url"`
+	OCI             string              `json:"oci"`
 	BearerToken     string              `json:"bearer_token"`
 	BearerTokenFile string              `json:"bearer_token_file"`
 	CAFile          string              `json:"ca_file"`
@@ -405,13 +408,21 @@ func (c *Config) Validate() error {
 	}
 	for i, b := range c.Bundles {
 		key := fmt.Sprintf("bundles[%d]", i)
+		set := 0
+		for _, v := range []string{b.Path, b.URL, b.OCI} {
+			if v != "" {
+				set++
+			}
+		}
 		switch {
-		case b.Path == "" && b.URL == "":
-			bad(key, "needs path or url")
-		case b.Path != "" && b.URL != "":
-			bad(key, "has both path and url; use one")
+		case set == 0:
+			bad(key, "needs one of path, url and oci")
+		case set > 1:
+			bad(key, "sets more than one of path, url and oci; use one")
 		case b.URL != "" && !strings.HasPrefix(b.URL, "https://") && !strings.HasPrefix(b.URL, "http://"):
 			bad(key+".url", "%q is not an http(s) URL", b.URL)
+		case b.OCI != "" && !ociTagged(b.OCI):
+			bad(key+".oci", "%q is not a registry/repository:tag (or @digest) reference", b.OCI)
 		}
 		if b.MinDelay > b.MaxDelay && b.MaxDelay != 0 {
 			bad(key+".min_delay", "is larger than max_delay")
@@ -475,4 +486,15 @@ func (c *Config) Validate() error {
 		bad("log.format", "%q is not json or text", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// ociTagged reports whether ref looks like an OCI reference with a tag or
+// digest: no URL scheme, a registry and a repository, and ":tag" or
+// "@digest" after the last slash. bundles.OCISource parses it in full.
+func ociTagged(ref string) bool {
+	if strings.Contains(ref, "://") {
+		return false
+	}
+	i := strings.LastIndex(ref, "/")
+	return i > 0 && strings.ContainsAny(ref[i+1:], ":@")
 }
