@@ -202,7 +202,8 @@ func TestManagerPollsOCIRegistry(t *testing.T) {
 
 	// A push whose layer does not match its digest is refused, again at
 	// each poll, and oci-2 stays.
-	m3 := reg.push(t, "v1", tarball(t, policyFiles("oci-3")), "")
+	// (Pushed under another tag first, so no poll sees it whole.)
+	m3 := reg.push(t, "staging", tarball(t, policyFiles("oci-3")), "")
 	var manifest struct {
 		Layers []struct{ Digest string } `json:"layers"`
 	}
@@ -210,6 +211,9 @@ func TestManagerPollsOCIRegistry(t *testing.T) {
 	must(t, json.Unmarshal(reg.blobs[m3], &manifest))
 	reg.mu.Unlock()
 	reg.corrupt(manifest.Layers[0].Digest, tarball(t, policyFiles("evil")))
+	reg.mu.Lock()
+	reg.tags["v1"] = m3
+	reg.mu.Unlock()
 	eventually(t, "two refused pulls", func() bool { return downloads(t, prom, reg.ref("v1"), "error") >= 2 })
 	if st := m.Status(); st.Revision != "oci-2" || st.Bundles[0].ETag != m2 || !strings.Contains(st.Bundles[0].LastError, "digest") {
 		t.Errorf("status %+v, want oci-2 kept and the digest mismatch shown", st)
