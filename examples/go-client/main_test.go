@@ -12,10 +12,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcpauthz/mcpauthz/decision"
-	"github.com/mcpauthz/mcpauthz/transport/decisionapi"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 	mcpauthzv1 "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
+	"github.com/mcpauthz/mcpauthz/transport/decisionapi"
 )
 
 type oneToken struct{}
