@@ -268,8 +268,11 @@ func (p *inProcess) reload(ctx context.Context, n int, out io.Writer) error {
 func mb(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // rss reads the resident set size of this process (Linux); 0 elsewhere.
-func rss() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
+func rss() uint64 { return statusRSS("/proc/self/status") }
+
+// statusRSS reads VmRSS from a /proc/<pid>/status file; 0 when it cannot.
+func statusRSS(path string) uint64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
