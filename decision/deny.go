@@ -38,6 +38,10 @@ const (
 	// the request is denied, the panic and its stack are logged, and the
 	// decision counts under this code like any other.
 	CodeInternalError = "internal_error"
+	// CodeUpstreamUnavailable is the code of a request the policy allowed
+	// whose upstream credential could not be had: the token exchange
+	// failed, or the policy chose an entry that does not exist.
+	CodeUpstreamUnavailable = "upstream_credential_unavailable"
 )
 
 // CodeJSONRPCDenied is the JSON-RPC error code of a policy denial of a
@@ -68,6 +72,7 @@ const (
 	refuseRPCError
 	refuseBatch
 	refuseInternalError
+	refuseUpstreamCredential
 	numRefusals
 )
 
@@ -139,6 +144,8 @@ var denyTable = [numRefusals]denyRow{
 	refuseInternalError: {what: "a panic while deciding",
 		code: CodeInternalError, status: 500, rpc: mcp.CodeInternalError, body: rpcErrorShape,
 		message: "internal error; the request was not authorized"},
+	refuseUpstreamCredential: {what: "an allowed request whose upstream credential cannot be had (token exchange failed)",
+		code: CodeUpstreamUnavailable, status: 503},
 }
 
 // parseRefusal is the refusal of a body the parser rejected with JSON-RPC

@@ -134,6 +134,8 @@ var readmeRows = map[refusal]struct{ prefix, suggest string }{
 	refuseRPCError:          {prefix: "other denial of a request"},
 	refuseBatch:             {prefix: "batch"},
 	refuseInternalError:     {prefix: "a panic while deciding"},
+	refuseUpstreamCredential: {prefix: "an allowed request whose upstream credential cannot be had",
+		suggest: "| an allowed request whose upstream credential cannot be had (`upstream_credentials`: the token exchange failed, or the policy chose an entry that does not exist) | 503, no body, code `upstream_credential_unavailable` |"},
 	refuseSessionNotFound: {prefix: "a GET or DELETE whose `Mcp-Session-Id`",
 		suggest: "| a GET or DELETE whose `Mcp-Session-Id` is bound to another subject (`sessions.bind_subject: true`) | 404, no body, code `policy_denied` |"},
 }

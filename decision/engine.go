@@ -59,6 +59,9 @@ type Options struct {
 	MaxBodyBytes int
 	// Sessions, when set, binds session ids to subjects (input.mcp.session_owner).
 	Sessions SessionBinder
+	// Upstream, when set, gives each allowed request the credential it
+	// carries upstream (see UpstreamCredentials).
+	Upstream UpstreamCredentials
 	// EvalTimeout bounds one policy evaluation; default 1s.
 	EvalTimeout time.Duration
 	// Observer, when set, sees every decision (metrics, decision logs).
@@ -267,6 +270,9 @@ func (p *prepared) input(i int) ast.Value {
 
 func (e *Engine) decide(ctx context.Context, r *Request) (*Decision, ast.Value) {
 	d, input := e.decideOnce(ctx, r)
+	if d.Allow && e.opts.Upstream != nil {
+		e.upstreamCredential(ctx, r, d)
+	}
 	if d.Allow && queryHasAccessToken(r.Path) {
 		// A token in the query string is never a credential and is never
 		// forwarded, even when the policy let the request through.
@@ -446,7 +452,8 @@ type policyResult struct {
 	rpcMessage  string
 	headers     []Header
 	respHeaders []Header
-	err         error // evaluation failed or the result was unusable: deny
+	upstream    string // decision.upstream_credential
+	err         error  // evaluation failed or the result was unusable: deny
 }
 
 // resultVar holds the value of the queried rule in a query result.
@@ -552,6 +559,7 @@ func parseDecision(v ast.Value) policyResult {
 var decisionMembers = [...]*ast.Term{
 	ast.StringTerm("headers"), ast.StringTerm("jsonrpc_error"), ast.StringTerm("reason"),
 	ast.StringTerm("response_headers"), ast.StringTerm("scopes"), ast.StringTerm("status"),
+	ast.StringTerm("upstream_credential"),
 }
 
 // member reads one member k of the decision object.
@@ -597,6 +605,12 @@ func (res *policyResult) member(k string, val ast.Value) error {
 		if m, ok := termValue(o.Get(keyMessage)).(ast.String); ok {
 			res.rpcMessage = string(m)
 		}
+	case "upstream_credential":
+		s, ok := val.(ast.String)
+		if !ok {
+			return errors.New("decision.upstream_credential is not a string")
+		}
+		res.upstream = string(s)
 	case "headers", "response_headers":
 		hs, err := headerList(val)
 		if err != nil {

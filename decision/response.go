@@ -40,6 +40,11 @@ type Decision struct {
 	Token *token.Result
 	// Errors holds evaluation errors (logged, never sent to the client).
 	Errors []string
+
+	// UpstreamCredential is the policy's decision.upstream_credential of
+	// an allowed request: an entry's name, "none", or "" when it named
+	// none (see UpstreamCredentials).
+	UpstreamCredential string
 }
 
 func (d *Decision) setJSONBody(b []byte) {
@@ -66,6 +71,7 @@ func (e *Engine) finishHTTPOnly(d *Decision, res policyResult, tok *token.Result
 		d.UpstreamHeaders = res.headers
 		d.ResponseHeaders = res.respHeaders
 		d.RemoveHeaders = removedHeaders
+		d.UpstreamCredential = res.upstream
 		return
 	}
 	reason := res.reason
@@ -169,6 +175,7 @@ func (e *Engine) finishMessages(d *Decision, outs []outcome, batch bool, tok *to
 		d.UpstreamHeaders = upstream
 		d.ResponseHeaders = respHdrs
 		d.RemoveHeaders = removedHeaders
+		d.UpstreamCredential = upstreamChoice(outs)
 		return
 	}
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,6 +18,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
 	"github.com/mcpauthz/mcpauthz/decision/session"
 	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/decision/upstream"
 	"github.com/mcpauthz/mcpauthz/internal/decisionlog"
 	"github.com/mcpauthz/mcpauthz/internal/metrics"
 	"github.com/mcpauthz/mcpauthz/policies"
@@ -189,6 +191,9 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		Observer:     decision.Observers(observers...),
 		Logger:       log.With("component", "decision"),
 	}
+	if eopts.Upstream, err = upstreamCredentials(&cfg, log); err != nil {
+		return nil, err
+	}
 	if cfg.Sessions.BindSubject {
 		eopts.Sessions = session.NewBinder(cfg.Sessions.MaxSessions, cfg.Sessions.TTL.D())
 	}
@@ -245,4 +250,50 @@ func issuerOptions(list []IssuerConfig) []token.IssuerOptions {
 		}
 	}
 	return out
+}
+
+// upstreamCredentials builds upstream_credentials, reading the secrets
+// their files hold; nil when none are configured.
+func upstreamCredentials(cfg *Config, log *slog.Logger) (decision.UpstreamCredentials, error) {
+	if len(cfg.UpstreamCredentials) == 0 {
+		return nil, nil
+	}
+	read := func(key, path string) (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", key, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	entries := make([]upstream.Entry, len(cfg.UpstreamCredentials))
+	for i, u := range cfg.UpstreamCredentials {
+		key := fmt.Sprintf("upstream_credentials[%d]", i)
+		e := upstream.Entry{Name: u.Name, Context: u.Match.Context}
+		if x := u.TokenExchange; x != nil {
+			secret, err := read(key+".token_exchange.client_secret_file", x.ClientSecretFile)
+			if err != nil {
+				return nil, err
+			}
+			e.Exchange = &upstream.Exchange{
+				TokenURL: x.TokenURL, ClientID: x.ClientID, ClientSecret: secret,
+				Audience: x.Audience, Scope: x.Scope, RequestedTokenType: x.RequestedTokenType,
+			}
+		}
+		if s := u.Static; s != nil {
+			value, err := read(key+".static.value_file", s.ValueFile)
+			if err != nil {
+				return nil, err
+			}
+			e.Static = &upstream.Static{Header: s.Header, Value: value}
+		}
+		entries[i] = e
+	}
+	creds, err := upstream.New(upstream.Options{
+		Entries: entries, HTTPClient: &http.Client{Timeout: 10 * time.Second},
+		Logger: log.With("component", "upstream"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upstream_credentials: %w", err)
+	}
+	return creds, nil
 }

@@ -29,6 +29,9 @@ type Config struct {
 	Limits       LimitsConfig    `json:"limits"`
 	Log          LogConfig       `json:"log"`
 	DecisionLogs DecisionLogConf `json:"decision_logs"`
+	// UpstreamCredentials give allowed requests the credential they carry
+	// to the MCP server (the client's own token never goes upstream).
+	UpstreamCredentials []UpstreamCredentialConfig `json:"upstream_credentials"`
 }
 
 // ListenConfig says where the servers listen.
@@ -138,6 +141,41 @@ type ClaimsMappingConfig struct {
 	Subject  string `json:"subject"`
 	Scopes   string `json:"scopes"`
 	ClientID string `json:"client_id"`
+}
+
+// UpstreamCredentialConfig is one upstream credential: a token exchanged
+// for the caller's (RFC 8693) or a static header. The first entry whose
+// match.context agrees with the request's context extensions applies,
+// unless the policy names an entry (decision.upstream_credential) or
+// "none".
+type UpstreamCredentialConfig struct {
+	Name          string               `json:"name"`
+	Match         UpstreamMatchConfig  `json:"match"`
+	TokenExchange *TokenExchangeConfig `json:"token_exchange"`
+	Static        *StaticHeaderConfig  `json:"static"`
+}
+
+// UpstreamMatchConfig selects requests by their context extensions
+// (e.g. {mcp_server: files}); empty matches every request.
+type UpstreamMatchConfig struct {
+	Context map[string]string `json:"context"`
+}
+
+// TokenExchangeConfig is an RFC 8693 exchange at the authorization server,
+// authenticated with client_secret_basic.
+type TokenExchangeConfig struct {
+	TokenURL           string `json:"token_url"`
+	ClientID           string `json:"client_id"`
+	ClientSecretFile   string `json:"client_secret_file"`
+	Audience           string `json:"audience"`
+	Scope              string `json:"scope"`
+	RequestedTokenType string `json:"requested_token_type"`
+}
+
+// StaticHeaderConfig sets Header to the content of ValueFile.
+type StaticHeaderConfig struct {
+	Header    string `json:"header"`
+	ValueFile string `json:"value_file"`
 }
 
 // IntrospectionConfig enables RFC 7662 introspection of opaque tokens.
@@ -386,6 +424,46 @@ func (c *Config) validateIssuers(bad func(key, format string, args ...any)) {
 	}
 }
 
+// validateUpstream checks upstream_credentials: unique names, and one
+// complete way of making each credential.
+func (c *Config) validateUpstream(bad func(key, format string, args ...any)) {
+	seen := map[string]bool{}
+	for i, u := range c.UpstreamCredentials {
+		key := fmt.Sprintf("upstream_credentials[%d]", i)
+		switch {
+		case u.Name == "":
+			bad(key+".name", "is required")
+		case u.Name == "none":
+			bad(key+".name", "\"none\" is how a policy chooses no credential")
+		case seen[u.Name]:
+			bad(key+".name", "%q is used twice", u.Name)
+		}
+		seen[u.Name] = true
+		if (u.TokenExchange == nil) == (u.Static == nil) {
+			bad(key, "needs exactly one of token_exchange and static")
+		}
+		if x := u.TokenExchange; x != nil {
+			if !strings.HasPrefix(x.TokenURL, "https://") && !strings.HasPrefix(x.TokenURL, "http://") {
+				bad(key+".token_exchange.token_url", "%q is not an http(s) URL", x.TokenURL)
+			}
+			if x.ClientID == "" {
+				bad(key+".token_exchange.client_id", "is required")
+			}
+			if x.ClientSecretFile == "" {
+				bad(key+".token_exchange.client_secret_file", "is required (client_secret_basic)")
+			}
+		}
+		if s := u.Static; s != nil {
+			if s.Header == "" || s.Header != strings.ToLower(s.Header) {
+				bad(key+".static.header", "%q is not a lowercase header name", s.Header)
+			}
+			if s.ValueFile == "" {
+				bad(key+".static.value_file", "is required")
+			}
+		}
+	}
+}
+
 // Validate checks the configuration and names the offending key.
 func (c *Config) Validate() error {
 	var errs []error
@@ -448,6 +526,7 @@ func (c *Config) Validate() error {
 	}
 	checkAlgorithms("tokens.algorithms", c.Tokens.Algorithms, bad)
 	c.validateIssuers(bad)
+	c.validateUpstream(bad)
 	if err := token.CheckRequiredTyp(c.Tokens.RequiredTyp); err != nil {
 		bad("tokens.required_typ", "%v", err)
 	}

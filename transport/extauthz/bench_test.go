@@ -19,7 +19,7 @@ import (
 
 // benchPolicy is the reference policy of the benchmarks (see
 // docs/performance.md).
-var benchPolicy = filepath.Join("..", "testdata", "bench")
+var benchPolicy = filepath.Join("..", "..", "decision", "testdata", "bench")
 
 // benchServer is the ext_authz server on the reference policy, verifying
 // RS256 tokens against a JWKS file, with checks of the reference workload

@@ -672,7 +672,8 @@ type Decision struct {
 	Allow bool `protobuf:"varint,1,opt,name=allow,proto3" json:"allow,omitempty"`
 	// Why, as a stable code: allowed, policy_denied, unauthenticated,
 	// insufficient_scope, request_parse_error, body_too_large, hint_mismatch,
-	// eval_error, no_policy, unreadable_request, internal_error.
+	// eval_error, no_policy, unreadable_request, internal_error,
+	// upstream_credential_unavailable.
 	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
 	// Why, for people (sent to the MCP client on deny).
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`

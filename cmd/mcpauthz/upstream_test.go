@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/token"
+)
+
+// TestConfigUpstreamErrorsNameTheKey: each upstream credential has a
+// name, once, and one complete way of making the credential.
+func TestConfigUpstreamErrorsNameTheKey(t *testing.T) {
+	x := "token_exchange: {token_url: 'https://as/token', client_id: c, client_secret_file: s}"
+	tests := map[string]struct {
+		yaml string
+		key  string
+	}{
+		"no_name":         {"upstream_credentials: [{" + x + "}]", "upstream_credentials[0].name"},
+		"named_none":      {"upstream_credentials: [{name: none, " + x + "}]", "upstream_credentials[0].name"},
+		"name_twice":      {"upstream_credentials: [{name: a, " + x + "}, {name: a, " + x + "}]", "upstream_credentials[1].name"},
+		"neither":         {"upstream_credentials: [{name: a}]", "upstream_credentials[0]"},
+		"token_url":       {"upstream_credentials: [{name: a, token_exchange: {token_url: as, client_id: c, client_secret_file: s}}]", "upstream_credentials[0].token_exchange.token_url"},
+		"no_client_id":    {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_secret_file: s}}]", "upstream_credentials[0].token_exchange.client_id"},
+		"no_secret":       {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_id: c}}]", "upstream_credentials[0].token_exchange.client_secret_file"},
+		"upper_header":    {"upstream_credentials: [{name: a, static: {header: X-Key, value_file: v}}]", "upstream_credentials[0].static.header"},
+		"no_value_file":   {"upstream_credentials: [{name: a, static: {header: x-key}}]", "upstream_credentials[0].static.value_file"},
+		"private_key_jwt": {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_id: c, private_key_jwt: k}}]", "private_key_jwt"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := LoadConfig(writeConfig(t, tc.yaml))
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.key) {
+				t.Fatalf("error = %v, want one naming %q", err, tc.key)
+			}
+		})
+	}
+}
+
+// TestConfigUpstreamExchange follows upstream_credentials from the YAML
+// file to an allowed decision: the caller's token is exchanged at the
+// token endpoint with the client secret read from its file, and the
+// exchanged one is set upstream in place of the caller's.
+func TestConfigUpstreamExchange(t *testing.T) {
+	var calls atomic.Int32
+	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		id, secret, _ := r.BasicAuth()
+		if id != "mcpauthz" || secret != "from-file" || r.FormValue("audience") != "https://files.internal" ||
+			r.FormValue("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" || r.FormValue("subject_token") == "" {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "for-files", "token_type": "Bearer", "expires_in": 600})
+	}))
+	t.Cleanup(as.Close)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, "dev-key.pem")
+	yaml := fmt.Sprintf(`tokens: {dev: true, dev_key_file: %q}
+upstream_credentials:
+- name: files
+  token_exchange: {token_url: %q, client_id: mcpauthz, client_secret_file: %q, audience: 'https://files.internal'}
+`, keyPath, as.URL+"/token", secret)
+	cfg, err := LoadConfig(writeConfig(t, yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a, err := buildApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	if err := a.bundles.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := token.MintDev(token.DevOptions{KeyPath: keyPath, Audience: cfg.Resource.URI, Scopes: []string{"mcp:tools"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		d := a.engine.Decide(ctx, &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com",
+			Headers: map[string]string{"content-type": "application/json", "authorization": "Bearer " + raw},
+			Body:    []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)})
+		if !d.Allow {
+			t.Fatalf("denied: %s (%s)", d.Reason, d.Code)
+		}
+		if got := headerMap(d.UpstreamHeaders)["authorization"]; got != "Bearer for-files" {
+			t.Errorf("upstream authorization %q, want the exchanged token", got)
+		}
+		for _, h := range d.RemoveHeaders {
+			if h == "authorization" {
+				t.Error("authorization is both set and removed")
+			}
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d exchanges for two requests of one caller, want 1", n)
+	}
+}
