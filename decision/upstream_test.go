@@ -106,3 +106,41 @@ func TestUpstreamCredential(t *testing.T) {
 		})
 	}
 }
+
+// TestUpstreamChoiceOfBody: the messages of a body choose one credential;
+// a batch whose elements choose differently gets none, and a choice that
+// is not a string fails the evaluation.
+func TestUpstreamChoiceOfBody(t *testing.T) {
+	tests := map[string]struct {
+		body       string
+		choice     string
+		wantAllow  bool
+		wantChoice string
+	}{
+		"one_message":     {body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`, choice: "by_method", wantAllow: true, wantChoice: "ping"},
+		"batch_agrees":    {body: `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]`, choice: "by_method", wantAllow: true, wantChoice: "ping"},
+		"batch_disagrees": {body: `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tools/list"}]`, choice: "by_method", wantAllow: true, wantChoice: "none"},
+		"not_a_string":    {body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`, choice: "number"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fake := &fakeUpstream{}
+			e := decisiontest.NewEngine(t, "testdata/upstream", func(o *decision.Options) { o.Upstream = fake })
+			r := post(tc.body, claims("alice", ""))
+			r.Context = map[string]string{"choice": tc.choice}
+			d := e.Decide(context.Background(), r)
+			if d.Allow != tc.wantAllow {
+				t.Fatalf("allow=%v (%s %s), want %v", d.Allow, d.Code, d.Reason, tc.wantAllow)
+			}
+			if !tc.wantAllow {
+				if d.Code != decision.CodeEvalError || len(fake.asked) != 0 {
+					t.Errorf("code %s, asked %d times; want eval_error and no credential", d.Code, len(fake.asked))
+				}
+				return
+			}
+			if len(fake.asked) != 1 || fake.asked[0].Choice != tc.wantChoice {
+				t.Errorf("asked %+v, want one request choosing %q", fake.asked, tc.wantChoice)
+			}
+		})
+	}
+}
