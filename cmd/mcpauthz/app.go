@@ -270,13 +270,18 @@ func upstreamCredentials(cfg *Config, log *slog.Logger) (decision.UpstreamCreden
 		key := fmt.Sprintf("upstream_credentials[%d]", i)
 		e := upstream.Entry{Name: u.Name, Context: u.Match.Context}
 		if x := u.TokenExchange; x != nil {
-			secret, err := read(key+".token_exchange.client_secret_file", x.ClientSecretFile)
+			e.Exchange = &upstream.Exchange{
+				TokenURL: x.TokenURL, ClientID: x.ClientID,
+				Audience: x.Audience, Scope: x.Scope, RequestedTokenType: x.RequestedTokenType,
+			}
+			var err error
+			if pk := x.PrivateKeyJWT; pk != nil {
+				e.Exchange.PrivateKeyJWT, err = privateKeyJWT(key+".token_exchange.private_key_jwt.key_file", pk)
+			} else {
+				e.Exchange.ClientSecret, err = read(key+".token_exchange.client_secret_file", x.ClientSecretFile)
+			}
 			if err != nil {
 				return nil, err
-			}
-			e.Exchange = &upstream.Exchange{
-				TokenURL: x.TokenURL, ClientID: x.ClientID, ClientSecret: secret,
-				Audience: x.Audience, Scope: x.Scope, RequestedTokenType: x.RequestedTokenType,
 			}
 		}
 		if s := u.Static; s != nil {
@@ -296,4 +301,17 @@ func upstreamCredentials(cfg *Config, log *slog.Logger) (decision.UpstreamCreden
 		return nil, fmt.Errorf("upstream_credentials: %w", err)
 	}
 	return creds, nil
+}
+
+// privateKeyJWT reads the signing key of private_key_jwt.
+func privateKeyJWT(key string, c *PrivateKeyJWTConfig) (*upstream.PrivateKeyJWT, error) {
+	b, err := os.ReadFile(c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	signer, err := upstream.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", key, c.KeyFile, err)
+	}
+	return &upstream.PrivateKeyJWT{Key: signer, KeyID: c.KeyID}, nil
 }

@@ -162,14 +162,23 @@ type UpstreamMatchConfig struct {
 }
 
 // TokenExchangeConfig is an RFC 8693 exchange at the authorization server,
-// authenticated with client_secret_basic.
+// authenticated with client_secret_basic (client_secret_file) or
+// private_key_jwt.
 type TokenExchangeConfig struct {
-	TokenURL           string `json:"token_url"`
-	ClientID           string `json:"client_id"`
-	ClientSecretFile   string `json:"client_secret_file"`
-	Audience           string `json:"audience"`
-	Scope              string `json:"scope"`
-	RequestedTokenType string `json:"requested_token_type"`
+	TokenURL           string               `json:"token_url"`
+	ClientID           string               `json:"client_id"`
+	ClientSecretFile   string               `json:"client_secret_file"`
+	PrivateKeyJWT      *PrivateKeyJWTConfig `json:"private_key_jwt"`
+	Audience           string               `json:"audience"`
+	Scope              string               `json:"scope"`
+	RequestedTokenType string               `json:"requested_token_type"`
+}
+
+// PrivateKeyJWTConfig signs client assertions with the PEM private key in
+// KeyFile (RSA: RS256, ECDSA P-256: ES256), naming it KeyID.
+type PrivateKeyJWTConfig struct {
+	KeyFile string `json:"key_file"`
+	KeyID   string `json:"key_id"`
 }
 
 // StaticHeaderConfig sets Header to the content of ValueFile.
@@ -449,8 +458,13 @@ func (c *Config) validateUpstream(bad func(key, format string, args ...any)) {
 			if x.ClientID == "" {
 				bad(key+".token_exchange.client_id", "is required")
 			}
-			if x.ClientSecretFile == "" {
-				bad(key+".token_exchange.client_secret_file", "is required (client_secret_basic)")
+			switch pk := x.PrivateKeyJWT; {
+			case pk == nil && x.ClientSecretFile == "":
+				bad(key+".token_exchange", "needs client_secret_file or private_key_jwt to authenticate")
+			case pk != nil && x.ClientSecretFile != "":
+				bad(key+".token_exchange", "client_secret_file and private_key_jwt are exclusive")
+			case pk != nil && pk.KeyFile == "":
+				bad(key+".token_exchange.private_key_jwt.key_file", "is required")
 			}
 		}
 		if s := u.Static; s != nil {

@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -25,16 +30,18 @@ func TestConfigUpstreamErrorsNameTheKey(t *testing.T) {
 		yaml string
 		key  string
 	}{
-		"no_name":         {"upstream_credentials: [{" + x + "}]", "upstream_credentials[0].name"},
-		"named_none":      {"upstream_credentials: [{name: none, " + x + "}]", "upstream_credentials[0].name"},
-		"name_twice":      {"upstream_credentials: [{name: a, " + x + "}, {name: a, " + x + "}]", "upstream_credentials[1].name"},
-		"neither":         {"upstream_credentials: [{name: a}]", "upstream_credentials[0]"},
-		"token_url":       {"upstream_credentials: [{name: a, token_exchange: {token_url: as, client_id: c, client_secret_file: s}}]", "upstream_credentials[0].token_exchange.token_url"},
-		"no_client_id":    {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_secret_file: s}}]", "upstream_credentials[0].token_exchange.client_id"},
-		"no_secret":       {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_id: c}}]", "upstream_credentials[0].token_exchange.client_secret_file"},
-		"upper_header":    {"upstream_credentials: [{name: a, static: {header: X-Key, value_file: v}}]", "upstream_credentials[0].static.header"},
-		"no_value_file":   {"upstream_credentials: [{name: a, static: {header: x-key}}]", "upstream_credentials[0].static.value_file"},
-		"private_key_jwt": {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_id: c, private_key_jwt: k}}]", "private_key_jwt"},
+		"no_name":        {"upstream_credentials: [{" + x + "}]", "upstream_credentials[0].name"},
+		"named_none":     {"upstream_credentials: [{name: none, " + x + "}]", "upstream_credentials[0].name"},
+		"name_twice":     {"upstream_credentials: [{name: a, " + x + "}, {name: a, " + x + "}]", "upstream_credentials[1].name"},
+		"neither":        {"upstream_credentials: [{name: a}]", "upstream_credentials[0]"},
+		"token_url":      {"upstream_credentials: [{name: a, token_exchange: {token_url: as, client_id: c, client_secret_file: s}}]", "upstream_credentials[0].token_exchange.token_url"},
+		"no_client_id":   {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_secret_file: s}}]", "upstream_credentials[0].token_exchange.client_id"},
+		"no_client_auth": {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_id: c}}]", "upstream_credentials[0].token_exchange"},
+		"upper_header":   {"upstream_credentials: [{name: a, static: {header: X-Key, value_file: v}}]", "upstream_credentials[0].static.header"},
+		"no_value_file":  {"upstream_credentials: [{name: a, static: {header: x-key}}]", "upstream_credentials[0].static.value_file"},
+		"secret_and_key": {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_id: c, client_secret_file: s, private_key_jwt: {key_file: k}}}]", "upstream_credentials[0].token_exchange"},
+		"no_key_file":    {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_id: c, private_key_jwt: {key_id: k}}}]", "upstream_credentials[0].token_exchange.private_key_jwt.key_file"},
+		"unknown_pk_key": {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_id: c, private_key_jwt: {file: k}}}]", "file"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -113,5 +120,64 @@ upstream_credentials:
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("%d exchanges for two requests of one caller, want 1", n)
+	}
+}
+
+// TestConfigUpstreamPrivateKeyJWT: with private_key_jwt the key is read
+// from key_file and the exchange authenticates with a client assertion.
+func TestConfigUpstreamPrivateKeyJWT(t *testing.T) {
+	var assertions atomic.Int32
+	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, basic := r.BasicAuth(); !basic && r.FormValue("client_assertion") != "" && r.FormValue("client_id") == "mcpauthz" {
+			assertions.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "for-files", "token_type": "Bearer", "expires_in": 600})
+	}))
+	t.Cleanup(as.Close)
+	dir := t.TempDir()
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientKey := filepath.Join(dir, "client.pem")
+	if err := os.WriteFile(clientKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	devKey := filepath.Join(dir, "dev-key.pem")
+	yaml := fmt.Sprintf(`tokens: {dev: true, dev_key_file: %q}
+upstream_credentials:
+- name: files
+  token_exchange: {token_url: %q, client_id: mcpauthz, private_key_jwt: {key_file: %q, key_id: k1}}
+`, devKey, as.URL+"/token", clientKey)
+	cfg, err := LoadConfig(writeConfig(t, yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a, err := buildApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	if err := a.bundles.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := token.MintDev(token.DevOptions{KeyPath: devKey, Audience: cfg.Resource.URI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := a.engine.Decide(ctx, &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com",
+		Headers: map[string]string{"content-type": "application/json", "authorization": "Bearer " + raw},
+		Body:    []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)})
+	if !d.Allow || headerMap(d.UpstreamHeaders)["authorization"] != "Bearer for-files" {
+		t.Fatalf("allow=%v (%s), upstream %v", d.Allow, d.Reason, d.UpstreamHeaders)
+	}
+	if n := assertions.Load(); n != 1 {
+		t.Errorf("%d exchanges authenticated by a client assertion, want 1", n)
 	}
 }

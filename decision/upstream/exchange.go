@@ -43,8 +43,12 @@ type Exchange struct {
 	// TokenURL is the authorization server's token endpoint.
 	TokenURL string
 	// ClientID and ClientSecret authenticate mcpauthz to it with HTTP
-	// Basic (client_secret_basic, RFC 6749 §2.3.1).
+	// Basic (client_secret_basic, RFC 6749 §2.3.1), unless PrivateKeyJWT
+	// is set.
 	ClientID, ClientSecret string
+	// PrivateKeyJWT, when set, authenticates with a JWT signed by the
+	// client's key instead of a secret (private_key_jwt).
+	PrivateKeyJWT *PrivateKeyJWT
 	// Audience and Scope say what the new token is for (the MCP server's
 	// identifier, the scopes it needs); "" sends none.
 	Audience, Scope string
@@ -84,6 +88,14 @@ func newExchanger(x *Exchange, opts *Options) (*exchanger, error) {
 	}
 	if x.ClientID == "" {
 		return nil, errors.New("token_exchange.client_id is required")
+	}
+	if x.PrivateKeyJWT != nil {
+		if x.ClientSecret != "" {
+			return nil, errors.New("a client secret and private_key_jwt are exclusive")
+		}
+		if err := x.PrivateKeyJWT.check(); err != nil {
+			return nil, fmt.Errorf("private_key_jwt: %w", err)
+		}
 	}
 	cfg := *x
 	if cfg.RequestedTokenType == "" {
@@ -160,15 +172,26 @@ func (x *exchanger) exchange(ctx context.Context, subject string) (exchanged, er
 	if x.cfg.Scope != "" {
 		form.Set("scope", x.cfg.Scope)
 	}
+	sent := x.now()
+	if pk := x.cfg.PrivateKeyJWT; pk != nil {
+		assertion, err := pk.assertion(x.cfg.ClientID, x.cfg.TokenURL, sent)
+		if err != nil {
+			return exchanged{}, fmt.Errorf("signing the client assertion: %w", err)
+		}
+		form.Set("client_id", x.cfg.ClientID)
+		form.Set("client_assertion_type", clientAssertionJWT)
+		form.Set("client_assertion", assertion)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.cfg.TokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return exchanged{}, fmt.Errorf("building the request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	// RFC 6749 §2.3.1: id and secret are form-encoded before Basic.
-	req.SetBasicAuth(url.QueryEscape(x.cfg.ClientID), url.QueryEscape(x.cfg.ClientSecret))
-	sent := x.now()
+	if x.cfg.PrivateKeyJWT == nil {
+		// RFC 6749 §2.3.1: id and secret are form-encoded before Basic.
+		req.SetBasicAuth(url.QueryEscape(x.cfg.ClientID), url.QueryEscape(x.cfg.ClientSecret))
+	}
 	resp, err := x.client.Do(req)
 	if err != nil {
 		return exchanged{}, fmt.Errorf("calling %s: %w", x.cfg.TokenURL, err)
