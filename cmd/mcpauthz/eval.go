@@ -78,6 +78,11 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Revision: d.Revision, Errors: d.Errors,
 		ResponseHeaders: headerMap(d.ResponseHeaders), UpstreamHeaders: headerMap(d.UpstreamHeaders),
 	}
+	if _, ok := out.UpstreamHeaders["authorization"]; ok {
+		// An upstream credential (an exchanged token) is a secret: eval
+		// says that one is set, not what it is.
+		out.UpstreamHeaders["authorization"] = "Bearer " + decision.Redacted
+	}
 	if !d.Allow {
 		out.Status = d.Status
 	}
