@@ -11,11 +11,16 @@ BUF_NPM_DIR ?= $(CURDIR)/.tools/buf
 BUF         ?= $(shell test -x $(BUF_NPM_DIR)/node_modules/.bin/buf && echo $(BUF_NPM_DIR)/node_modules/.bin/buf || echo $(GOBIN)/buf)
 PROTOC_GEN_GO_VERSION  ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.5.1
+# What `mcpauthz version` prints: the commit also comes from Go's VCS
+# stamp when the build has one (GOFLAGS=-buildvcs=false drops it).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  ?= -X main.version=$(VERSION) -X main.buildCommit=$(COMMIT)
 
 .PHONY: buf-breaking build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load fuzz clean
 
 build: ## build the binary into bin/
-	$(GO) build -trimpath -o $(BIN) ./cmd/mcpauthz
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mcpauthz
 
 test: ## the whole test suite, with the race detector, plus a one-pass run of every benchmark
 	$(GO) test -race -count=1 $(PKGS)

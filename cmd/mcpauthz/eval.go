@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/spf13/cobra"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/token"
@@ -31,17 +32,49 @@ type evalOutput struct {
 	Errors          []string          `json:"errors,omitempty"`
 }
 
-func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var f serveFlags
-	f.register(fs)
-	reqPath := fs.String("request", "", "request `file` (JSON: http, body or raw_body, claims, context)")
-	bearer := fs.String("bearer", "", "bearer `token` to send (sets the authorization header; verified as the server would)")
-	showInput := fs.Bool("input", false, "print the policy input(s) instead of the decision")
-	if err := fs.Parse(args); err != nil {
-		return err
+// evalFlags are eval's own flags.
+type evalFlags struct {
+	serveFlags
+	request   string
+	bearer    string
+	showInput bool
+}
+
+func newEvalCmd() *cobra.Command {
+	var f evalFlags
+	cmd := &cobra.Command{
+		Use:   "eval --request REQ.json [flags]",
+		Short: "decide one request offline and print the decision",
+		Long: `Decide one request, written as JSON (http, body or raw_body, claims, context),
+with the configured policy, exactly as the server would, and print the
+decision (or, with --input, the policy input).`,
+		Example: `  TOKEN=$(mcpauthz token --sub alice --scope mcp:tools)
+  mcpauthz eval --config examples/config/dev.yaml --bearer "$TOKEN" \
+    --request examples/requests/tools-call-read-file-allowed.json`,
+		Args: noArgs(func(arg string) string {
+			if strings.HasSuffix(arg, ".json") {
+				return "--request"
+			}
+			return suggestConfig(arg)
+		}),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdEval(cmd.Context(), &f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
+	fs := cmd.Flags()
+	f.registerConfig(fs)
+	// The listener flags mean nothing to eval; still accepted, not listed.
+	f.registerListen(fs)
+	_ = fs.MarkHidden("grpc-addr")
+	_ = fs.MarkHidden("http-addr")
+	fs.StringVar(&f.request, "request", "", "request `file` (JSON: http, body or raw_body, claims, context)")
+	fs.StringVar(&f.bearer, "bearer", "", "bearer `token` to send (sets the authorization header; verified as the server would)")
+	fs.BoolVar(&f.showInput, "input", false, "print the policy input(s) instead of the decision")
+	return cmd
+}
+
+func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error {
+	f, reqPath, bearer, showInput := &ef.serveFlags, &ef.request, &ef.bearer, &ef.showInput
 	if *reqPath == "" {
 		return errors.New("--request is required")
 	}

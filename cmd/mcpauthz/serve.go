@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +21,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 	"github.com/mcpauthz/mcpauthz/transport/extauthz"
 )
@@ -37,14 +39,26 @@ type serveFlags struct {
 	issuer   string
 }
 
-func (f *serveFlags) register(fs *flag.FlagSet) {
+// register adds every flag of serve to fs.
+func (f *serveFlags) register(fs *pflag.FlagSet) {
+	f.registerConfig(fs)
+	f.registerListen(fs)
+}
+
+// registerConfig adds the flags that choose and override the
+// configuration (serve and eval).
+func (f *serveFlags) registerConfig(fs *pflag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "YAML config `file` (default: built-in defaults and the embedded policy)")
-	fs.StringVar(&f.grpcAddr, "grpc-addr", "", "gRPC listen `address` (overrides listen.grpc)")
-	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP listen `address` (overrides listen.http)")
-	fs.Var(&f.bundles, "bundle", "bundle `path` (directory or .tar.gz) or URL; repeatable; replaces the config's bundles")
+	fs.StringArrayVar((*[]string)(&f.bundles), "bundle", nil, "bundle `path` (directory or .tar.gz) or URL; repeatable; replaces the config's bundles")
 	fs.StringVar(&f.logLevel, "log-level", "", "log `level`: debug, info, warn, error (overrides log.level)")
 	fs.StringVar(&f.resource, "resource", "", "protected resource `URI` of the MCP endpoint (overrides resource.uri)")
 	fs.StringVar(&f.issuer, "issuer", "", "trusted token `issuer`; alone, its metadata gives the JWKS (overrides tokens.issuer)")
+}
+
+// registerListen adds the listener flags (serve).
+func (f *serveFlags) registerListen(fs *pflag.FlagSet) {
+	fs.StringVar(&f.grpcAddr, "grpc-addr", "", "gRPC listen `address` (overrides listen.grpc)")
+	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP listen `address` (overrides listen.http)")
 }
 
 // load reads the config file and applies the flags over it.
@@ -85,14 +99,25 @@ func isURL(s string) bool {
 	return len(s) > 8 && (s[:7] == "http://" || s[:8] == "https://")
 }
 
-func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newServeCmd() *cobra.Command {
 	var f serveFlags
-	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "serve ext_authz, the Decision API and AuthZEN",
+		Long: `Serve Envoy's ext_authz, the Decision API and health on the gRPC listener,
+and health, metrics, status, resource metadata and AuthZEN on the HTTP one.
+With no --config, the built-in defaults and the embedded policy are used.`,
+		Example: "  mcpauthz serve --config examples/config/dev.yaml",
+		Args:    noArgs(suggestConfig),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdServe(cmd.Context(), &f, cmd.ErrOrStderr())
+		},
 	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func cmdServe(ctx context.Context, f *serveFlags, stderr io.Writer) error {
 	cfg, err := f.load()
 	if err != nil {
 		return err

@@ -4,68 +4,95 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
+// policyToolFlags are the flags of check and test.
+type policyToolFlags struct {
+	config  string
+	verbose bool
+}
+
 // policyToolOptions are the bundle options of check and test: the same
 // schema, sandbox, queries and activation as the server, from the given
 // paths.
-func policyToolOptions(fs *flag.FlagSet, args []string, stderr io.Writer) (bundles.Options, decision.Rules, *bool, error) {
-	configPath := fs.String("config", "", "config `file` (for policy.package and policy.type_check)")
-	verbose := fs.Bool("v", false, "verbose: print every test")
-	if err := fs.Parse(args); err != nil {
-		return bundles.Options{}, decision.Rules{}, nil, err
+func policyToolOptions(f *policyToolFlags, paths []string, stderr io.Writer) (bundles.Options, decision.Rules, error) {
+	if len(paths) == 0 {
+		return bundles.Options{}, decision.Rules{}, errors.New("name at least one bundle PATH")
 	}
-	if fs.NArg() == 0 {
-		return bundles.Options{}, decision.Rules{}, nil, errors.New("name at least one bundle PATH")
-	}
-	cfg, err := LoadConfig(*configPath)
+	cfg, err := LoadConfig(f.config)
 	if err != nil {
-		return bundles.Options{}, decision.Rules{}, nil, err
+		return bundles.Options{}, decision.Rules{}, err
 	}
 	rules, err := decision.RulesIn(cfg.Policy.Package)
 	if err != nil {
-		return bundles.Options{}, decision.Rules{}, nil, err
+		return bundles.Options{}, decision.Rules{}, err
 	}
-	sources := make([]bundles.Source, 0, fs.NArg())
-	for _, p := range fs.Args() {
+	sources := make([]bundles.Source, 0, len(paths))
+	for _, p := range paths {
 		sources = append(sources, bundles.DirSource(p))
 	}
 	log := newLogger(stderr, LogConfig{Level: "warn", Format: "text"})
 	opts := bundleOptions(&cfg, sources, rules.Queries(), log, nil)
-	return opts, rules, verbose, nil
+	return opts, rules, nil
 }
 
-func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	opts, rules, _, err := policyToolOptions(fs, args, stderr)
+func newCheckCmd() *cobra.Command {
+	var f policyToolFlags
+	cmd := &cobra.Command{
+		Use:     "check PATH... [flags]",
+		Short:   "compile bundles as the server does; print file:line errors",
+		Example: "  mcpauthz check policies/ examples/bundles/parameter-rules",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmdCheck(cmd.Context(), &f, args, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&f.config, "config", "", "config `file` (for policy.package and policy.type_check)")
+	return cmd
+}
+
+func cmdCheck(ctx context.Context, f *policyToolFlags, paths []string, stdout, stderr io.Writer) error {
+	opts, rules, err := policyToolOptions(f, paths, stderr)
 	if err != nil {
 		return err
 	}
-	if err := bundles.Check(ctx, fs.Args(), opts, rules.Activate); err != nil {
+	if err := bundles.Check(ctx, paths, opts, rules.Activate); err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
-	fmt.Fprintf(stdout, "ok: %s compiled\n", strings.Join(fs.Args(), ", "))
+	fmt.Fprintf(stdout, "ok: %s compiled\n", strings.Join(paths, ", "))
 	return nil
 }
 
-func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	opts, rules, verbose, err := policyToolOptions(fs, args, stderr)
+func newTestCmd() *cobra.Command {
+	var f policyToolFlags
+	cmd := &cobra.Command{
+		Use:     "test PATH... [flags]",
+		Short:   "run the bundles' _test.rego files (exit 2 when a test fails)",
+		Example: "  mcpauthz test policies/ -v",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmdTest(cmd.Context(), &f, args, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&f.config, "config", "", "config `file` (for policy.package and policy.type_check)")
+	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "print every test")
+	return cmd
+}
+
+func cmdTest(ctx context.Context, f *policyToolFlags, paths []string, stdout, stderr io.Writer) error {
+	opts, rules, err := policyToolOptions(f, paths, stderr)
 	if err != nil {
 		return err
 	}
-	_, failed, err := bundles.Test(ctx, fs.Args(), stdout, *verbose, opts, rules.Activate)
+	_, failed, err := bundles.Test(ctx, paths, stdout, f.verbose, opts, rules.Activate)
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
 	}
@@ -75,18 +102,34 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-func cmdToken(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sub := fs.String("sub", "", "token subject (required)")
-	scope := fs.String("scope", "", "space-separated scopes")
-	aud := fs.String("aud", "", "audience: the resource URI (default resource.uri of --config, else https://mcp.example.com/mcp)")
-	ttl := fs.Duration("ttl", time.Hour, "lifetime")
-	key := fs.String("key", "", "development key `file` (default: $MCPAUTHZ_DEV_KEY or the user config dir)")
-	configPath := fs.String("config", "", "config `file` (for resource.uri and tokens.dev_key_file)")
-	if err := fs.Parse(args); err != nil {
-		return err
+type tokenFlags struct {
+	sub, scope, aud, key, config string
+	ttl                          time.Duration
+}
+
+func newTokenCmd() *cobra.Command {
+	var f tokenFlags
+	cmd := &cobra.Command{
+		Use:     "token --sub SUBJECT [flags]",
+		Short:   "mint a development token (trusted only with tokens.dev: true)",
+		Example: `  mcpauthz token --sub alice --scope "mcp:tools"`,
+		Args:    noArgs(func(string) string { return "--sub" }),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdToken(&f, cmd.OutOrStdout())
+		},
 	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.sub, "sub", "", "token subject (required)")
+	fs.StringVar(&f.scope, "scope", "", "space-separated scopes")
+	fs.StringVar(&f.aud, "aud", "", "audience: the resource URI (default resource.uri of --config, else https://mcp.example.com/mcp)")
+	fs.DurationVar(&f.ttl, "ttl", time.Hour, "lifetime")
+	fs.StringVar(&f.key, "key", "", "development key `file` (default: $MCPAUTHZ_DEV_KEY or the user config dir)")
+	fs.StringVar(&f.config, "config", "", "config `file` (for resource.uri and tokens.dev_key_file)")
+	return cmd
+}
+
+func cmdToken(f *tokenFlags, stdout io.Writer) error {
+	sub, scope, aud, ttl, key, configPath := &f.sub, &f.scope, &f.aud, &f.ttl, &f.key, &f.config
 	if *sub == "" {
 		return errors.New("--sub is required")
 	}
@@ -116,19 +159,41 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func cmdAPIKey(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: mcpauthz apikey create --sub SUBJECT [--scope \"a b\"] [--team T] [--expires 720h]")
+type apiKeyFlags struct {
+	sub, scope, team string
+	expires          time.Duration
+}
+
+func newAPIKeyCmd() *cobra.Command {
+	parent := &cobra.Command{
+		Use:   "apikey",
+		Short: "manage API keys (mcpauthz apikey create)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError{errors.New(`name a subcommand: mcpauthz apikey create --sub SUBJECT [--scope "a b"] [--team T] [--expires 720h]`)}
+		},
 	}
-	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	sub := fs.String("sub", "", "subject the key stands for (required)")
-	scope := fs.String("scope", "", "space-separated scopes")
-	team := fs.String("team", "", "team")
-	expires := fs.Duration("expires", 0, "lifetime (0: never expires)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	var f apiKeyFlags
+	create := &cobra.Command{
+		Use:     "create --sub SUBJECT [flags]",
+		Short:   "create an API key and print the bundle data entry for it",
+		Example: `  mcpauthz apikey create --sub ci-bot --scope "mcp:tools" --team platform`,
+		Args:    noArgs(func(string) string { return "--sub" }),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdAPIKey(&f, cmd.OutOrStdout())
+		},
 	}
+	fs := create.Flags()
+	fs.StringVar(&f.sub, "sub", "", "subject the key stands for (required)")
+	fs.StringVar(&f.scope, "scope", "", "space-separated scopes")
+	fs.StringVar(&f.team, "team", "", "team")
+	fs.DurationVar(&f.expires, "expires", 0, "lifetime (0: never expires)")
+	parent.AddCommand(create)
+	return parent
+}
+
+func cmdAPIKey(f *apiKeyFlags, stdout io.Writer) error {
+	sub, scope, team, expires := &f.sub, &f.scope, &f.team, &f.expires
 	if *sub == "" {
 		return errors.New("--sub is required")
 	}
