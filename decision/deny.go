@@ -42,6 +42,12 @@ const (
 	// whose upstream credential could not be had: the token exchange
 	// failed, or the policy chose an entry that does not exist.
 	CodeUpstreamUnavailable = "upstream_credential_unavailable"
+	// CodeUnsupportedProtocolVersion is the code of a request whose MCP
+	// revision (header or params._meta) is not in mcp.protocol_versions.
+	CodeUnsupportedProtocolVersion = "unsupported_protocol_version"
+	// CodeOriginNotAllowed is the code of a request whose Origin header is
+	// neither the MCP endpoint's origin nor in http.allowed_origins.
+	CodeOriginNotAllowed = "origin_refused"
 )
 
 // CodeJSONRPCDenied is the JSON-RPC error code of a policy denial of a
@@ -73,6 +79,9 @@ const (
 	refuseBatch
 	refuseInternalError
 	refuseUpstreamCredential
+	refuseUnsupportedVersion
+	refuseBatchRemoved
+	refuseOrigin
 	numRefusals
 )
 
@@ -125,7 +134,7 @@ var denyTable = [numRefusals]denyRow{
 		code: CodeParseError, status: 400, rpc: mcp.CodeInvalidRequest, body: rpcErrorShape},
 	refuseInvalidParams: {what: "bad params of tools/call, prompts/get or resources/*",
 		code: CodeParseError, status: 400, rpc: mcp.CodeInvalidParams, body: rpcErrorShape},
-	refuseHintMismatch: {what: "Envoy's MCP filter or Mcp-Method/Mcp-Name disagrees with the body",
+	refuseHintMismatch: {what: "Envoy's MCP filter, a standard header (MCP-Protocol-Version, Mcp-Method, Mcp-Name) or _meta disagrees with the body, or a header its revision requires is missing or malformed",
 		code: CodeHintMismatch, status: 400, rpc: CodeHeaderMismatch, body: rpcErrorShape},
 	refuseSessionNotFound: {what: "a GET or DELETE whose Mcp-Session-Id is bound to another subject",
 		code: CodePolicyDenied, status: 404},
@@ -146,7 +155,18 @@ var denyTable = [numRefusals]denyRow{
 		message: "internal error; the request was not authorized"},
 	refuseUpstreamCredential: {what: "an allowed request whose upstream credential cannot be had (token exchange failed)",
 		code: CodeUpstreamUnavailable, status: 503},
+	refuseUnsupportedVersion: {what: "an MCP revision (MCP-Protocol-Version or params._meta) not in mcp.protocol_versions",
+		code: CodeUnsupportedProtocolVersion, status: 400, rpc: CodeUnsupportedVersion, body: rpcErrorShape},
+	refuseBatchRemoved: {what: "a JSON-RPC batch in a request of 2025-06-18 or later (mcp.batches)",
+		code: CodeParseError, status: 400, rpc: mcp.CodeInvalidRequest, body: rpcErrorShape},
+	refuseOrigin: {what: "an Origin header that is neither the MCP endpoint's origin nor in http.allowed_origins",
+		code: CodeOriginNotAllowed, status: 403, rpc: CodeOriginRefused, body: rpcErrorShape},
 }
+
+// CodeOriginRefused is the JSON-RPC code of a request refused for its
+// Origin header: a server error of the transport (-32000, as the MCP
+// SDKs answer it), not a JSON-RPC one.
+const CodeOriginRefused = -32000
 
 // parseRefusal is the refusal of a body the parser rejected with JSON-RPC
 // code rpc (mcp.Error.Code).
@@ -168,6 +188,8 @@ type answer struct {
 	// table's.
 	rpc     int
 	message string // the table's message, when it has one, wins
+	// data is the error's data member, raw JSON; nil: none.
+	data []byte
 }
 
 // denial is one refusal and the words of its answer.
@@ -243,7 +265,7 @@ func (a answer) render() []byte {
 	if row.policy && a.rpc != 0 {
 		rpc = a.rpc
 	}
-	return rpcErrorBody(a.id, rpc, msg)
+	return rpcErrorBody(a.id, rpc, msg, a.data)
 }
 
 func (d *Decision) deny(code, reason string) {

@@ -136,6 +136,9 @@ var readmeRows = map[refusal]struct{ prefix, suggest string }{
 	refuseInternalError:     {prefix: "a panic while deciding"},
 	refuseUpstreamCredential: {prefix: "an allowed request whose upstream credential cannot be had",
 		suggest: "| an allowed request whose upstream credential cannot be had (`upstream_credentials`: the token exchange failed, or the policy chose an entry that does not exist) | 503, no body, code `upstream_credential_unavailable` |"},
+	refuseUnsupportedVersion: {prefix: "an MCP revision (`MCP-Protocol-Version` or `_meta`)"},
+	refuseBatchRemoved:       {prefix: "a JSON-RPC batch in a request of 2025-06-18 or later"},
+	refuseOrigin:             {prefix: "an `Origin` header that is neither"},
 	refuseSessionNotFound: {prefix: "a GET or DELETE whose `Mcp-Session-Id`",
 		suggest: "| a GET or DELETE whose `Mcp-Session-Id` is bound to another subject (`sessions.bind_subject: true`) | 404, no body, code `policy_denied` |"},
 }

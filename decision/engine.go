@@ -64,6 +64,9 @@ type Options struct {
 	Upstream UpstreamCredentials
 	// EvalTimeout bounds one policy evaluation; default 1s.
 	EvalTimeout time.Duration
+	// MCP says which MCP revisions are accepted and how requests are held
+	// to their revision's rules (protocol.go).
+	MCP MCPOptions
 	// Observer, when set, sees every decision (metrics, decision logs).
 	Observer Observer
 	Logger   *slog.Logger
@@ -122,6 +125,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	opts.MCP.withDefaults()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return &Engine{
@@ -220,11 +224,19 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 	d.Token = p.tok
 	p.shared.token = ast.NewTerm(p.tok.Value)
 
-	p.env.sessionID = r.Headers["mcp-session-id"]
-	if e.opts.Sessions != nil && p.env.sessionID != "" && p.tok.Valid && p.tok.Subject != "" {
-		p.env.sessionOwner = e.opts.Sessions.Owner(p.env.sessionID, p.tok.Subject, e.opts.Now())
+	if !e.opts.MCP.originAllowed(r) {
+		// DNS rebinding: a page of another origin driving the browser.
+		d.refuse(denial{kind: refuseOrigin, reason: fmt.Sprintf("origin %q is not allowed", r.Headers["origin"])})
+		return nil, false
 	}
+	p.env.sessionID = r.Headers["mcp-session-id"]
 	if !carriesMessage(r) {
+		v, pr := e.opts.MCP.protocolVersion(r, &p.body)
+		if pr != nil {
+			d.refuse(denial{kind: pr.kind, reason: pr.reason, entry: answer{data: pr.data}})
+			return nil, false
+		}
+		e.bindSession(p, v)
 		return p, true
 	}
 	if r.Truncated || len(r.Body) > e.opts.MaxBodyBytes {
@@ -248,12 +260,39 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 		d.refuse(denial{kind: refuseHintMismatch, reason: msg, entry: answer{id: body.Messages[0].ID}})
 		return nil, false
 	}
+	v, pr := e.opts.MCP.protocolVersion(r, &body)
+	if pr == nil {
+		pr = e.opts.MCP.check(r, &body, v)
+	}
+	if pr != nil {
+		var id []byte
+		if !body.Batch {
+			id = body.Messages[0].ID
+		}
+		d.refuse(denial{kind: pr.kind, reason: pr.reason, entry: answer{id: id, data: pr.data}})
+		return nil, false
+	}
 	p.body = body
-	p.env.protocolVersion = r.Headers["mcp-protocol-version"]
+	e.bindSession(p, v)
 	if body.Batch {
 		p.env.batchSize = len(body.Messages)
 	}
 	return p, true
+}
+
+// bindSession sets the request's revision and, for revisions that have
+// sessions, binds its session id to the token's subject
+// (sessions.bind_subject). A 2026-07-28 request has no session: its
+// Mcp-Session-Id, if any, is neither bound nor shown to the policy.
+func (e *Engine) bindSession(p *prepared, version string) {
+	p.env.protocolVersion = version
+	if stateless(version) {
+		p.env.sessionID = ""
+		return
+	}
+	if e.opts.Sessions != nil && p.env.sessionID != "" && p.tok.Valid && p.tok.Subject != "" {
+		p.env.sessionOwner = e.opts.Sessions.Owner(p.env.sessionID, p.tok.Subject, e.opts.Now())
+	}
 }
 
 // input builds the policy input of message i (GET and DELETE: no message).
@@ -414,20 +453,53 @@ func hintMismatch(r *Request, body *mcp.Body) string {
 	m := &body.Messages[0]
 	name := messageName(m)
 	if h := r.Hint; h != nil {
-		if h.Method != m.Method {
-			return fmt.Sprintf("proxy metadata method %q disagrees with body method %q", h.Method, m.Method)
+		method := m.Method
+		if m.Kind == mcp.KindResponse {
+			method = HintResponse
+		}
+		if h.Method != method {
+			return fmt.Sprintf("proxy metadata method %q disagrees with body method %q", h.Method, method)
 		}
 		if h.Name != "" && h.Name != name {
 			return fmt.Sprintf("proxy metadata name %q disagrees with body name %q", h.Name, name)
 		}
+		if h.ID != nil && !sameID(h.ID, m.IDValue) {
+			return fmt.Sprintf("proxy metadata id %v disagrees with body id %s", h.ID, m.ID)
+		}
 	}
-	if v, ok := r.Headers["mcp-method"]; ok && v != m.Method {
-		return fmt.Sprintf("Mcp-Method header %q disagrees with body method %q", v, m.Method)
+	if v, ok := r.Headers["mcp-method"]; ok {
+		dv, ok := headerValue(v)
+		if !ok {
+			return fmt.Sprintf("Mcp-Method header %q is not valid base64", v)
+		}
+		if dv != m.Method {
+			return fmt.Sprintf("Mcp-Method header %q disagrees with body method %q", dv, m.Method)
+		}
 	}
-	if v, ok := r.Headers["mcp-name"]; ok && name != "" && v != name {
-		return fmt.Sprintf("Mcp-Name header %q disagrees with body name %q", v, name)
+	if v, ok := r.Headers["mcp-name"]; ok && name != "" {
+		dv, ok := headerValue(v)
+		if !ok {
+			return fmt.Sprintf("Mcp-Name header %q is not valid base64", v)
+		}
+		if dv != name {
+			return fmt.Sprintf("Mcp-Name header %q disagrees with body name %q", dv, name)
+		}
 	}
 	return ""
+}
+
+// sameID reports whether a proxy's id (string or float64) is the body's.
+func sameID(h any, body ast.Value) bool {
+	switch b := body.(type) {
+	case ast.String:
+		s, ok := h.(string)
+		return ok && s == string(b)
+	case ast.Number:
+		f, ok := h.(float64)
+		bf, bok := b.Float64()
+		return ok && bok && f == bf
+	}
+	return false
 }
 
 func messageName(m *mcp.Message) string {

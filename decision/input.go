@@ -41,6 +41,11 @@ var (
 	keyHeaders         = ast.InternedTerm("headers")
 	keyAddress         = ast.InternedTerm("address")
 	keyPrincipal       = ast.InternedTerm("principal")
+	keyMeta            = ast.InternedTerm("meta")
+	keyClient          = ast.InternedTerm("client")
+	keyClientCaps      = ast.InternedTerm("client_capabilities")
+	keyVersion         = ast.InternedTerm("version")
+	keyTitle           = ast.InternedTerm("title")
 
 	kindTerms = map[mcp.Kind]*ast.Term{
 		mcp.KindRequest:      ast.InternedTerm("request"),
@@ -228,7 +233,7 @@ func mcpMethodTerm(m string) *ast.Term {
 // (all of them for allInput): a member the policy cannot read is omitted,
 // which the policy cannot tell from its being absent.
 func mcpInput(m *mcp.Message, index int, env *mcpEnv, n *inputNeeds) *ast.Term {
-	var arr [10][2]*ast.Term
+	var arr [13][2]*ast.Term
 	items := arr[:0]
 	if n.sub("kind") != nil {
 		items = append(items, ast.Item(keyKind, kindTerms[m.Kind]))
@@ -260,11 +265,35 @@ func mcpInput(m *mcp.Message, index int, env *mcpEnv, n *inputNeeds) *ast.Term {
 	if env.protocolVersion != "" && n.sub("protocol_version") != nil {
 		items = append(items, ast.Item(keyProtocolVersion, ast.StringTerm(env.protocolVersion)))
 	}
+	if m.Meta != nil && n.sub("meta") != nil {
+		items = append(items, ast.Item(keyMeta, ast.NewTerm(m.Meta)))
+	}
+	if m.ClientInfo != nil && n.sub("client") != nil {
+		items = append(items, ast.Item(keyClient, clientTerm(m.ClientInfo)))
+	}
+	if m.ClientCapabilities != nil && n.sub("client_capabilities") != nil {
+		items = append(items, ast.Item(keyClientCaps, ast.NewTerm(m.ClientCapabilities)))
+	}
 	if env.batchSize > 0 && n.sub("batch") != nil {
 		items = append(items, ast.Item(keyBatch, ast.ObjectTerm(
 			ast.Item(keyIndex, ast.InternedTerm(index)),
 			ast.Item(keySize, ast.InternedTerm(env.batchSize)),
 		)))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+// clientTerm builds input.mcp.client from _meta's clientInfo: its name,
+// version and title, those of them that are strings.
+func clientTerm(info ast.Object) *ast.Term {
+	var arr [3][2]*ast.Term
+	items := arr[:0]
+	for _, k := range [...]*ast.Term{keyName, keyVersion, keyTitle} {
+		if v := info.Get(k); v != nil {
+			if _, ok := v.Value.(ast.String); ok {
+				items = append(items, ast.Item(k, v))
+			}
+		}
 	}
 	return ast.ObjectTerm(items...)
 }

@@ -58,11 +58,18 @@ type Request struct {
 	Hint *Hint
 }
 
-// Hint is a method and target name parsed by someone else before us.
+// Hint is a method, id and target name parsed by someone else before us.
 type Hint struct {
+	// Method is the method; HintResponse for a JSON-RPC response.
 	Method string
 	Name   string // tool or prompt name, or resource URI; "" when not given
+	// ID is the message id: a string, a float64 (a JSON number), or nil
+	// when not given.
+	ID any
 }
+
+// HintResponse is the method Envoy's MCP filter gives a JSON-RPC response.
+const HintResponse = "__jsonrpc_response"
 
 // Header is one response or upstream header.
 type Header struct {

@@ -266,8 +266,9 @@ func denialEntry(o *outcome) answer {
 }
 
 type rpcError struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data,omitempty"`
 }
 
 type rpcErrorReply struct {
@@ -303,8 +304,8 @@ func rawID(id []byte) json.RawMessage {
 
 // rpcErrorBody renders a JSON-RPC error reply. Denials are the cold path, so
 // encoding/json is fine here.
-func rpcErrorBody(id []byte, code int, msg string) []byte {
-	b, _ := json.Marshal(rpcErrorReply{JSONRPC: "2.0", ID: rawID(id), Error: rpcError{Code: code, Message: msg}})
+func rpcErrorBody(id []byte, code int, msg string, data []byte) []byte {
+	b, _ := json.Marshal(rpcErrorReply{JSONRPC: "2.0", ID: rawID(id), Error: rpcError{Code: code, Message: msg, Data: data}})
 	return b
 }
 

@@ -52,7 +52,24 @@ type Message struct {
 	Tool     *Named
 	Resource *Resource
 	Prompt   *Named
+
+	// Meta is params._meta as sent; nil when absent. Its members that MCP
+	// 2026-07-28 defines are read while parsing, into the fields below.
+	Meta ast.Object
+	// ProtocolVersion is _meta["io.modelcontextprotocol/protocolVersion"]; "" when absent.
+	ProtocolVersion string
+	// ClientInfo is _meta["io.modelcontextprotocol/clientInfo"] ({name, version, title?}); nil when absent.
+	ClientInfo ast.Object
+	// ClientCapabilities is _meta["io.modelcontextprotocol/clientCapabilities"]; nil when absent.
+	ClientCapabilities ast.Object
 }
+
+// The _meta keys of MCP 2026-07-28 that say what a stateless request speaks.
+const (
+	MetaProtocolVersion    = "io.modelcontextprotocol/protocolVersion"
+	MetaClientInfo         = "io.modelcontextprotocol/clientInfo"
+	MetaClientCapabilities = "io.modelcontextprotocol/clientCapabilities"
+)
 
 // Named is the target of tools/call or prompts/get.
 type Named struct {

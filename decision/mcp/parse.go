@@ -310,6 +310,7 @@ func (p *parser) message(depth, index int) (Message, error) {
 					}
 					paramsKind, params, targets = isObject, obj, targetFields{
 						name: obj.Get(nameKey), uri: obj.Get(uriKey), arguments: obj.Get(argumentsKey),
+						meta: obj.Get(metaKey),
 					}
 				} else {
 					kind := isOther
@@ -412,6 +413,7 @@ func (p *parser) message(depth, index int) (Message, error) {
 		m.Params = params
 	}
 	p.target(&m, &targets, index)
+	p.meta(&m, targets.meta, index)
 	return m, nil
 }
 
@@ -419,6 +421,7 @@ func (p *parser) message(depth, index int) (Message, error) {
 // nil when absent.
 type targetFields struct {
 	name, uri, arguments *ast.Term
+	meta                 *ast.Term // params._meta
 }
 
 // targetMembers validates the params object at p.i (which is '{') and
@@ -443,6 +446,8 @@ func (p *parser) targetMembers(depth int) (targetFields, error) {
 			dst = &tf.uri
 		case "arguments":
 			dst = &tf.arguments
+		case "_meta":
+			dst = &tf.meta
 		}
 		// Other members are built too, and dropped: building is what
 		// rejects a number out of range, so both modes reject the same.
@@ -465,7 +470,53 @@ var (
 	nameKey      = ast.InternedTerm("name")
 	argumentsKey = ast.InternedTerm("arguments")
 	uriKey       = ast.InternedTerm("uri")
+	metaKey      = ast.InternedTerm("_meta")
+
+	metaVersionKey      = ast.StringTerm(MetaProtocolVersion)
+	metaClientKey       = ast.StringTerm(MetaClientInfo)
+	metaCapabilitiesKey = ast.StringTerm(MetaClientCapabilities)
 )
+
+// meta checks params._meta, already built, and reads the members of it
+// that say which revision and client a request speaks for: lookups in the
+// object, no second pass over the body.
+func (p *parser) meta(m *Message, t *ast.Term, index int) {
+	if t == nil || p.invalid != nil {
+		return
+	}
+	obj, ok := t.Value.(ast.Object)
+	if !ok {
+		p.fail(CodeInvalidParams, index, "params._meta must be an object")
+		return
+	}
+	m.Meta = obj
+	if obj.Len() == 0 {
+		return
+	}
+	if v := obj.Get(metaVersionKey); v != nil {
+		s, ok := v.Value.(ast.String)
+		if !ok || s == "" {
+			p.fail(CodeInvalidParams, index, "params._meta[\""+MetaProtocolVersion+"\"] must be a non-empty string")
+			return
+		}
+		m.ProtocolVersion = string(s)
+	}
+	for _, f := range [...]struct {
+		key *ast.Term
+		dst *ast.Object
+	}{{metaClientKey, &m.ClientInfo}, {metaCapabilitiesKey, &m.ClientCapabilities}} {
+		v := obj.Get(f.key)
+		if v == nil {
+			continue
+		}
+		o, ok := v.Value.(ast.Object)
+		if !ok {
+			p.fail(CodeInvalidParams, index, fmt.Sprintf("params._meta[%q] must be an object", string(f.key.Value.(ast.String))))
+			return
+		}
+		*f.dst = o
+	}
+}
 
 // target checks the params a method requires and fills in the message's
 // Tool, Prompt or Resource, pointing into the params already built.

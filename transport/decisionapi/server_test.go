@@ -472,7 +472,7 @@ func decideFromCheck(t *testing.T, check *authv3.CheckRequest) *pb.DecideRequest
 	if p := md["envoy.filters.http.jwt_authn"].GetFields()["payload"].GetStructValue(); p != nil {
 		req.Credentials = &pb.Credentials{Credential: &pb.Credentials_Claims{Claims: p}}
 	}
-	if m := md["mcp_proxy"].GetFields(); m != nil {
+	if m := md["envoy.filters.http.mcp"].GetFields(); m != nil {
 		hint := &pb.Hint{Method: m["method"].GetStringValue()}
 		if pf := m["params"].GetStructValue().GetFields(); pf != nil {
 			hint.Name = pf["name"].GetStringValue()

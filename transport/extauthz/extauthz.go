@@ -25,7 +25,8 @@ import (
 // Options configure the adapter.
 type Options struct {
 	// MCPMetadataNamespace is the metadata_context namespace where Envoy's
-	// MCP filter leaves its parse of the body; default "mcp_proxy".
+	// MCP filter leaves its parse of the body; default
+	// "envoy.filters.http.mcp", where envoy.filters.http.mcp writes it.
 	MCPMetadataNamespace string
 	// JWTMetadataNamespace, when set (e.g. "envoy.filters.http.jwt_authn"),
 	// takes the verified token payload from metadata_context instead of
@@ -36,8 +37,9 @@ type Options struct {
 	JWTPayloadKey string
 }
 
-// DefaultMCPMetadataNamespace is where Envoy's MCP filter writes its metadata.
-const DefaultMCPMetadataNamespace = "mcp_proxy"
+// DefaultMCPMetadataNamespace is where Envoy's MCP filter
+// (envoy.filters.http.mcp) writes its metadata: method, id and params.
+const DefaultMCPMetadataNamespace = "envoy.filters.http.mcp"
 
 // Decider is what the adapter needs of the engine.
 type Decider interface {
@@ -231,7 +233,8 @@ func hostPort(host string, port uint32) string {
 	return b.String()
 }
 
-// mcpHint reads what Envoy's MCP filter parsed: method, and params.name (or
+// mcpHint reads what Envoy's MCP filter parsed: method ("__jsonrpc_response"
+// for a response), id (a string or a number), and params.name (or
 // params.uri) when it extracted them.
 func mcpHint(s *structpb.Struct) *decision.Hint {
 	if s == nil {
@@ -243,6 +246,12 @@ func mcpHint(s *structpb.Struct) *decision.Hint {
 		return nil
 	}
 	h := &decision.Hint{Method: method}
+	switch id := f["id"].GetKind().(type) {
+	case *structpb.Value_StringValue:
+		h.ID = id.StringValue
+	case *structpb.Value_NumberValue:
+		h.ID = id.NumberValue
+	}
 	if p := f["params"].GetStructValue(); p != nil {
 		pf := p.GetFields()
 		if n := pf["name"].GetStringValue(); n != "" {

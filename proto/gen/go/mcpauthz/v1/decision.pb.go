@@ -673,7 +673,8 @@ type Decision struct {
 	// Why, as a stable code: allowed, policy_denied, unauthenticated,
 	// insufficient_scope, request_parse_error, body_too_large, hint_mismatch,
 	// eval_error, no_policy, unreadable_request, internal_error,
-	// upstream_credential_unavailable.
+	// upstream_credential_unavailable, unsupported_protocol_version,
+	// origin_refused.
 	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
 	// Why, for people (sent to the MCP client on deny).
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`

@@ -1,0 +1,217 @@
+package decision
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mcpauthz/mcpauthz/decision/mcp"
+)
+
+// This file holds a request to the rules of the MCP revision it speaks:
+// which revision that is (the MCP-Protocol-Version header and, since
+// 2026-07-28, params._meta), whether mcpauthz accepts it, the standard
+// headers that revision requires, and batches, which 2025-06-18 removed.
+
+// The MCP revisions mcpauthz knows, oldest first. Revisions are dates, so
+// they compare as strings.
+const (
+	Version20241105 = "2024-11-05"
+	Version20250326 = "2025-03-26"
+	Version20250618 = "2025-06-18"
+	Version20251125 = "2025-11-25"
+	Version20260728 = "2026-07-28"
+)
+
+// KnownProtocolVersions are the revisions mcpauthz knows: the default of
+// MCPOptions.ProtocolVersions.
+var KnownProtocolVersions = []string{Version20241105, Version20250326, Version20250618, Version20251125, Version20260728}
+
+// DefaultProtocolVersion is the revision of a request that names none: the
+// Streamable HTTP transport says a server assumes 2025-03-26 then.
+const DefaultProtocolVersion = Version20250326
+
+// CodeUnsupportedVersion is the JSON-RPC code MCP (2026-07-28) gives a
+// request whose protocol version the server does not support.
+const CodeUnsupportedVersion = -32022
+
+// Rule says when a version-dependent rule applies.
+type Rule uint8
+
+// The ways a version-dependent rule applies.
+const (
+	// ByVersion applies the rule as the request's revision says.
+	ByVersion Rule = iota
+	// Always applies it to every request.
+	Always
+	// Never applies it to none.
+	Never
+)
+
+// ParseRule reads "by_version", "always" or "never" ("" is by_version).
+func ParseRule(s string) (Rule, error) {
+	switch s {
+	case "", "by_version":
+		return ByVersion, nil
+	case "always":
+		return Always, nil
+	case "never":
+		return Never, nil
+	}
+	return 0, fmt.Errorf("%q is not by_version, always or never", s)
+}
+
+// MCPOptions say which MCP revisions the engine accepts and how it holds
+// a request to its revision's rules. The zero value accepts every known
+// revision, defaults to 2025-03-26 and applies every rule by version.
+type MCPOptions struct {
+	// DefaultProtocolVersion is input.mcp.protocol_version of a request
+	// that names none; default DefaultProtocolVersion.
+	DefaultProtocolVersion string
+	// ProtocolVersions are the revisions accepted; any other gets 400 with
+	// -32022. Default KnownProtocolVersions.
+	ProtocolVersions []string
+	// StandardHeaders: MCP-Protocol-Version and Mcp-Method on every
+	// message, Mcp-Name on tools/call, resources/read and prompts/get, are
+	// required by 2026-07-28 and later (ByVersion), of every request
+	// (Always) or never (Never). Headers that are present are compared with
+	// the body whatever this says.
+	StandardHeaders Rule
+	// Batches: a JSON-RPC batch is accepted in requests of revisions before
+	// 2025-06-18 (ByVersion), always (Always) or never (Never).
+	Batches Rule
+	// Origins are the values of the Origin header accepted besides none:
+	// the origin of the MCP endpoint (resource.uri) and http.allowed_origins.
+	// Empty accepts any Origin.
+	Origins []string
+}
+
+func (o *MCPOptions) withDefaults() {
+	if o.DefaultProtocolVersion == "" {
+		o.DefaultProtocolVersion = DefaultProtocolVersion
+	}
+	if len(o.ProtocolVersions) == 0 {
+		o.ProtocolVersions = KnownProtocolVersions
+	}
+}
+
+// stateless reports whether revision v has no sessions and requires the
+// standard headers (2026-07-28 and later).
+func stateless(v string) bool { return v >= Version20260728 }
+
+// noBatches reports whether revision v removed JSON-RPC batches.
+func noBatches(v string) bool { return v >= Version20250618 }
+
+// protocolRefusal is why a request breaks its revision's rules; kind is
+// zero (refuseUnreadable) when it does not.
+type protocolRefusal struct {
+	kind   refusal
+	reason string
+	data   []byte
+}
+
+// protocolVersion returns the revision the request speaks: the
+// MCP-Protocol-Version header and every message's _meta protocolVersion
+// must agree, and the agreed value must be accepted.
+func (o *MCPOptions) protocolVersion(r *Request, body *mcp.Body) (string, *protocolRefusal) {
+	header, hasHeader := r.Headers["mcp-protocol-version"]
+	v := header
+	for i := range body.Messages {
+		mv := body.Messages[i].ProtocolVersion
+		switch {
+		case mv == "":
+		case hasHeader && mv != header:
+			return "", &protocolRefusal{kind: refuseHintMismatch,
+				reason: fmt.Sprintf("MCP-Protocol-Version header %q disagrees with params._meta protocolVersion %q", header, mv)}
+		case v != "" && mv != v:
+			return "", &protocolRefusal{kind: refuseHintMismatch,
+				reason: fmt.Sprintf("the messages of the batch name protocol versions %q and %q", v, mv)}
+		default:
+			v = mv
+		}
+	}
+	if !hasHeader && v == "" {
+		return o.DefaultProtocolVersion, nil
+	}
+	if !slices.Contains(o.ProtocolVersions, v) {
+		data, _ := json.Marshal(struct {
+			Supported []string `json:"supported"`
+			Requested string   `json:"requested"`
+		}{o.ProtocolVersions, v})
+		return "", &protocolRefusal{kind: refuseUnsupportedVersion, data: data,
+			reason: fmt.Sprintf("unsupported protocol version %q", v)}
+	}
+	return v, nil
+}
+
+// check holds a parsed body of revision v to that revision's rules:
+// batches and the standard headers.
+func (o *MCPOptions) check(r *Request, body *mcp.Body, v string) *protocolRefusal {
+	if body.Batch && (o.Batches == Never || (o.Batches == ByVersion && noBatches(v))) {
+		return &protocolRefusal{kind: refuseBatchRemoved,
+			reason: fmt.Sprintf("JSON-RPC batches are not part of MCP %s", v)}
+	}
+	if o.StandardHeaders == Never || (o.StandardHeaders == ByVersion && !stateless(v)) {
+		return nil
+	}
+	if _, ok := r.Headers["mcp-protocol-version"]; !ok {
+		return &protocolRefusal{kind: refuseHintMismatch, reason: "the MCP-Protocol-Version header is required"}
+	}
+	if body.Batch {
+		return nil // no one header can mirror several messages
+	}
+	m := &body.Messages[0]
+	if m.Method == "" {
+		return nil // a response has no method to mirror
+	}
+	if _, ok := r.Headers["mcp-method"]; !ok {
+		return &protocolRefusal{kind: refuseHintMismatch, reason: "the Mcp-Method header is required"}
+	}
+	switch m.Method {
+	case "tools/call", "resources/read", "prompts/get":
+		if _, ok := r.Headers["mcp-name"]; !ok {
+			return &protocolRefusal{kind: refuseHintMismatch, reason: "the Mcp-Name header is required for " + m.Method}
+		}
+	}
+	return nil
+}
+
+// headerValue decodes a standard header's value: one written as
+// =?base64?<standard base64 of UTF-8>?= (for values a header cannot carry
+// as they are) is decoded; ok is false when such a value does not decode.
+func headerValue(v string) (string, bool) {
+	const prefix, suffix = "=?base64?", "?="
+	enc, ok := strings.CutPrefix(v, prefix)
+	if ok {
+		enc, ok = strings.CutSuffix(enc, suffix)
+	}
+	if !ok {
+		// Read as the MCP SDKs read it: only a value wrapped at both
+		// ends is encoded (a client encodes a plain value that is).
+		return v, true
+	}
+	b, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil || !utf8.Valid(b) {
+		return "", false
+	}
+	return string(b), true
+}
+
+// originAllowed reports whether a request with this Origin header may go
+// on: no Origin (not a browser), or one of the accepted origins, compared
+// as RFC 6454 serializes them (scheme and host case-insensitively).
+func (o *MCPOptions) originAllowed(r *Request) bool {
+	origin, ok := r.Headers["origin"]
+	if !ok || len(o.Origins) == 0 {
+		return true
+	}
+	for _, a := range o.Origins {
+		if strings.EqualFold(origin, a) {
+			return true
+		}
+	}
+	return false
+}
