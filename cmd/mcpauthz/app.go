@@ -191,6 +191,9 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		Observer:     decision.Observers(observers...),
 		Logger:       log.With("component", "decision"),
 	}
+	if eopts.MCP, err = mcpOptions(&cfg); err != nil {
+		return nil, err
+	}
 	if eopts.Upstream, err = upstreamCredentials(&cfg, log); err != nil {
 		return nil, err
 	}
@@ -314,4 +317,27 @@ func privateKeyJWT(key string, c *PrivateKeyJWTConfig) (*upstream.PrivateKeyJWT,
 		return nil, fmt.Errorf("%s %s: %w", key, c.KeyFile, err)
 	}
 	return &upstream.PrivateKeyJWT{Key: signer, KeyID: c.KeyID}, nil
+}
+
+// mcpOptions builds the engine's MCP options from the mcp and http
+// sections: the accepted Origins are resource.uri's origin and
+// http.allowed_origins.
+func mcpOptions(cfg *Config) (decision.MCPOptions, error) {
+	o := decision.MCPOptions{
+		DefaultProtocolVersion: cfg.MCP.DefaultProtocolVersion,
+		ProtocolVersions:       cfg.MCP.ProtocolVersions,
+	}
+	var err error
+	if o.StandardHeaders, err = decision.ParseRule(cfg.MCP.RequireStandardHeaders); err != nil {
+		return o, fmt.Errorf("mcp.require_standard_headers: %w", err)
+	}
+	if o.Batches, err = decision.ParseRule(cfg.MCP.Batches); err != nil {
+		return o, fmt.Errorf("mcp.batches: %w", err)
+	}
+	own, err := origin(cfg.Resource.URI)
+	if err != nil {
+		return o, fmt.Errorf("resource.uri: %w", err)
+	}
+	o.Origins = append([]string{own}, cfg.HTTP.AllowedOrigins...)
+	return o, nil
 }

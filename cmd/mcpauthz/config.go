@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
@@ -26,6 +29,8 @@ type Config struct {
 	Tokens       TokensConfig    `json:"tokens"`
 	Sessions     SessionsConfig  `json:"sessions"`
 	Envoy        EnvoyConfig     `json:"envoy"`
+	MCP          MCPConfig       `json:"mcp"`
+	HTTP         HTTPConfig      `json:"http"`
 	Limits       LimitsConfig    `json:"limits"`
 	Log          LogConfig       `json:"log"`
 	DecisionLogs DecisionLogConf `json:"decision_logs"`
@@ -209,6 +214,27 @@ type EnvoyConfig struct {
 	MCPMetadataNamespace string `json:"mcp_metadata_namespace"`
 }
 
+// MCPConfig says which MCP revisions are accepted and how requests are
+// held to their revision's rules.
+type MCPConfig struct {
+	// DefaultProtocolVersion is the revision of a request that names none.
+	DefaultProtocolVersion string `json:"default_protocol_version"`
+	// ProtocolVersions are the revisions accepted (default: every one
+	// mcpauthz knows); others get 400 with -32022.
+	ProtocolVersions []string `json:"protocol_versions"`
+	// RequireStandardHeaders: by_version (2026-07-28 and later), always or never.
+	RequireStandardHeaders string `json:"require_standard_headers"`
+	// Batches: by_version (accepted before 2025-06-18), always or never.
+	Batches string `json:"batches"`
+}
+
+// HTTPConfig is about the HTTP requests of the MCP transport.
+type HTTPConfig struct {
+	// AllowedOrigins are Origin header values accepted besides the origin
+	// of resource.uri (e.g. "https://app.example.com").
+	AllowedOrigins []string `json:"allowed_origins"`
+}
+
 // LimitsConfig bounds what one request may cost.
 type LimitsConfig struct {
 	MaxBodyBytes int `json:"max_body_bytes"`
@@ -299,9 +325,15 @@ func DefaultConfig() Config {
 			CacheSize:          10000,
 		},
 		Sessions: SessionsConfig{MaxSessions: 100000, TTL: Duration(24 * time.Hour)},
-		Envoy:    EnvoyConfig{MCPMetadataNamespace: "mcp_proxy"},
+		Envoy:    EnvoyConfig{MCPMetadataNamespace: "envoy.filters.http.mcp"},
 		Limits:   LimitsConfig{MaxBodyBytes: 1 << 20, MaxConcurrentStreams: 1000, GCPercent: DefaultGCPercent},
 		Log:      LogConfig{Level: "info", Format: "json"},
+		MCP: MCPConfig{
+			DefaultProtocolVersion: decision.DefaultProtocolVersion,
+			ProtocolVersions:       slices.Clone(decision.KnownProtocolVersions),
+			RequireStandardHeaders: "by_version",
+			Batches:                "by_version",
+		},
 	}
 }
 
@@ -541,6 +573,7 @@ func (c *Config) Validate() error {
 	checkAlgorithms("tokens.algorithms", c.Tokens.Algorithms, bad)
 	c.validateIssuers(bad)
 	c.validateUpstream(bad)
+	c.validateMCP(bad)
 	if err := token.CheckRequiredTyp(c.Tokens.RequiredTyp); err != nil {
 		bad("tokens.required_typ", "%v", err)
 	}
@@ -579,6 +612,46 @@ func (c *Config) Validate() error {
 		bad("log.format", "%q is not json or text", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// validateMCP checks the mcp and http sections.
+func (c *Config) validateMCP(bad func(key, format string, args ...any)) {
+	m := &c.MCP
+	if len(m.ProtocolVersions) == 0 {
+		bad("mcp.protocol_versions", "must list at least one revision")
+	}
+	for i, v := range m.ProtocolVersions {
+		if !slices.Contains(decision.KnownProtocolVersions, v) {
+			bad(fmt.Sprintf("mcp.protocol_versions[%d]", i), "%q is not a revision mcpauthz knows (%s)", v, strings.Join(decision.KnownProtocolVersions, ", "))
+		}
+	}
+	if !slices.Contains(m.ProtocolVersions, m.DefaultProtocolVersion) {
+		bad("mcp.default_protocol_version", "%q is not in mcp.protocol_versions", m.DefaultProtocolVersion)
+	}
+	if _, err := decision.ParseRule(m.RequireStandardHeaders); err != nil {
+		bad("mcp.require_standard_headers", "%v", err)
+	}
+	if _, err := decision.ParseRule(m.Batches); err != nil {
+		bad("mcp.batches", "%v", err)
+	}
+	for i, o := range c.HTTP.AllowedOrigins {
+		if got, err := origin(o); err != nil || !strings.EqualFold(got, o) {
+			bad(fmt.Sprintf("http.allowed_origins[%d]", i), "%q is not an origin (scheme://host[:port])", o)
+		}
+	}
+}
+
+// origin returns the origin (RFC 6454: scheme://host[:port], lowercase)
+// of an absolute http(s) URL.
+func origin(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
 }
 
 // ociTagged reports whether ref looks like an OCI reference with a tag or
