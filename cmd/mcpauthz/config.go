@@ -4,15 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
-	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/token"
@@ -338,75 +333,10 @@ func DefaultConfig() Config {
 }
 
 // LoadConfig reads a YAML file over the defaults. Unknown keys are errors,
-// so a typo never silently falls back to a default.
+// so a typo never silently falls back to a default; every unknown key and
+// wrong type is reported at once, with its path (LoadConfigWith).
 func LoadConfig(path string) (Config, error) {
-	cfg := DefaultConfig()
-	if path == "" {
-		return cfg, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("reading config: %w", err)
-	}
-	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
-		// A bad value inside a custom type loses its key in the decoder's
-		// error: find and name it.
-		var generic any
-		if yaml.Unmarshal(b, &generic) == nil {
-			if kerr := checkDurations(reflect.TypeOf(cfg), generic, ""); kerr != nil {
-				return cfg, fmt.Errorf("config %s: %w", path, kerr)
-			}
-		}
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	return cfg, nil
-}
-
-var durationType = reflect.TypeOf(Duration(0))
-
-// checkDurations walks the decoded YAML beside the Config type and returns
-// an error naming the first duration key whose value does not parse.
-func checkDurations(t reflect.Type, v any, key string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch {
-	case t == durationType:
-		var d Duration
-		b, _ := json.Marshal(v)
-		if err := d.UnmarshalJSON(b); err != nil {
-			return fmt.Errorf("%s: %w", key, err)
-		}
-	case t.Kind() == reflect.Struct:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if sub, ok := m[name]; ok {
-				k := name
-				if key != "" {
-					k = key + "." + name
-				}
-				if err := checkDurations(f.Type, sub, k); err != nil {
-					return err
-				}
-			}
-		}
-	case t.Kind() == reflect.Slice:
-		arr, ok := v.([]any)
-		if !ok {
-			return nil
-		}
-		for i, e := range arr {
-			if err := checkDurations(t.Elem(), e, fmt.Sprintf("%s[%d]", key, i)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return LoadConfigWith(path, nil)
 }
 
 // checkAlgorithms reports every name in algs that is not an asymmetric JWS
@@ -520,9 +450,7 @@ func (c *Config) Validate() error {
 		if addr == "" {
 			continue // "" turns that listener off
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(key, "%q is not host:port", addr)
-		}
+		checkListenAddr(key, addr, bad)
 	}
 	if (c.Listen.TLS.CertFile == "") != (c.Listen.TLS.KeyFile == "") {
 		bad("listen.tls", "cert_file and key_file go together")

@@ -31,6 +31,7 @@ import (
 // serveFlags are the flags that override the config file.
 type serveFlags struct {
 	config   string
+	sets     []string
 	grpcAddr string
 	httpAddr string
 	bundles  stringList
@@ -49,6 +50,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 // configuration (serve and eval).
 func (f *serveFlags) registerConfig(fs *pflag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "YAML config `file` (default: built-in defaults and the embedded policy)")
+	registerSet(fs, &f.sets)
 	fs.StringArrayVar((*[]string)(&f.bundles), "bundle", nil, "bundle `path` (directory or .tar.gz) or URL; repeatable; replaces the config's bundles")
 	fs.StringVar(&f.logLevel, "log-level", "", "log `level`: debug, info, warn, error (overrides log.level)")
 	fs.StringVar(&f.resource, "resource", "", "protected resource `URI` of the MCP endpoint (overrides resource.uri)")
@@ -63,7 +65,7 @@ func (f *serveFlags) registerListen(fs *pflag.FlagSet) {
 
 // load reads the config file and applies the flags over it.
 func (f *serveFlags) load() (Config, error) {
-	cfg, err := LoadConfig(f.config)
+	cfg, err := LoadConfigWith(f.config, f.sets)
 	if err != nil {
 		return cfg, err
 	}

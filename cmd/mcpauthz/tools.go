@@ -19,6 +19,7 @@ import (
 // policyToolFlags are the flags of check and test.
 type policyToolFlags struct {
 	config  string
+	sets    []string
 	verbose bool
 }
 
@@ -29,7 +30,7 @@ func policyToolOptions(f *policyToolFlags, paths []string, stderr io.Writer) (bu
 	if len(paths) == 0 {
 		return bundles.Options{}, decision.Rules{}, errors.New("name at least one bundle PATH")
 	}
-	cfg, err := LoadConfig(f.config)
+	cfg, err := LoadConfigWith(f.config, f.sets)
 	if err != nil {
 		return bundles.Options{}, decision.Rules{}, err
 	}
@@ -57,6 +58,7 @@ func newCheckCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&f.config, "config", "", "config `file` (for policy.package and policy.type_check)")
+	registerSet(cmd.Flags(), &f.sets)
 	return cmd
 }
 
@@ -83,6 +85,7 @@ func newTestCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&f.config, "config", "", "config `file` (for policy.package and policy.type_check)")
+	registerSet(cmd.Flags(), &f.sets)
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "print every test")
 	return cmd
 }
@@ -104,6 +107,7 @@ func cmdTest(ctx context.Context, f *policyToolFlags, paths []string, stdout, st
 
 type tokenFlags struct {
 	sub, scope, aud, key, config string
+	sets                         []string
 	ttl                          time.Duration
 }
 
@@ -125,6 +129,7 @@ func newTokenCmd() *cobra.Command {
 	fs.DurationVar(&f.ttl, "ttl", time.Hour, "lifetime")
 	fs.StringVar(&f.key, "key", "", "development key `file` (default: $MCPAUTHZ_DEV_KEY or the user config dir)")
 	fs.StringVar(&f.config, "config", "", "config `file` (for resource.uri and tokens.dev_key_file)")
+	registerSet(fs, &f.sets)
 	return cmd
 }
 
@@ -133,7 +138,7 @@ func cmdToken(f *tokenFlags, stdout io.Writer) error {
 	if *sub == "" {
 		return errors.New("--sub is required")
 	}
-	cfg, err := LoadConfig(*configPath)
+	cfg, err := LoadConfigWith(*configPath, f.sets)
 	if err != nil {
 		return err
 	}
