@@ -214,6 +214,7 @@ var methodTerms = func() map[string]*ast.Term {
 		"resources/unsubscribe", "completion/complete", "logging/setLevel", "sampling/createMessage",
 		"roots/list", "elicitation/create", "notifications/initialized", "notifications/cancelled",
 		"notifications/progress", "notifications/message", "notifications/roots/list_changed",
+		"server/discover", "subscriptions/listen",
 	}
 	m := make(map[string]*ast.Term, len(names))
 	for _, n := range names {

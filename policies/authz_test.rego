@@ -49,6 +49,41 @@ test_open_methods_allowed_without_scopes if {
 	}
 }
 
+# MCP 2026-07-28: clients call server/discover first, and open
+# subscriptions/listen (a long-lived stream of the notifications its params
+# opt into) like any request; a 2026-07-28 request carries its revision and
+# client in _meta, which changes nothing here.
+test_2026_methods_allowed_to_any_valid_token if {
+	every m in ["server/discover", "subscriptions/listen"] {
+		msg := request(m, {
+			"params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}},
+			"protocol_version": "2026-07-28",
+			"client": {"name": "ci-bot", "version": "1.0.0"},
+		})
+		d := authz.decision with input as mcp_input(msg, valid_token([]))
+		d.allow == true
+		d.scopes == []
+	}
+}
+
+test_2026_methods_denied_without_token if {
+	every m in ["server/discover", "subscriptions/listen"] {
+		d := authz.decision with input as mcp_input(request(m, {}), {"present": false, "valid": false, "error": "missing", "scopes": []})
+		d.allow == false
+	}
+}
+
+# A retried tools/call of MCP 2026-07-28 (multi round-trip requests) carries
+# inputResponses and requestState in params: decided like the first call.
+test_mrtr_retry_decided_like_the_call if {
+	msg := request("tools/call", {
+		"params": {"name": "deploy", "arguments": {}, "inputResponses": {"confirm": {"action": "accept"}}, "requestState": "opaque"},
+		"tool": {"name": "deploy", "arguments": {}},
+	})
+	d := authz.decision with input as mcp_input(msg, valid_token(["mcp:tools"]))
+	d.allow == true
+}
+
 test_open_methods_denied_without_token if {
 	every m in ["initialize", "ping", "tools/list"] {
 		d := authz.decision with input as mcp_input(request(m, {}), {"present": false, "valid": false, "error": "missing", "scopes": []})

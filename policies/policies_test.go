@@ -165,6 +165,11 @@ func TestSchemaRejectsUndefinedFields(t *testing.T) {
 		"query_params_are_lists":    {body: `input.http.query_params.page[0] == "2"`},
 		"visible_item_fields":       {body: `input.item.uri == "file:///x"`},
 		"session_owner_is_a_string": {body: `input.mcp.session_owner == input.token.subject`},
+		"client_name":               {body: `input.mcp.client.name == "ci-bot"`},
+		"misspelt_client_name":      {body: `input.mcp.client.nmae == "ci-bot"`, wantErr: true},
+		"misspelt_client":           {body: `input.mcp.clientInfo.name == "ci-bot"`, wantErr: true},
+		"client_capabilities_open":  {body: `input.mcp.client_capabilities.elicitation.form`},
+		"meta_is_open":              {body: `input.mcp.meta.progressToken == 1`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
