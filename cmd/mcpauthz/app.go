@@ -121,7 +121,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	if err := a.resource.Validate(); err != nil {
 		return nil, fmt.Errorf("resource: %w", err)
 	}
-	if cfg.Resource.URI == DefaultConfig().Resource.URI {
+	if !cfg.Given("resource.uri") && cfg.Resource.URI == DefaultConfig().Resource.URI {
 		log.Warn("resource.uri is the placeholder default; set it to your MCP endpoint's URL so tokens and metadata name the right resource", "uri", cfg.Resource.URI)
 	}
 

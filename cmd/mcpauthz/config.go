@@ -32,6 +32,8 @@ type Config struct {
 	// UpstreamCredentials give allowed requests the credential they carry
 	// to the MCP server (the client's own token never goes upstream).
 	UpstreamCredentials []UpstreamCredentialConfig `json:"upstream_credentials"`
+	// given holds the paths of the keys the file or --set gave (Given).
+	given map[string]bool
 }
 
 // ListenConfig says where the servers listen.

@@ -96,7 +96,36 @@ func LoadConfigWith(path string, sets []string) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", source, err)
 	}
+	cfg.given = map[string]bool{}
+	givenKeys(tree, "", cfg.given)
 	return cfg, nil
+}
+
+// givenKeys records the path of every key of a mapping in tree.
+func givenKeys(tree any, path string, out map[string]bool) {
+	switch x := tree.(type) {
+	case map[string]any:
+		for k, v := range x {
+			out[join(path, k)] = true
+			givenKeys(v, join(path, k), out)
+		}
+	case []any:
+		for i, v := range x {
+			givenKeys(v, fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	}
+}
+
+// Given reports whether the configuration file or --set gave the key at
+// path ("resource.uri"), rather than it keeping its default.
+func (c *Config) Given(path string) bool { return c.given[path] }
+
+// give marks the key at path as given (a flag set it).
+func (c *Config) give(path string) {
+	if c.given == nil {
+		c.given = map[string]bool{}
+	}
+	c.given[path] = true
 }
 
 // registerSet adds the repeatable --set flag.

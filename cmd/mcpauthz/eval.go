@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,6 +107,9 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 		return printInputs(ctx, a, r, stdout)
 	}
 	d := a.engine.Decide(ctx, r)
+	if d.Token != nil && !d.Token.Valid && !cfg.Tokens.Dev && isDevToken(bearerOf(r)) {
+		fmt.Fprintf(stderr, "hint: the bearer token is a development token (mcpauthz token), and development tokens are trusted only with tokens.dev: true in the config: use --config examples/config/dev.yaml, or --set tokens.dev=true (token error: %s)\n", d.Token.Error)
+	}
 	out := evalOutput{
 		DecisionID: d.ID, Allow: d.Allow, Code: d.Code, Reason: d.Reason, Scopes: d.Scopes,
 		Revision: d.Revision, Errors: d.Errors,
@@ -137,6 +141,32 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// bearerOf returns the bearer token of a request's authorization header.
+func bearerOf(r *decision.Request) string {
+	v := r.Headers["authorization"]
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	return ""
+}
+
+// isDevToken reports whether raw is a JWT whose (unverified) issuer is the
+// development issuer of mcpauthz token.
+func isDevToken(raw string) bool {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return false
+	}
+	var claims struct {
+		Iss string `json:"iss"`
+	}
+	return json.Unmarshal(b, &claims) == nil && claims.Iss == token.DevIssuer
 }
 
 func headerMap(hs []decision.Header) map[string]string {

@@ -80,6 +80,7 @@ func (f *serveFlags) load() (Config, error) {
 	}
 	if f.resource != "" {
 		cfg.Resource.URI = f.resource
+		cfg.give("resource.uri")
 	}
 	if f.issuer != "" {
 		cfg.Tokens.Issuer = f.issuer

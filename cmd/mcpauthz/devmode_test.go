@@ -1,0 +1,46 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestEvalDevTokenWithoutDevMode: a development token evaluated without
+// tokens.dev is denied, and eval says what to change; with the dev
+// config, the token is trusted and resource.uri (set there) is not
+// called the placeholder.
+func TestEvalDevTokenWithoutDevMode(t *testing.T) {
+	t.Setenv("MCPAUTHZ_DEV_KEY", filepath.Join(t.TempDir(), "dev.pem"))
+	code, tok, errOut := runCLI(t, "token", "--sub", "alice", "--scope", "mcp:tools")
+	if code != 0 {
+		t.Fatalf("token: exit %d: %s", code, errOut)
+	}
+	tok = strings.TrimSpace(tok)
+	req := "../../examples/requests/tools-call-read-file-allowed.json"
+
+	code, out, errOut := runCLI(t, "eval", "--request", req, "--bearer", tok)
+	if code != 0 || !strings.Contains(out, `"allow": false`) {
+		t.Fatalf("eval without config: exit %d\n%s%s", code, out, errOut)
+	}
+	const hint = "hint: the bearer token is a development token (mcpauthz token), and development tokens are trusted only with tokens.dev: true in the config: use --config examples/config/dev.yaml, or --set tokens.dev=true (token error: unknown_key)"
+	if !strings.Contains(errOut, hint) {
+		t.Errorf("stderr lacks the hint:\n%s", errOut)
+	}
+
+	code, out, errOut = runCLI(t, "eval", "--config", "../../examples/config/dev.yaml", "--bundle", "../../examples/bundles/parameter-rules",
+		"--request", req, "--bearer", tok, "--log-level", "info")
+	if code != 0 || !strings.Contains(out, `"allow": true`) {
+		t.Fatalf("eval with the dev config: exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(errOut, "hint:") || strings.Contains(errOut, "placeholder") {
+		t.Errorf("stderr with the dev config:\n%s", errOut)
+	}
+
+	// The default resource.uri, not given anywhere, is still called the
+	// placeholder.
+	_, _, errOut = runCLI(t, "eval", "--request", req, "--log-level", "info")
+	if !strings.Contains(errOut, "placeholder") {
+		t.Errorf("no placeholder warning for the default resource.uri:\n%s", errOut)
+	}
+}
