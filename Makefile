@@ -17,9 +17,9 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  ?= -X main.version=$(VERSION) -X main.buildCommit=$(COMMIT)
 
-.PHONY: buf-breaking build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load fuzz clean
+.PHONY: help buf-breaking build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load fuzz clean
 
-build: ## build the binary into bin/
+build: ## build the binary into bin/ (version and commit stamped in)
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mcpauthz
 
 test: ## the whole test suite, with the race detector, plus a one-pass run of every benchmark
@@ -45,10 +45,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10m), one after another, on 
 	  tail -3 .fuzz.log; rm -f .fuzz.log; [ $$rc = 0 ] || exit $$rc; \
 	done
 
-fmt:
+fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')
 
-vet:
+vet: ## go vet
 	$(GO) vet $(PKGS)
 
 lint: vet tools ## gofmt, go vet, buf lint and buf breaking against main
@@ -58,7 +58,7 @@ lint: vet tools ## gofmt, go vet, buf lint and buf breaking against main
 
 # buf breaking compares with main, and only once main holds .proto files (a
 # clean CI clone may only have origin/main).
-buf-breaking:
+buf-breaking: ## buf breaking against main (part of lint)
 	@ref=''; \
 	if git rev-parse --verify -q main >/dev/null; then ref=main; against='.git#branch=main'; \
 	elif git rev-parse --verify -q origin/main >/dev/null; then ref=origin/main; against='.git#ref=refs/remotes/origin/main'; fi; \
@@ -82,7 +82,7 @@ check-generated: generate ## fail when the committed generated code is stale
 	@git diff --exit-code -- proto/ || (echo 'generated code is stale: run make generate and commit'; exit 1)
 	@test -z "$$(git status --porcelain -- proto/)" || (git status --porcelain -- proto/; echo 'untracked generated files'; exit 1)
 
-run: build ## run the service on the embedded default policy, trusting development tokens
+run: build ## serve examples/config/dev.yaml: the example bundle examples/bundles/parameter-rules, trusting development tokens
 	$(BIN) serve --config examples/config/dev.yaml
 
 demo: build ## mint a dev token and print two decisions (allowed and denied by an argument rule)
@@ -93,5 +93,8 @@ LOAD_FLAGS ?= --concurrency 1,32 --duration 10s
 load: ## load harness: mcpauthz (in process) and a no-op ext_authz server over loopback gRPC (see docs/performance.md)
 	$(GO) run ./cmd/mcpauthz-bench $(LOAD_FLAGS)
 
-clean:
+clean: ## remove bin/
 	rm -rf bin/
+
+help: ## list the targets and what they do
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

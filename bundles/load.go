@@ -284,10 +284,18 @@ func checkRoots(bs []namedBundle) error {
 		for j := i + 1; j < len(bs); j++ {
 			for _, ra := range *bs[i].b.Manifest.Roots {
 				for _, rb := range *bs[j].b.Manifest.Roots {
-					if bundle.RootPathsOverlap(ra, rb) {
-						return fmt.Errorf("bundles %s and %s have overlapping roots %q and %q (a bundle without a manifest owns every root)",
-							bs[i].name, bs[j].name, ra, rb)
+					if !bundle.RootPathsOverlap(ra, rb) {
+						continue
 					}
+					err := fmt.Errorf("bundles %s and %s have overlapping roots %q and %q", bs[i].name, bs[j].name, ra, rb)
+					// OPA gives a bundle whose manifest names no roots (or
+					// that has no manifest) the root "": every path.
+					for _, nb := range []namedBundle{bs[i], bs[j]} {
+						if r := *nb.b.Manifest.Roots; len(r) == 1 && r[0] == "" {
+							err = fmt.Errorf("%w (%s has no manifest roots, so it owns every root: list its roots in its .manifest)", err, nb.name)
+						}
+					}
+					return err
 				}
 			}
 		}

@@ -38,5 +38,13 @@ func newLogger(w io.Writer, cfg LogConfig) *slog.Logger {
 	if cfg.Format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
+	// JSON would print a time.Duration as integer nanoseconds; write it
+	// as text ("1.5s"), as the text format and the configuration do.
+	opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
+	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }

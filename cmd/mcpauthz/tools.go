@@ -217,5 +217,8 @@ func cmdAPIKey(f *apiKeyFlags, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "API key (shown once; give it to %s, store it nowhere else):\n  %s\n\n", *sub, key)
 	fmt.Fprintf(stdout, "Add this entry to your bundle's data (data.mcpauthz.api_keys); only the SHA-256 hash is stored:\n%s\n", b)
+	fmt.Fprintf(stdout, "\nMerge it into the data.json (or data.yaml) at the root of the bundle, or save the inner object\n"+
+		"(the hash and its entry) as mcpauthz/api_keys/data.json in the bundle. OPA reads data only from files\n"+
+		"named data.json and data.yaml: any other file name is ignored and the key will not work.\n")
 	return nil
 }
