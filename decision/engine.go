@@ -264,6 +264,11 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 	if pr == nil {
 		pr = e.opts.MCP.check(r, &body, v)
 	}
+	if pr == nil && !body.Batch {
+		if msg := checkParamHeaders(r, &body.Messages[0], pol.params, e.opts.MCP.requireHeaders(v)); msg != "" {
+			pr = &protocolRefusal{kind: refuseHintMismatch, reason: msg}
+		}
+	}
 	if pr != nil {
 		var id []byte
 		if !body.Batch {

@@ -55,6 +55,9 @@ type Policy struct {
 	// keys are the API keys of the bundle's data.mcpauthz.api_keys
 	// (nil when there are none).
 	keys *token.APIKeys
+	// params are the x-mcp-header annotations of the tools that bundle
+	// data describes (data.mcpauthz.tools[<name>].input_schema).
+	params paramHeaders
 	// needs is the input the policy can read.
 	needs *inputNeeds
 
@@ -102,6 +105,9 @@ func (r Rules) Activate(s *bundles.Snapshot) (*Policy, error) {
 		return nil, err
 	}
 	p.keys = keys
+	if p.params, err = readParamHeaders(ctx, s.Store); err != nil {
+		return nil, err
+	}
 	if err := p.compileQuery(ctx); err != nil {
 		p.evalErr = err
 	}

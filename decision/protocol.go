@@ -154,7 +154,7 @@ func (o *MCPOptions) check(r *Request, body *mcp.Body, v string) *protocolRefusa
 		return &protocolRefusal{kind: refuseBatchRemoved,
 			reason: fmt.Sprintf("JSON-RPC batches are not part of MCP %s", v)}
 	}
-	if o.StandardHeaders == Never || (o.StandardHeaders == ByVersion && !stateless(v)) {
+	if !o.requireHeaders(v) {
 		return nil
 	}
 	if _, ok := r.Headers["mcp-protocol-version"]; !ok {
@@ -177,6 +177,12 @@ func (o *MCPOptions) check(r *Request, body *mcp.Body, v string) *protocolRefusa
 		}
 	}
 	return nil
+}
+
+// requireHeaders reports whether a request of revision v must send the
+// standard headers (mcp.require_standard_headers).
+func (o *MCPOptions) requireHeaders(v string) bool {
+	return o.StandardHeaders == Always || (o.StandardHeaders == ByVersion && stateless(v))
 }
 
 // headerValue decodes a standard header's value: one written as
