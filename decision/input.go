@@ -223,6 +223,23 @@ var methodTerms = func() map[string]*ast.Term {
 	return m
 }()
 
+// versionTerms are the terms of the MCP revisions mcpauthz knows, shared
+// by every request as methodTerms are.
+var versionTerms = func() map[string]*ast.Term {
+	m := make(map[string]*ast.Term, len(KnownProtocolVersions))
+	for _, v := range KnownProtocolVersions {
+		m[v] = ast.StringTerm(v)
+	}
+	return m
+}()
+
+func versionTerm(v string) *ast.Term {
+	if t, ok := versionTerms[v]; ok {
+		return t
+	}
+	return ast.StringTerm(v)
+}
+
 func mcpMethodTerm(m string) *ast.Term {
 	if t, ok := methodTerms[m]; ok {
 		return t
@@ -264,7 +281,7 @@ func mcpInput(m *mcp.Message, index int, env *mcpEnv, n *inputNeeds) *ast.Term {
 		items = append(items, ast.Item(keySessionOwner, ast.StringTerm(env.sessionOwner)))
 	}
 	if env.protocolVersion != "" && n.sub("protocol_version") != nil {
-		items = append(items, ast.Item(keyProtocolVersion, ast.StringTerm(env.protocolVersion)))
+		items = append(items, ast.Item(keyProtocolVersion, versionTerm(env.protocolVersion)))
 	}
 	if m.Meta != nil && n.sub("meta") != nil {
 		items = append(items, ast.Item(keyMeta, ast.NewTerm(m.Meta)))
