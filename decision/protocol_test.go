@@ -83,8 +83,11 @@ func TestProtocolRules(t *testing.T) {
 				body: `{"jsonrpc":"2.0","id":null,"error":{"code":-32022,"message":"unsupported protocol version \"2030-01-01\"","data":{` + supported + `,"requested":"2030-01-01"}}}`},
 		},
 		"protocol_versions_configured": {
-			opts: func(o *decision.Options) { o.MCP.ProtocolVersions = []string{"2025-11-25"}; o.MCP.DefaultProtocolVersion = "2025-11-25" },
-			req:  req2026("", nil),
+			opts: func(o *decision.Options) {
+				o.MCP.ProtocolVersions = []string{"2025-11-25"}
+				o.MCP.DefaultProtocolVersion = "2025-11-25"
+			},
+			req: req2026("", nil),
 			want: want{code: decision.CodeUnsupportedProtocolVersion, status: 400,
 				body: `{"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"unsupported protocol version \"2026-07-28\"","data":{"supported":["2025-11-25"],"requested":"2026-07-28"}}}`},
 		},
