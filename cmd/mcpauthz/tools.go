@@ -21,6 +21,7 @@ type policyToolFlags struct {
 	config  string
 	sets    []string
 	verbose bool
+	test    bundles.TestOptions
 }
 
 // policyToolOptions are the bundle options of check and test: the same
@@ -84,9 +85,14 @@ func newTestCmd() *cobra.Command {
 			return cmdTest(cmd.Context(), &f, args, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().StringVar(&f.config, "config", "", "config `file` (for policy.package and policy.type_check)")
-	registerSet(cmd.Flags(), &f.sets)
-	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "print every test")
+	fs := cmd.Flags()
+	fs.StringVar(&f.config, "config", "", "config `file` (for policy.package and policy.type_check)")
+	registerSet(fs, &f.sets)
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print every test, and the trace of each failure")
+	fs.StringVarP(&f.test.Run, "run", "r", "", "run only the tests whose name (data.pkg.test_x) matches this `regex`")
+	fs.StringVarP(&f.test.Format, "format", "f", "pretty", "output `format`: pretty or json")
+	fs.BoolVarP(&f.test.Coverage, "coverage", "c", false, "report which policy lines the tests evaluated")
+	fs.Float64Var(&f.test.Threshold, "threshold", 0, "fail (exit 2) when coverage is below this `percent`; turns on --coverage")
 	return cmd
 }
 
@@ -95,12 +101,17 @@ func cmdTest(ctx context.Context, f *policyToolFlags, paths []string, stdout, st
 	if err != nil {
 		return err
 	}
-	_, failed, err := bundles.Test(ctx, paths, stdout, f.verbose, opts, rules.Activate)
+	to := f.test
+	to.Verbose = f.verbose
+	sum, err := bundles.TestWith(ctx, paths, stdout, to, opts, rules.Activate)
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
 	}
-	if failed > 0 {
+	if sum.Failed > 0 {
 		return exitError{code: 2}
+	}
+	if sum.BelowThreshold {
+		return exitError{code: 2, msg: fmt.Sprintf("coverage %.1f%% is below --threshold %.1f%%", sum.Coverage, to.Threshold)}
 	}
 	return nil
 }
