@@ -61,6 +61,12 @@ func RequestFromProto(req *pb.DecideRequest, trusted bool) (*decision.Request, e
 	}
 	if h := req.GetHint(); h != nil && h.GetMethod() != "" {
 		r.Hint = &decision.Hint{Method: h.GetMethod(), Name: h.GetName()}
+		switch id := h.GetId().GetKind().(type) {
+		case *structpb.Value_StringValue:
+			r.Hint.ID = id.StringValue
+		case *structpb.Value_NumberValue:
+			r.Hint.ID = id.NumberValue
+		}
 	}
 	msg := req.GetMessage()
 	if msg == nil {

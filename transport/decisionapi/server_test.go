@@ -473,7 +473,7 @@ func decideFromCheck(t *testing.T, check *authv3.CheckRequest) *pb.DecideRequest
 		req.Credentials = &pb.Credentials{Credential: &pb.Credentials_Claims{Claims: p}}
 	}
 	if m := md["envoy.filters.http.mcp"].GetFields(); m != nil {
-		hint := &pb.Hint{Method: m["method"].GetStringValue()}
+		hint := &pb.Hint{Method: m["method"].GetStringValue(), Id: m["id"]}
 		if pf := m["params"].GetStructValue().GetFields(); pf != nil {
 			hint.Name = pf["name"].GetStringValue()
 			if hint.Name == "" {

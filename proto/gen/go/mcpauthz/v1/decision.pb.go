@@ -570,7 +570,11 @@ type Hint struct {
 	// The JSON-RPC method.
 	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
 	// The tool or prompt name, or the resource URI; empty when not given.
-	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The message id the proxy read (Envoy's MCP filter writes it): a string
+	// or a number; unset when not given. One that disagrees with the
+	// message's id denies, as method and name do.
+	Id            *structpb.Value `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -617,6 +621,13 @@ func (x *Hint) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *Hint) GetId() *structpb.Value {
+	if x != nil {
+		return x.Id
+	}
+	return nil
 }
 
 // DecideResponse carries one decision.
@@ -2083,10 +2094,11 @@ const file_mcpauthz_v1_decision_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
 	"\x04Peer\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1c\n" +
-	"\tprincipal\x18\x02 \x01(\tR\tprincipal\"2\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal\"Z\n" +
 	"\x04Hint\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"C\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12&\n" +
+	"\x02id\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\x02id\"C\n" +
 	"\x0eDecideResponse\x121\n" +
 	"\bdecision\x18\x01 \x01(\v2\x15.mcpauthz.v1.DecisionR\bdecision\"\xe7\x03\n" +
 	"\bDecision\x12\x14\n" +
@@ -2263,56 +2275,57 @@ var file_mcpauthz_v1_decision_proto_depIdxs = []int32{
 	33, // 8: mcpauthz.v1.Call.id:type_name -> google.protobuf.Value
 	32, // 9: mcpauthz.v1.Credentials.claims:type_name -> google.protobuf.Struct
 	30, // 10: mcpauthz.v1.HttpContext.headers:type_name -> mcpauthz.v1.HttpContext.HeadersEntry
-	9,  // 11: mcpauthz.v1.DecideResponse.decision:type_name -> mcpauthz.v1.Decision
-	10, // 12: mcpauthz.v1.Decision.denied_response:type_name -> mcpauthz.v1.HttpResponse
-	11, // 13: mcpauthz.v1.Decision.upstream_headers:type_name -> mcpauthz.v1.Header
-	11, // 14: mcpauthz.v1.Decision.response_headers:type_name -> mcpauthz.v1.Header
-	12, // 15: mcpauthz.v1.Decision.token:type_name -> mcpauthz.v1.TokenInfo
-	11, // 16: mcpauthz.v1.HttpResponse.headers:type_name -> mcpauthz.v1.Header
-	1,  // 17: mcpauthz.v1.DecideBatchRequest.requests:type_name -> mcpauthz.v1.DecideRequest
-	9,  // 18: mcpauthz.v1.DecideBatchResponse.decisions:type_name -> mcpauthz.v1.Decision
-	4,  // 19: mcpauthz.v1.Caller.credentials:type_name -> mcpauthz.v1.Credentials
-	5,  // 20: mcpauthz.v1.Caller.http:type_name -> mcpauthz.v1.HttpContext
-	31, // 21: mcpauthz.v1.Caller.context_extensions:type_name -> mcpauthz.v1.Caller.ContextExtensionsEntry
-	32, // 22: mcpauthz.v1.Tool.input_schema:type_name -> google.protobuf.Struct
-	32, // 23: mcpauthz.v1.Tool.annotations:type_name -> google.protobuf.Struct
-	32, // 24: mcpauthz.v1.Prompt.annotations:type_name -> google.protobuf.Struct
-	32, // 25: mcpauthz.v1.Resource.annotations:type_name -> google.protobuf.Struct
-	0,  // 26: mcpauthz.v1.Visibility.basis:type_name -> mcpauthz.v1.VisibilityBasis
-	15, // 27: mcpauthz.v1.AllowedToolsRequest.caller:type_name -> mcpauthz.v1.Caller
-	16, // 28: mcpauthz.v1.AllowedToolsRequest.tools:type_name -> mcpauthz.v1.Tool
-	16, // 29: mcpauthz.v1.AllowedToolsResponse.tools:type_name -> mcpauthz.v1.Tool
-	19, // 30: mcpauthz.v1.AllowedToolsResponse.verdicts:type_name -> mcpauthz.v1.Visibility
-	15, // 31: mcpauthz.v1.AllowedPromptsRequest.caller:type_name -> mcpauthz.v1.Caller
-	17, // 32: mcpauthz.v1.AllowedPromptsRequest.prompts:type_name -> mcpauthz.v1.Prompt
-	17, // 33: mcpauthz.v1.AllowedPromptsResponse.prompts:type_name -> mcpauthz.v1.Prompt
-	19, // 34: mcpauthz.v1.AllowedPromptsResponse.verdicts:type_name -> mcpauthz.v1.Visibility
-	15, // 35: mcpauthz.v1.AllowedResourcesRequest.caller:type_name -> mcpauthz.v1.Caller
-	18, // 36: mcpauthz.v1.AllowedResourcesRequest.resources:type_name -> mcpauthz.v1.Resource
-	18, // 37: mcpauthz.v1.AllowedResourcesResponse.resources:type_name -> mcpauthz.v1.Resource
-	19, // 38: mcpauthz.v1.AllowedResourcesResponse.verdicts:type_name -> mcpauthz.v1.Visibility
-	34, // 39: mcpauthz.v1.StatusResponse.loaded_at:type_name -> google.protobuf.Timestamp
-	34, // 40: mcpauthz.v1.StatusResponse.last_error_at:type_name -> google.protobuf.Timestamp
-	28, // 41: mcpauthz.v1.StatusResponse.bundles:type_name -> mcpauthz.v1.BundleStatus
-	34, // 42: mcpauthz.v1.BundleStatus.last_download_at:type_name -> google.protobuf.Timestamp
-	34, // 43: mcpauthz.v1.BundleStatus.last_error_at:type_name -> google.protobuf.Timestamp
-	1,  // 44: mcpauthz.v1.DecisionService.Decide:input_type -> mcpauthz.v1.DecideRequest
-	13, // 45: mcpauthz.v1.DecisionService.DecideBatch:input_type -> mcpauthz.v1.DecideBatchRequest
-	20, // 46: mcpauthz.v1.DecisionService.AllowedTools:input_type -> mcpauthz.v1.AllowedToolsRequest
-	22, // 47: mcpauthz.v1.DecisionService.AllowedPrompts:input_type -> mcpauthz.v1.AllowedPromptsRequest
-	24, // 48: mcpauthz.v1.DecisionService.AllowedResources:input_type -> mcpauthz.v1.AllowedResourcesRequest
-	26, // 49: mcpauthz.v1.DecisionService.Status:input_type -> mcpauthz.v1.StatusRequest
-	8,  // 50: mcpauthz.v1.DecisionService.Decide:output_type -> mcpauthz.v1.DecideResponse
-	14, // 51: mcpauthz.v1.DecisionService.DecideBatch:output_type -> mcpauthz.v1.DecideBatchResponse
-	21, // 52: mcpauthz.v1.DecisionService.AllowedTools:output_type -> mcpauthz.v1.AllowedToolsResponse
-	23, // 53: mcpauthz.v1.DecisionService.AllowedPrompts:output_type -> mcpauthz.v1.AllowedPromptsResponse
-	25, // 54: mcpauthz.v1.DecisionService.AllowedResources:output_type -> mcpauthz.v1.AllowedResourcesResponse
-	27, // 55: mcpauthz.v1.DecisionService.Status:output_type -> mcpauthz.v1.StatusResponse
-	50, // [50:56] is the sub-list for method output_type
-	44, // [44:50] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	33, // 11: mcpauthz.v1.Hint.id:type_name -> google.protobuf.Value
+	9,  // 12: mcpauthz.v1.DecideResponse.decision:type_name -> mcpauthz.v1.Decision
+	10, // 13: mcpauthz.v1.Decision.denied_response:type_name -> mcpauthz.v1.HttpResponse
+	11, // 14: mcpauthz.v1.Decision.upstream_headers:type_name -> mcpauthz.v1.Header
+	11, // 15: mcpauthz.v1.Decision.response_headers:type_name -> mcpauthz.v1.Header
+	12, // 16: mcpauthz.v1.Decision.token:type_name -> mcpauthz.v1.TokenInfo
+	11, // 17: mcpauthz.v1.HttpResponse.headers:type_name -> mcpauthz.v1.Header
+	1,  // 18: mcpauthz.v1.DecideBatchRequest.requests:type_name -> mcpauthz.v1.DecideRequest
+	9,  // 19: mcpauthz.v1.DecideBatchResponse.decisions:type_name -> mcpauthz.v1.Decision
+	4,  // 20: mcpauthz.v1.Caller.credentials:type_name -> mcpauthz.v1.Credentials
+	5,  // 21: mcpauthz.v1.Caller.http:type_name -> mcpauthz.v1.HttpContext
+	31, // 22: mcpauthz.v1.Caller.context_extensions:type_name -> mcpauthz.v1.Caller.ContextExtensionsEntry
+	32, // 23: mcpauthz.v1.Tool.input_schema:type_name -> google.protobuf.Struct
+	32, // 24: mcpauthz.v1.Tool.annotations:type_name -> google.protobuf.Struct
+	32, // 25: mcpauthz.v1.Prompt.annotations:type_name -> google.protobuf.Struct
+	32, // 26: mcpauthz.v1.Resource.annotations:type_name -> google.protobuf.Struct
+	0,  // 27: mcpauthz.v1.Visibility.basis:type_name -> mcpauthz.v1.VisibilityBasis
+	15, // 28: mcpauthz.v1.AllowedToolsRequest.caller:type_name -> mcpauthz.v1.Caller
+	16, // 29: mcpauthz.v1.AllowedToolsRequest.tools:type_name -> mcpauthz.v1.Tool
+	16, // 30: mcpauthz.v1.AllowedToolsResponse.tools:type_name -> mcpauthz.v1.Tool
+	19, // 31: mcpauthz.v1.AllowedToolsResponse.verdicts:type_name -> mcpauthz.v1.Visibility
+	15, // 32: mcpauthz.v1.AllowedPromptsRequest.caller:type_name -> mcpauthz.v1.Caller
+	17, // 33: mcpauthz.v1.AllowedPromptsRequest.prompts:type_name -> mcpauthz.v1.Prompt
+	17, // 34: mcpauthz.v1.AllowedPromptsResponse.prompts:type_name -> mcpauthz.v1.Prompt
+	19, // 35: mcpauthz.v1.AllowedPromptsResponse.verdicts:type_name -> mcpauthz.v1.Visibility
+	15, // 36: mcpauthz.v1.AllowedResourcesRequest.caller:type_name -> mcpauthz.v1.Caller
+	18, // 37: mcpauthz.v1.AllowedResourcesRequest.resources:type_name -> mcpauthz.v1.Resource
+	18, // 38: mcpauthz.v1.AllowedResourcesResponse.resources:type_name -> mcpauthz.v1.Resource
+	19, // 39: mcpauthz.v1.AllowedResourcesResponse.verdicts:type_name -> mcpauthz.v1.Visibility
+	34, // 40: mcpauthz.v1.StatusResponse.loaded_at:type_name -> google.protobuf.Timestamp
+	34, // 41: mcpauthz.v1.StatusResponse.last_error_at:type_name -> google.protobuf.Timestamp
+	28, // 42: mcpauthz.v1.StatusResponse.bundles:type_name -> mcpauthz.v1.BundleStatus
+	34, // 43: mcpauthz.v1.BundleStatus.last_download_at:type_name -> google.protobuf.Timestamp
+	34, // 44: mcpauthz.v1.BundleStatus.last_error_at:type_name -> google.protobuf.Timestamp
+	1,  // 45: mcpauthz.v1.DecisionService.Decide:input_type -> mcpauthz.v1.DecideRequest
+	13, // 46: mcpauthz.v1.DecisionService.DecideBatch:input_type -> mcpauthz.v1.DecideBatchRequest
+	20, // 47: mcpauthz.v1.DecisionService.AllowedTools:input_type -> mcpauthz.v1.AllowedToolsRequest
+	22, // 48: mcpauthz.v1.DecisionService.AllowedPrompts:input_type -> mcpauthz.v1.AllowedPromptsRequest
+	24, // 49: mcpauthz.v1.DecisionService.AllowedResources:input_type -> mcpauthz.v1.AllowedResourcesRequest
+	26, // 50: mcpauthz.v1.DecisionService.Status:input_type -> mcpauthz.v1.StatusRequest
+	8,  // 51: mcpauthz.v1.DecisionService.Decide:output_type -> mcpauthz.v1.DecideResponse
+	14, // 52: mcpauthz.v1.DecisionService.DecideBatch:output_type -> mcpauthz.v1.DecideBatchResponse
+	21, // 53: mcpauthz.v1.DecisionService.AllowedTools:output_type -> mcpauthz.v1.AllowedToolsResponse
+	23, // 54: mcpauthz.v1.DecisionService.AllowedPrompts:output_type -> mcpauthz.v1.AllowedPromptsResponse
+	25, // 55: mcpauthz.v1.DecisionService.AllowedResources:output_type -> mcpauthz.v1.AllowedResourcesResponse
+	27, // 56: mcpauthz.v1.DecisionService.Status:output_type -> mcpauthz.v1.StatusResponse
+	51, // [51:57] is the sub-list for method output_type
+	45, // [45:51] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_mcpauthz_v1_decision_proto_init() }
