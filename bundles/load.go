@@ -370,7 +370,8 @@ func (c *compileConfig) newCompiler() *ast.Compiler {
 	comp := ast.NewCompiler().
 		WithCapabilities(c.caps).
 		WithDefaultRegoVersion(ast.RegoV1).
-		WithUseTypeCheckAnnotations(true)
+		WithUseTypeCheckAnnotations(true).
+		WithEnablePrintStatements(c.opts.PrintStatements)
 	if c.schemas != nil {
 		comp = comp.WithSchemas(c.schemas)
 	}

@@ -72,6 +72,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now returns the current time (default time.Now); tests set it.
 	Now func() time.Time
+	// PrintStatements keeps print() calls in the compiled policy, for the
+	// tools that show their output (mcpauthz eval). Off, as a server
+	// runs, OPA's compiler erases them.
+	PrintStatements bool
 }
 
 // withDefaults returns a copy of o with zero fields set to their defaults.

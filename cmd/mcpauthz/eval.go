@@ -37,18 +37,28 @@ type evalOutput struct {
 type evalFlags struct {
 	serveFlags
 	request   string
+	inputFile string
 	bearer    string
 	showInput bool
+	format    string
+	fail      bool
+	explain   string
 }
 
 func newEvalCmd() *cobra.Command {
 	var f evalFlags
 	cmd := &cobra.Command{
-		Use:   "eval --request REQ.json [flags]",
+		Use:   "eval (--request REQ.json | --input-file INPUT.json) [flags]",
 		Short: "decide one request offline and print the decision",
 		Long: `Decide one request, written as JSON (http, body or raw_body, claims, context),
 with the configured policy, exactly as the server would, and print the
-decision (or, with --input, the policy input).`,
+decision (or, with --input, the policy input). With --input-file, the
+policy is evaluated on a policy input written by hand (what --input
+prints) instead.
+
+print() output of the policy goes to stderr; --explain prints OPA's
+explanation of the evaluation there too, so stdout stays the decision.
+--fail exits 1 when the request is denied.`,
 		Example: `  TOKEN=$(mcpauthz token --sub alice --scope mcp:tools)
   mcpauthz eval --config examples/config/dev.yaml --bearer "$TOKEN" \
     --request examples/requests/tools-call-read-file-allowed.json`,
@@ -71,13 +81,30 @@ decision (or, with --input, the policy input).`,
 	fs.StringVar(&f.request, "request", "", "request `file` (JSON: http, body or raw_body, claims, context)")
 	fs.StringVar(&f.bearer, "bearer", "", "bearer `token` to send (sets the authorization header; verified as the server would)")
 	fs.BoolVar(&f.showInput, "input", false, "print the policy input(s) instead of the decision")
+	fs.StringVar(&f.inputFile, "input-file", "", "evaluate the policy on this policy input `file` (JSON, as --input prints it) instead of a request")
+	fs.StringVarP(&f.format, "format", "f", "json", "output `format`: json, pretty or raw (true or false)")
+	fs.BoolVar(&f.fail, "fail", false, "exit 1 when the decision is a denial")
+	fs.StringVar(&f.explain, "explain", "", "print OPA's explanation of the evaluation to stderr: `notes`, fails or full")
 	return cmd
 }
 
 func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error {
 	f, reqPath, bearer, showInput := &ef.serveFlags, &ef.request, &ef.bearer, &ef.showInput
-	if *reqPath == "" {
-		return errors.New("--request is required")
+	switch {
+	case *reqPath == "" && ef.inputFile == "":
+		return errors.New("--request is required (or --input-file)")
+	case *reqPath != "" && ef.inputFile != "":
+		return usageError{errors.New("--request and --input-file are exclusive")}
+	}
+	switch ef.format {
+	case "json", "pretty", "raw":
+	default:
+		return usageError{fmt.Errorf("--format %q is not json, pretty or raw", ef.format)}
+	}
+	switch ef.explain {
+	case "", "notes", "fails", "full":
+	default:
+		return usageError{fmt.Errorf("--explain %q is not notes, fails or full", ef.explain)}
 	}
 	cfg, err := f.load()
 	if err != nil {
@@ -95,6 +122,10 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 	if err := a.bundles.Reload(ctx); err != nil {
 		return fmt.Errorf("loading policy: %w", err)
 	}
+	diag := diagnostics{cfg: &cfg, explain: ef.explain, stderr: stderr}
+	if ef.inputFile != "" {
+		return evalInputFile(ctx, ef, &diag, stdout)
+	}
 	r, err := requestfile.Read(*reqPath)
 	if err != nil {
 		return err
@@ -107,6 +138,15 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 		return printInputs(ctx, a, r, stdout)
 	}
 	d := a.engine.Decide(ctx, r)
+	// print() output and --explain come from a second evaluation of the
+	// same input on the policy compiled with its print calls.
+	if inputs, stopped := a.engine.Inputs(ctx, r); stopped == nil {
+		for _, in := range inputs {
+			if _, err := diag.evaluate(ctx, in); err != nil {
+				return err
+			}
+		}
+	}
 	if d.Token != nil && !d.Token.Valid && !cfg.Tokens.Dev && isDevToken(bearerOf(r)) {
 		fmt.Fprintf(stderr, "hint: the bearer token is a development token (mcpauthz token), and development tokens are trusted only with tokens.dev: true in the config: use --config examples/config/dev.yaml, or --set tokens.dev=true (token error: %s)\n", d.Token.Error)
 	}
@@ -138,9 +178,13 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 			out.Token["scopes"] = d.Token.Scopes
 		}
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	if err := writeDecision(stdout, ef.format, out); err != nil {
+		return err
+	}
+	if ef.fail && !d.Allow {
+		return exitError{code: 1}
+	}
+	return nil
 }
 
 // bearerOf returns the bearer token of a request's authorization header.
