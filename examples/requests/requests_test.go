@@ -62,6 +62,9 @@ func TestSamples(t *testing.T) {
 		"tools-call-step-up":              {allow, outcome{reason: "needs scope(s) mcp:tools payments:write", scopes: []string{"mcp:tools", "payments:write"}}},
 		"tools-call-no-token":             {outcome{reason: "authentication required", scopes: []string{"mcp:tools"}}, outcome{reason: "authentication required", scopes: []string{"mcp:tools"}}},
 		"resources-read-no-scope":         {outcome{reason: "needs scope(s) mcp:resources", scopes: []string{"mcp:resources"}}, outcome{reason: "needs scope(s) mcp:resources"}},
+		// MCP 2026-07-28: stateless, the revision and client in params._meta.
+		"server-discover-2026":             {allow, allow},
+		"tools-call-2026-missing-mcp-name": {outcome{reason: "the Mcp-Name header is required for tools/call"}, outcome{reason: "the Mcp-Name header is required for tools/call"}},
 	}
 
 	files, err := filepath.Glob("*.json")
