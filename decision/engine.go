@@ -208,6 +208,12 @@ func (e *Engine) prepare(ctx context.Context, r *Request, pol *Policy, d *Decisi
 
 // prepareFor is prepare building only the input that needs names.
 func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Decision, needs *inputNeeds) (*prepared, bool) {
+	if !e.opts.MCP.originAllowed(r) {
+		// DNS rebinding: a page of another origin driving the browser. It
+		// is refused before its token is verified.
+		d.refuse(denial{kind: refuseOrigin, reason: fmt.Sprintf("origin %q is not allowed", r.Headers["origin"])})
+		return nil, false
+	}
 	p := &prepared{needs: needs}
 	if n := needs.sub("source"); n != nil {
 		p.shared.source = sourceInput(r)
@@ -224,11 +230,6 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 	d.Token = p.tok
 	p.shared.token = ast.NewTerm(p.tok.Value)
 
-	if !e.opts.MCP.originAllowed(r) {
-		// DNS rebinding: a page of another origin driving the browser.
-		d.refuse(denial{kind: refuseOrigin, reason: fmt.Sprintf("origin %q is not allowed", r.Headers["origin"])})
-		return nil, false
-	}
 	p.env.sessionID = r.Headers["mcp-session-id"]
 	if !carriesMessage(r) {
 		v, pr := e.opts.MCP.protocolVersion(r, &p.body)
