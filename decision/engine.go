@@ -257,19 +257,7 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 		return nil, false
 	}
 	d.Messages = len(body.Messages)
-	if msg := hintMismatch(r, &body); msg != "" {
-		d.refuse(denial{kind: refuseHintMismatch, reason: msg, entry: answer{id: body.Messages[0].ID}})
-		return nil, false
-	}
-	v, pr := e.opts.MCP.protocolVersion(r, &body)
-	if pr == nil {
-		pr = e.opts.MCP.check(r, &body, v)
-	}
-	if pr == nil && !body.Batch {
-		if msg := checkParamHeaders(r, &body.Messages[0], pol.params, e.opts.MCP.requireHeaders(v)); msg != "" {
-			pr = &protocolRefusal{kind: refuseHintMismatch, reason: msg}
-		}
-	}
+	v, pr := e.revision(r, pol, &body)
 	if pr != nil {
 		var id []byte
 		if !body.Batch {

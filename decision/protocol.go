@@ -113,6 +113,26 @@ type protocolRefusal struct {
 	data   []byte
 }
 
+// revision returns the revision a parsed body speaks, or why the request
+// breaks what the body says (Envoy's MCP filter, the standard headers) or
+// its revision's rules.
+func (e *Engine) revision(r *Request, pol *Policy, body *mcp.Body) (string, *protocolRefusal) {
+	if msg := hintMismatch(r, body); msg != "" {
+		return "", &protocolRefusal{kind: refuseHintMismatch, reason: msg}
+	}
+	o := &e.opts.MCP
+	v, pr := o.protocolVersion(r, body)
+	if pr == nil {
+		pr = o.check(r, body, v)
+	}
+	if pr == nil && !body.Batch {
+		if msg := checkParamHeaders(r, &body.Messages[0], pol.params, o.requireHeaders(v)); msg != "" {
+			pr = &protocolRefusal{kind: refuseHintMismatch, reason: msg}
+		}
+	}
+	return v, pr
+}
+
 // protocolVersion returns the revision the request speaks: the
 // MCP-Protocol-Version header and every message's _meta protocolVersion
 // must agree, and the agreed value must be accepted.
