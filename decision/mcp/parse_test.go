@@ -510,6 +510,10 @@ type goldenMessage struct {
 	Tool     *goldenNamed `json:"tool,omitempty"`
 	Prompt   *goldenNamed `json:"prompt,omitempty"`
 	Resource *Resource    `json:"resource,omitempty"`
+	// What params._meta says of a 2026-07-28 request.
+	ProtocolVersion    string `json:"protocol_version,omitempty"`
+	ClientInfo         any    `json:"client_info,omitempty"`
+	ClientCapabilities any    `json:"client_capabilities,omitempty"`
 }
 
 type goldenNamed struct {
@@ -530,7 +534,13 @@ func render(t *testing.T, body Body, err error) []byte {
 	g.Batch = body.Batch
 	for _, m := range body.Messages {
 		gm := goldenMessage{Kind: m.Kind.String(), Method: m.Method, ID: string(m.ID),
-			Params: toJSON(t, m.Params), Resource: m.Resource}
+			Params: toJSON(t, m.Params), Resource: m.Resource, ProtocolVersion: m.ProtocolVersion}
+		if m.ClientInfo != nil {
+			gm.ClientInfo = toJSON(t, m.ClientInfo)
+		}
+		if m.ClientCapabilities != nil {
+			gm.ClientCapabilities = toJSON(t, m.ClientCapabilities)
+		}
 		if m.IDValue != nil {
 			gm.IDValue = m.IDValue.String()
 		}
