@@ -105,8 +105,9 @@ func stateless(v string) bool { return v >= Version20260728 }
 // noBatches reports whether revision v removed JSON-RPC batches.
 func noBatches(v string) bool { return v >= Version20250618 }
 
-// protocolRefusal is why a request breaks its revision's rules; kind is
-// zero (refuseUnreadable) when it does not.
+// protocolRefusal is why a request breaks its revision's rules: the row
+// of denyTable, the reason, and the error's data (raw JSON) when it has
+// any.
 type protocolRefusal struct {
 	kind   refusal
 	reason string
