@@ -17,10 +17,16 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  ?= -X main.version=$(VERSION) -X main.buildCommit=$(COMMIT)
 
-.PHONY: help buf-breaking build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load fuzz clean
+.PHONY: help image buf-breaking build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load fuzz clean
 
 build: ## build the binary into bin/ (version and commit stamped in)
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mcpauthz
+
+IMAGE ?= ghcr.io/mcpauthz/mcpauthz
+DOCKER ?= docker
+
+image: ## build the container image $(IMAGE):$(VERSION) and :latest (Dockerfile: static binary on distroless, non-root)
+	$(DOCKER) build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
 
 test: ## the whole test suite, with the race detector, plus a one-pass run of every benchmark
 	$(GO) test -race -count=1 $(PKGS)

@@ -129,10 +129,47 @@ type configMap struct {
 	Data     map[string]string `json:"data"`
 }
 
+type autoscaler struct {
+	header
+	Metadata meta `json:"metadata"`
+	Spec     struct {
+		ScaleTargetRef struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Name       string `json:"name"`
+		} `json:"scaleTargetRef"`
+		MinReplicas int `json:"minReplicas"`
+		MaxReplicas int `json:"maxReplicas"`
+		Metrics     []struct {
+			Type     string `json:"type"`
+			Resource struct {
+				Name   string `json:"name"`
+				Target struct {
+					Type               string `json:"type"`
+					AverageUtilization int    `json:"averageUtilization"`
+				} `json:"target"`
+			} `json:"resource"`
+		} `json:"metrics"`
+	} `json:"spec"`
+}
+
+type disruptionBudget struct {
+	header
+	Metadata meta `json:"metadata"`
+	Spec     struct {
+		MinAvailable int `json:"minAvailable"`
+		Selector     struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"selector"`
+	} `json:"spec"`
+}
+
 type manifest struct {
 	namespaces  []namespace
 	deployments []deployment
 	services    []service
+	autoscalers []autoscaler
+	budgets     []disruptionBudget
 }
 
 func documents(b []byte) [][]byte {
@@ -166,6 +203,14 @@ func parse(b []byte) (*manifest, error) {
 			var v service
 			err = yaml.UnmarshalStrict(d, &v)
 			m.services = append(m.services, v)
+		case "HorizontalPodAutoscaler":
+			var v autoscaler
+			err = yaml.UnmarshalStrict(d, &v)
+			m.autoscalers = append(m.autoscalers, v)
+		case "PodDisruptionBudget":
+			var v disruptionBudget
+			err = yaml.UnmarshalStrict(d, &v)
+			m.budgets = append(m.budgets, v)
 		default:
 			err = fmt.Errorf("unexpected kind %q", h.Kind)
 		}
