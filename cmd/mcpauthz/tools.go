@@ -21,6 +21,7 @@ type policyToolFlags struct {
 	config  string
 	sets    []string
 	verbose bool
+	watch   bool
 	test    bundles.TestOptions
 }
 
@@ -93,6 +94,7 @@ func newTestCmd() *cobra.Command {
 	fs.StringVarP(&f.test.Format, "format", "f", "pretty", "output `format`: pretty or json")
 	fs.BoolVarP(&f.test.Coverage, "coverage", "c", false, "report which policy lines the tests evaluated")
 	fs.Float64Var(&f.test.Threshold, "threshold", 0, "fail (exit 2) when coverage is below this `percent`; turns on --coverage")
+	fs.BoolVarP(&f.watch, "watch", "w", false, "run the tests again whenever a file of the bundles changes (until interrupted)")
 	return cmd
 }
 
@@ -103,6 +105,13 @@ func cmdTest(ctx context.Context, f *policyToolFlags, paths []string, stdout, st
 	}
 	to := f.test
 	to.Verbose = f.verbose
+	if f.watch {
+		return watchTests(ctx, paths, stdout, stderr, func() {
+			if _, err := bundles.TestWith(ctx, paths, stdout, to, opts, rules.Activate); err != nil {
+				fmt.Fprintln(stdout, err)
+			}
+		})
+	}
 	sum, err := bundles.TestWith(ctx, paths, stdout, to, opts, rules.Activate)
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
