@@ -115,6 +115,7 @@ func TestFlagsAfterArguments(t *testing.T) {
 		"one_dash_with_equals": {[]string{"check", "-config=../../examples/config/dev.yaml", "../../policies"}, 0, "compiled"},
 		"failing_test_exit_2":  {[]string{"test", failing, "-v"}, 2, "FAIL"},
 		"apikey_flags_after":   {[]string{"apikey", "create", "--sub", "ci-bot", "--team", "platform"}, 0, `"team": "platform"`},
+		"eval_hidden_listener": {[]string{"eval", "--request", "../../examples/requests/tools-call-read-file-allowed.json", "--grpc-addr", ":1", "-f", "raw"}, 0, "true"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
