@@ -43,7 +43,9 @@ allow if input.mcp.method in {"tools/list", "tools/call"}
 	if err := os.WriteFile(filepath.Join(dir, "authz.rego"), []byte(fixed), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("second run", func(s string) bool { return strings.Contains(s, "running the tests again") && strings.Contains(s, "PASS: 3/3") })
+	waitFor("second run", func(s string) bool {
+		return strings.Contains(s, "running the tests again") && strings.Contains(s, "PASS: 3/3")
+	})
 	cancel()
 	select {
 	case code := <-done:
