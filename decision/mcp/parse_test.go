@@ -783,6 +783,26 @@ func referenceMessageCode(x any) int {
 			return CodeInvalidParams
 		}
 	}
+	// params._meta, when sent, is an object whose revision is a non-empty
+	// string and whose client info and capabilities are objects.
+	if meta, present := params["_meta"]; present {
+		obj, ok := meta.(map[string]any)
+		if !ok {
+			return CodeInvalidParams
+		}
+		if v, present := obj[MetaProtocolVersion]; present {
+			if s, ok := v.(string); !ok || s == "" {
+				return CodeInvalidParams
+			}
+		}
+		for _, k := range []string{MetaClientInfo, MetaClientCapabilities} {
+			if v, present := obj[k]; present {
+				if _, ok := v.(map[string]any); !ok {
+					return CodeInvalidParams
+				}
+			}
+		}
+	}
 	return 0
 }
 
