@@ -37,10 +37,7 @@ func TestConfigDefaultsAreValid(t *testing.T) {
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
-	tests := map[string]struct {
-		yaml string
-		key  string
-	}{
+	tests := map[string]configErrorCase{
 		"unknown_key":           {"listen: {grcp: ':1'}", "grcp"},
 		"bad_grpc_addr":         {"listen: {grpc: 'nonsense'}", "listen.grpc"},
 		"bundle_without_source": {"bundles: [{name: x}]", "bundles[0]"},
@@ -66,17 +63,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"gc_off_without_limit":  {"limits: {gc_percent: -1}", "limits.gc_percent"},
 		"memory_limit_too_low":  {"limits: {memory_limit_bytes: 1000}", "limits.memory_limit_bytes"},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			cfg, err := LoadConfig(writeConfig(t, tc.yaml))
-			if err == nil {
-				err = cfg.Validate()
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.key) {
-				t.Fatalf("error = %v, want one naming %q", err, tc.key)
-			}
-		})
-	}
+	checkConfigErrors(t, tests)
 }
 
 // TestConfigRequiredTyp follows tokens.required_typ from the YAML file to
@@ -200,6 +187,30 @@ func TestRuntimeLimits(t *testing.T) {
 			gc, mem := runtimeLimits(tc.cfg)
 			if gc != tc.wantGC || mem != tc.wantMem {
 				t.Errorf("runtimeLimits = (%d, %d), want (%d, %d)", gc, mem, tc.wantGC, tc.wantMem)
+			}
+		})
+	}
+}
+
+// configErrorCase is a configuration that must fail to load or to validate
+// with an error naming key.
+type configErrorCase struct {
+	yaml string
+	key  string
+}
+
+// checkConfigErrors loads and validates each case's YAML and requires an
+// error that names its key.
+func checkConfigErrors(t *testing.T, tests map[string]configErrorCase) {
+	t.Helper()
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := LoadConfig(writeConfig(t, tc.yaml))
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.key) {
+				t.Fatalf("error = %v, want one naming %q", err, tc.key)
 			}
 		})
 	}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,10 +23,7 @@ import (
 // TestConfigIssuersErrorsNameTheKey: tokens.issuers excludes the
 // single-issuer keys, and each entry's mistakes name the entry.
 func TestConfigIssuersErrorsNameTheKey(t *testing.T) {
-	tests := map[string]struct {
-		yaml string
-		key  string
-	}{
+	tests := map[string]configErrorCase{
 		"with_issuer":          {"tokens: {issuer: 'https://a', issuers: [{issuer: 'https://b'}]}", "tokens.issuer"},
 		"with_jwks_file":       {"tokens: {jwks_file: a.json, issuers: [{issuer: 'https://b'}]}", "tokens.jwks_file"},
 		"with_jwks_url":        {"tokens: {jwks_url: 'https://a/jwks', issuers: [{issuer: 'https://b'}]}", "tokens.jwks_url"},
@@ -41,17 +37,7 @@ func TestConfigIssuersErrorsNameTheKey(t *testing.T) {
 		"bad_skew":             {"tokens: {issuers: [{issuer: 'https://a', clock_skew: soon}]}", "tokens.issuers[0].clock_skew"},
 		"unknown_mapping_key":  {"tokens: {issuers: [{issuer: 'https://a', claims_mapping: {subjekt: x}}]}", "subjekt"},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			cfg, err := LoadConfig(writeConfig(t, tc.yaml))
-			if err == nil {
-				err = cfg.Validate()
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.key) {
-				t.Fatalf("error = %v, want one naming %q", err, tc.key)
-			}
-		})
-	}
+	checkConfigErrors(t, tests)
 }
 
 // issuersTestKey is an RSA signing key and the JWKS file publishing it.

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/mcpauthz/mcpauthz/decision"
@@ -65,10 +64,7 @@ http:
 }
 
 func TestMCPConfigErrorsNameTheKey(t *testing.T) {
-	tests := map[string]struct {
-		yaml string
-		key  string
-	}{
+	tests := map[string]configErrorCase{
 		"unknown_mcp_key":      {"mcp: {batch: never}", "batch"},
 		"unknown_version":      {"mcp: {protocol_versions: ['2025-11-25', '2027-01-01']}", "mcp.protocol_versions[1]"},
 		"no_versions":          {"mcp: {protocol_versions: []}", "mcp.protocol_versions"},
@@ -80,17 +76,7 @@ func TestMCPConfigErrorsNameTheKey(t *testing.T) {
 		"origin_not_http":      {"http: {allowed_origins: ['app.example.com']}", "http.allowed_origins[0]"},
 		"unknown_http_key":     {"http: {allowed_origin: ['https://a.example']}", "allowed_origin"},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			cfg, err := LoadConfig(writeConfig(t, tc.yaml))
-			if err == nil {
-				err = cfg.Validate()
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.key) {
-				t.Fatalf("error = %v, want one naming %q", err, tc.key)
-			}
-		})
-	}
+	checkConfigErrors(t, tests)
 }
 
 // TestMCPConfigDecides follows the mcp and http sections from YAML through

@@ -14,7 +14,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -26,10 +25,7 @@ import (
 // name, once, and one complete way of making the credential.
 func TestConfigUpstreamErrorsNameTheKey(t *testing.T) {
 	x := "token_exchange: {token_url: 'https://as/token', client_id: c, client_secret_file: s}"
-	tests := map[string]struct {
-		yaml string
-		key  string
-	}{
+	tests := map[string]configErrorCase{
 		"no_name":        {"upstream_credentials: [{" + x + "}]", "upstream_credentials[0].name"},
 		"named_none":     {"upstream_credentials: [{name: none, " + x + "}]", "upstream_credentials[0].name"},
 		"name_twice":     {"upstream_credentials: [{name: a, " + x + "}, {name: a, " + x + "}]", "upstream_credentials[1].name"},
@@ -43,17 +39,7 @@ func TestConfigUpstreamErrorsNameTheKey(t *testing.T) {
 		"no_key_file":    {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_id: c, private_key_jwt: {key_id: k}}}]", "upstream_credentials[0].token_exchange.private_key_jwt.key_file"},
 		"unknown_pk_key": {"upstream_credentials: [{name: a, token_exchange: {token_url: 'https://as', client_id: c, private_key_jwt: {file: k}}}]", "file"},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			cfg, err := LoadConfig(writeConfig(t, tc.yaml))
-			if err == nil {
-				err = cfg.Validate()
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.key) {
-				t.Fatalf("error = %v, want one naming %q", err, tc.key)
-			}
-		})
-	}
+	checkConfigErrors(t, tests)
 }
 
 // TestConfigUpstreamExchange follows upstream_credentials from the YAML
