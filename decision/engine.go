@@ -163,6 +163,7 @@ func (e *Engine) newID() string {
 func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 	start := time.Now()
 	d, input := e.decideSafely(ctx, r)
+	d.stamp()
 	d.makeValidUTF8()
 	if e.opts.Observer != nil {
 		e.observe(ctx, r, d, input, time.Since(start))
@@ -257,6 +258,10 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 		return nil, false
 	}
 	d.Messages = len(body.Messages)
+	d.Method = body.Messages[0].Method
+	if t := body.Messages[0].Tool; t != nil {
+		d.Tool = t.Name
+	}
 	v, pr := e.revision(r, pol, &body)
 	if pr != nil {
 		var id []byte

@@ -211,6 +211,11 @@ func TestDenyShapes(t *testing.T) {
 			for _, h := range d.ResponseHeaders {
 				got[h.Name] = h.Value
 			}
+			// Every denial carries its decision id.
+			if got[decision.DecisionIDHeader] != d.ID {
+				t.Errorf("%s = %q, want the decision id %q", decision.DecisionIDHeader, got[decision.DecisionIDHeader], d.ID)
+			}
+			delete(got, decision.DecisionIDHeader)
 			if tc.want.headers == nil {
 				tc.want.headers = map[string]string{}
 			}
@@ -278,7 +283,8 @@ func TestAllowedDecisionHeaders(t *testing.T) {
 	if !d.Allow {
 		t.Fatalf("denied: %s %v", d.Reason, d.Errors)
 	}
-	if diff := cmp.Diff([]decision.Header{{Name: "x-mcp-subject", Value: "alice"}}, d.UpstreamHeaders); diff != "" {
+	want := []decision.Header{{Name: "x-mcp-subject", Value: "alice"}, {Name: decision.DecisionIDHeader, Value: d.ID}}
+	if diff := cmp.Diff(want, d.UpstreamHeaders); diff != "" {
 		t.Errorf("upstream headers (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"authorization"}, d.RemoveHeaders); diff != "" {
@@ -286,6 +292,9 @@ func TestAllowedDecisionHeaders(t *testing.T) {
 	}
 	if d.Revision == "" || d.ID == "" {
 		t.Errorf("revision %q and id %q must be set", d.Revision, d.ID)
+	}
+	if d.Method != "ping" || d.Tool != "" || d.Subject != "alice" {
+		t.Errorf("method %q tool %q subject %q, want ping, none, alice", d.Method, d.Tool, d.Subject)
 	}
 }
 

@@ -34,6 +34,7 @@ func (e *Engine) recoverDecision(p any, d *Decision) *Decision {
 // that it is counted. Adapters call it instead of returning an error.
 func (e *Engine) Failed(ctx context.Context, r *Request, why any) *Decision {
 	d := e.recoverDecision(why, nil)
+	d.stamp()
 	if e.opts.Observer != nil {
 		e.observe(ctx, r, d, nil, 0)
 	}
@@ -59,6 +60,9 @@ func (d *Decision) makeValidUTF8() {
 	fix(&d.Reason)
 	fix(&d.Code)
 	fix(&d.Revision)
+	fix(&d.Method)
+	fix(&d.Tool)
+	fix(&d.Subject)
 	for i := range d.Scopes {
 		fix(&d.Scopes[i])
 	}

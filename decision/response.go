@@ -22,6 +22,14 @@ type Decision struct {
 	Revision string   // policy revision that decided
 	Messages int      // JSON-RPC messages in the body
 
+	// Method, Tool and Subject say what was decided, for access logs and
+	// decision logs to join on: the JSON-RPC method of the (first) message,
+	// the tool a tools/call names, and the verified token's subject. Each
+	// is "" when the request did not get that far.
+	Method  string
+	Tool    string
+	Subject string
+
 	// Status, ResponseHeaders and Body form the denial response.
 	// On allow, ResponseHeaders are added to the client's response.
 	Status          int
@@ -45,6 +53,25 @@ type Decision struct {
 	// an allowed request: an entry's name, "none", or "" when it named
 	// none (see UpstreamCredentials).
 	UpstreamCredential string
+}
+
+// DecisionIDHeader carries the decision id on the upstream request of an
+// allowed call and on every denied response, so the client's, Envoy's and
+// the upstream's logs join the decision log.
+const DecisionIDHeader = "x-mcp-authz-decision-id"
+
+// stamp sets what every decision carries whatever decided it: the subject
+// and the decision id header (set over any a client sent upstream).
+func (d *Decision) stamp() {
+	if d.Token != nil && d.Token.Valid {
+		d.Subject = d.Token.Subject
+	}
+	h := Header{Name: DecisionIDHeader, Value: d.ID}
+	if d.Allow {
+		d.UpstreamHeaders = append(d.UpstreamHeaders, h)
+	} else {
+		d.ResponseHeaders = append(d.ResponseHeaders, h)
+	}
 }
 
 func (d *Decision) setJSONBody(b []byte) {

@@ -85,7 +85,17 @@ func TestUpstreamCredential(t *testing.T) {
 				t.Fatalf("allow=%v code=%s status=%d (%s); want allow=%v code=%s status=%d",
 					d.Allow, d.Code, d.Status, d.Reason, tc.wantAllow, tc.wantCode, tc.wantStatus)
 			}
-			if !slices.Equal(d.UpstreamHeaders, tc.wantHeaders) {
+			upstream := d.UpstreamHeaders
+			if d.Allow {
+				if n := len(upstream); n == 0 || upstream[n-1] != (decision.Header{Name: decision.DecisionIDHeader, Value: d.ID}) {
+					t.Fatalf("upstream headers %v do not end with the decision id %s", upstream, d.ID)
+				}
+				upstream = upstream[:len(upstream)-1]
+			}
+			if len(upstream) == 0 {
+				upstream = nil
+			}
+			if !slices.Equal(upstream, tc.wantHeaders) {
 				t.Errorf("upstream headers %v, want %v", d.UpstreamHeaders, tc.wantHeaders)
 			}
 			if d.Allow && !slices.Equal(d.RemoveHeaders, tc.wantRemoved) {

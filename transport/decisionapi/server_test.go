@@ -155,8 +155,9 @@ func TestDecide(t *testing.T) {
 				if d.GetDeniedResponse() != nil {
 					t.Errorf("allowed decision carries a denied response")
 				}
-				if h := d.GetUpstreamHeaders(); len(h) != 1 || h[0].GetValue() != tc.upstream {
-					t.Errorf("upstream headers = %v, want x-mcp-subject %s", h, tc.upstream)
+				if h := d.GetUpstreamHeaders(); len(h) != 2 || h[0].GetValue() != tc.upstream ||
+					h[1].GetName() != decision.DecisionIDHeader || h[1].GetValue() != d.GetDecisionId() {
+					t.Errorf("upstream headers = %v, want x-mcp-subject %s and the decision id", h, tc.upstream)
 				}
 				return
 			}
@@ -499,9 +500,10 @@ type outcome struct {
 	Revision        string
 }
 
-func summarizeCheck(r *authv3.CheckResponse, scopes []string) outcome {
+func summarizeCheck(r *authv3.CheckResponse, scopes []string) (o outcome) {
 	md := r.GetDynamicMetadata().GetFields()
-	o := outcome{Code: md["code"].GetStringValue(), Revision: md["revision"].GetStringValue(), Scopes: scopes}
+	o = outcome{Code: md["code"].GetStringValue(), Revision: md["revision"].GetStringValue(), Scopes: scopes}
+	defer o.sameID(md["decision_id"].GetStringValue())
 	if ok := r.GetOkResponse(); ok != nil {
 		o.Allow = true
 		o.UpstreamHeaders = map[string]string{}
@@ -526,8 +528,20 @@ func summarizeCheck(r *authv3.CheckResponse, scopes []string) outcome {
 	return o
 }
 
-func summarizeDecision(d *pb.Decision) outcome {
-	o := outcome{Allow: d.GetAllow(), Code: d.GetCode(), Revision: d.GetRevision(), Scopes: d.GetScopes()}
+// sameID replaces the decision id header's value, when it is the
+// decision's own id, by a placeholder: two decisions of the same request
+// have different ids. A wrong id stays and fails the comparison.
+func (o *outcome) sameID(id string) {
+	for _, hs := range []map[string]string{o.Headers, o.UpstreamHeaders} {
+		if v, ok := hs[decision.DecisionIDHeader]; ok && v == id && id != "" {
+			hs[decision.DecisionIDHeader] = "<decision id>"
+		}
+	}
+}
+
+func summarizeDecision(d *pb.Decision) (o outcome) {
+	o = outcome{Allow: d.GetAllow(), Code: d.GetCode(), Revision: d.GetRevision(), Scopes: d.GetScopes()}
+	defer o.sameID(d.GetDecisionId())
 	if d.GetAllow() {
 		o.UpstreamHeaders = map[string]string{}
 		for _, h := range d.GetUpstreamHeaders() {

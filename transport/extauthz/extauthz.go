@@ -337,18 +337,21 @@ type allowBlock struct {
 // together with it.
 type metadataBlock struct {
 	s    structpb.Struct
-	v    [3]structpb.Value
-	kind [3]structpb.Value_StringValue
+	v    [6]structpb.Value
+	kind [6]structpb.Value_StringValue
 }
 
-// fill sets the decision id, revision and code (Envoy's dynamic metadata,
-// so access logs can carry them) and returns the struct.
+// fill sets the decision id, method, tool, subject, revision and code
+// (Envoy's dynamic metadata, so access logs can carry them and join the
+// decision log) and returns the struct.
 func (b *metadataBlock) fill(d *decision.Decision) *structpb.Struct {
-	b.kind[0].StringValue, b.kind[1].StringValue, b.kind[2].StringValue = d.ID, d.Revision, d.Code
+	b.kind[0].StringValue, b.kind[1].StringValue, b.kind[2].StringValue = d.ID, d.Method, d.Tool
+	b.kind[3].StringValue, b.kind[4].StringValue, b.kind[5].StringValue = d.Subject, d.Revision, d.Code
 	for i := range b.v {
 		b.v[i].Kind = &b.kind[i]
 	}
-	b.s.Fields = map[string]*structpb.Value{"decision_id": &b.v[0], "revision": &b.v[1], "code": &b.v[2]}
+	b.s.Fields = map[string]*structpb.Value{"decision_id": &b.v[0], "method": &b.v[1], "tool": &b.v[2],
+		"subject": &b.v[3], "revision": &b.v[4], "code": &b.v[5]}
 	return &b.s
 }
 

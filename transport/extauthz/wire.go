@@ -490,6 +490,9 @@ func appendCheckResponse(b []byte, d *decision.Decision) []byte {
 	b = protowire.AppendTag(b, fRespMetadata, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(sizeMetadata(d)))
 	b = appendMetadataEntry(b, "decision_id", d.ID)
+	b = appendMetadataEntry(b, "method", d.Method)
+	b = appendMetadataEntry(b, "tool", d.Tool)
+	b = appendMetadataEntry(b, "subject", d.Subject)
 	b = appendMetadataEntry(b, "revision", d.Revision)
 	b = appendMetadataEntry(b, "code", d.Code)
 	return b
@@ -612,7 +615,7 @@ func appendHeaderOptions(b []byte, num protowire.Number, hs []decision.Header, a
 	return b
 }
 
-// The dynamic metadata is a Struct of three string Values. A Value's kind
+// The dynamic metadata is a Struct of six string Values. A Value's kind
 // is a oneof, written even when the string is empty; a map entry's key and
 // value are written always.
 func sizeValue(s string) int { return sizeMessage(fValueString, len(s)) }
@@ -623,6 +626,9 @@ func sizeEntry(key, s string) int {
 
 func sizeMetadata(d *decision.Decision) int {
 	return sizeMessage(fStructFields, sizeEntry("decision_id", d.ID)) +
+		sizeMessage(fStructFields, sizeEntry("method", d.Method)) +
+		sizeMessage(fStructFields, sizeEntry("tool", d.Tool)) +
+		sizeMessage(fStructFields, sizeEntry("subject", d.Subject)) +
 		sizeMessage(fStructFields, sizeEntry("revision", d.Revision)) +
 		sizeMessage(fStructFields, sizeEntry("code", d.Code))
 }

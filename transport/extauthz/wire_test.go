@@ -211,7 +211,7 @@ func FuzzDecodeCheck(f *testing.F) {
 func TestWireResponseMatchesGenerated(t *testing.T) {
 	decisions := map[string]*decision.Decision{
 		"allow_bare": {ID: "a", Allow: true, Code: decision.CodeAllowed},
-		"allow_all_lists": {ID: "b", Allow: true, Code: decision.CodeAllowed, Revision: "r1",
+		"allow_all_lists": {ID: "b", Allow: true, Code: decision.CodeAllowed, Revision: "r1", Method: "tools/call", Tool: "query", Subject: "alice",
 			UpstreamHeaders:   []decision.Header{{Name: "x-mcp-subject", Value: "alice"}, {Name: "x-empty", Value: ""}},
 			ResponseHeaders:   []decision.Header{{Name: "x-decision", Value: "allow"}},
 			RemoveHeaders:     []string{"authorization", ""},
