@@ -10,6 +10,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/transport/authzen"
 	"github.com/mcpauthz/mcpauthz/transport/decisionapi"
 	"github.com/mcpauthz/mcpauthz/transport/extauthz"
+	"github.com/mcpauthz/mcpauthz/transport/extproc"
 )
 
 // The transports: each adapts the engine to one protocol, and they are
@@ -17,9 +18,12 @@ import (
 // package under transport/ and a line here).
 
 // registerGRPCTransports adds the services of the gRPC listener: Envoy's
-// ext_authz (envoy.service.auth.v3.Authorization) and the Decision API
-// (mcpauthz.v1.DecisionService).
+// ext_authz (envoy.service.auth.v3.Authorization), Envoy's External
+// Processing (envoy.service.ext_proc.v3.ExternalProcessor, which filters
+// list answers) and the Decision API (mcpauthz.v1.DecisionService).
 func (a *app) registerGRPCTransports(s *grpc.Server) {
+	items := decision.NewItemFilter(a.engine)
+	extproc.NewServer(items, a.log.With("component", "ext_proc")).Register(s)
 	extauthz.NewServer(a.engine, extauthz.Options{
 		MCPMetadataNamespace: a.cfg.Envoy.MCPMetadataNamespace,
 		JWTMetadataNamespace: a.cfg.Tokens.FromEnvoyMetadata,
@@ -34,7 +38,7 @@ func (a *app) registerGRPCTransports(s *grpc.Server) {
 	if a.cfg.Listen.TLS.ClientCAFile != "" {
 		opts.TrustClaims = decisionapi.TrustVerifiedClientCert
 	}
-	pb.RegisterDecisionServiceServer(s, decisionapi.NewServer(a.engine, decision.NewItemFilter(a.engine), opts))
+	pb.RegisterDecisionServiceServer(s, decisionapi.NewServer(a.engine, items, opts))
 }
 
 // registerHTTPTransports adds the transports of the HTTP listener: the

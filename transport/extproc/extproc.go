@@ -1,0 +1,311 @@
+// Package extproc is an Envoy External Processing server
+// (envoy.service.ext_proc.v3.ExternalProcessor) that filters list answers:
+// it reads the request's headers and buffered body to know whether the
+// request is tools/list, prompts/list, resources/list or
+// resources/templates/list, and rewrites the JSON-RPC response that answers
+// it (an application/json body, or one event of a text/event-stream) so the
+// caller sees only the items the policy's visible rule lets it see. Every
+// other request and event goes through untouched. The verdicts and the
+// rewrite are the engine's (decision.ItemFilter); this package only frames
+// bytes.
+package extproc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	procfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	procv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+)
+
+// Filter is what the server needs of the engine; *decision.ItemFilter is one.
+type Filter interface {
+	ListRequestOf(r *decision.Request) *decision.ListRequest
+	FilterResponse(ctx context.Context, r *decision.Request, lr *decision.ListRequest, msg []byte) ([]byte, decision.ListOutcome)
+}
+
+// Server is an envoy.service.ext_proc.v3.ExternalProcessor server.
+type Server struct {
+	procv3.UnimplementedExternalProcessorServer
+	filter Filter
+	log    *slog.Logger
+}
+
+var _ procv3.ExternalProcessorServer = (*Server)(nil)
+
+// NewServer builds the server on an item filter.
+func NewServer(f Filter, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{filter: f, log: logger}
+}
+
+// Register adds the service to a gRPC server.
+func (s *Server) Register(g *grpc.Server) {
+	procv3.RegisterExternalProcessorServer(g, s)
+}
+
+// Process serves one HTTP stream: one ProcessingResponse for each
+// ProcessingRequest, in order. A message it cannot use is answered with an
+// empty (continue) response; only the stream's own failure ends it.
+func (s *Server) Process(stream procv3.ExternalProcessor_ProcessServer) error {
+	st := &streamState{srv: s, ctx: stream.Context()}
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(st.handle(req)); err != nil {
+			return err
+		}
+	}
+}
+
+// bodyMode is how the response body of a list request is handled.
+type bodyMode uint8
+
+const (
+	passBody bodyMode = iota // not a list answer: untouched
+	jsonBody                 // application/json: collected, filtered at its end
+	sseBody                  // text/event-stream: filtered event by event
+	failBody                 // unreadable (encoded): replaced by a JSON-RPC error
+)
+
+// streamState is what one HTTP stream has shown so far.
+type streamState struct {
+	srv  *Server
+	ctx  context.Context
+	req  decision.Request
+	list *decision.ListRequest // nil: not a list request
+
+	mode     bodyMode
+	collect  []byte // jsonBody: the body so far
+	sse      sseSplitter
+	answered bool // sseBody: the answer to the list request has gone by
+}
+
+// handle answers one ProcessingRequest; a panic becomes a continue.
+func (st *streamState) handle(req *procv3.ProcessingRequest) (resp *procv3.ProcessingResponse) {
+	defer func() {
+		if p := recover(); p != nil {
+			st.srv.log.Error("panic in the ext_proc server; message passed on", "panic", fmt.Sprint(p))
+			resp = continueFor(req)
+			if st.list != nil && st.mode != passBody {
+				// Fail closed: the answer can no longer be filtered.
+				st.mode = failBody
+			}
+		}
+	}()
+	switch r := req.GetRequest().(type) {
+	case *procv3.ProcessingRequest_RequestHeaders:
+		st.requestHeaders(r.RequestHeaders)
+		return continueFor(req)
+	case *procv3.ProcessingRequest_RequestBody:
+		return st.requestBody(r.RequestBody)
+	case *procv3.ProcessingRequest_ResponseHeaders:
+		return st.responseHeaders(r.ResponseHeaders)
+	case *procv3.ProcessingRequest_ResponseBody:
+		return st.responseBody(r.ResponseBody)
+	}
+	return continueFor(req)
+}
+
+// continueFor is the response that changes nothing.
+func continueFor(req *procv3.ProcessingRequest) *procv3.ProcessingResponse {
+	switch req.GetRequest().(type) {
+	case *procv3.ProcessingRequest_RequestHeaders:
+		return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_RequestHeaders{RequestHeaders: &procv3.HeadersResponse{}}}
+	case *procv3.ProcessingRequest_ResponseHeaders:
+		return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &procv3.HeadersResponse{}}}
+	case *procv3.ProcessingRequest_RequestBody:
+		return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_RequestBody{RequestBody: &procv3.BodyResponse{}}}
+	case *procv3.ProcessingRequest_ResponseBody:
+		return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_ResponseBody{ResponseBody: &procv3.BodyResponse{}}}
+	case *procv3.ProcessingRequest_RequestTrailers:
+		return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_RequestTrailers{RequestTrailers: &procv3.TrailersResponse{}}}
+	case *procv3.ProcessingRequest_ResponseTrailers:
+		return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &procv3.TrailersResponse{}}}
+	}
+	return &procv3.ProcessingResponse{}
+}
+
+// requestHeaders keeps the request's headers: the credential (authorization)
+// and the revision (mcp-protocol-version) come from them.
+func (st *streamState) requestHeaders(h *procv3.HttpHeaders) {
+	st.req.Headers = headerMap(h.GetHeaders())
+	st.req.Method = st.req.Headers[":method"]
+	st.req.Path = st.req.Headers[":path"]
+	st.req.Host = st.req.Headers[":authority"]
+}
+
+// headerMap reads Envoy's header map: lowercase keys, the value in
+// raw_value (current Envoy) or value; a repeated header is joined with ",".
+func headerMap(hm *corev3.HeaderMap) map[string]string {
+	hs := make(map[string]string, len(hm.GetHeaders()))
+	for _, hv := range hm.GetHeaders() {
+		k := strings.ToLower(hv.GetKey())
+		v := hv.GetValue()
+		if raw := hv.GetRawValue(); len(raw) > 0 {
+			v = string(raw)
+		}
+		if prev, ok := hs[k]; ok {
+			v = prev + "," + v
+		}
+		hs[k] = v
+	}
+	return hs
+}
+
+// requestBody reads the buffered request body: a list request's answer
+// will be filtered, and it is asked for without content coding, which
+// could not be read.
+func (st *streamState) requestBody(b *procv3.HttpBody) *procv3.ProcessingResponse {
+	st.req.Body = append(st.req.Body, b.GetBody()...)
+	resp := &procv3.BodyResponse{}
+	if b.GetEndOfStream() || len(st.req.Body) > 0 {
+		st.list = st.srv.filter.ListRequestOf(&st.req)
+	}
+	if st.list != nil {
+		if _, ok := st.req.Headers["accept-encoding"]; ok {
+			resp.Response = &procv3.CommonResponse{HeaderMutation: &procv3.HeaderMutation{RemoveHeaders: []string{"accept-encoding"}}}
+		}
+	}
+	return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_RequestBody{RequestBody: resp}}
+}
+
+// responseHeaders chooses how the answer is read: a list request's JSON
+// answer is buffered (mode_override, when Envoy allows it; it is collected
+// here otherwise), an event stream is read as it comes, and anything else
+// is left alone (its body is not even sent to us).
+func (st *streamState) responseHeaders(h *procv3.HttpHeaders) *procv3.ProcessingResponse {
+	resp := &procv3.ProcessingResponse{}
+	hr := &procv3.HeadersResponse{}
+	resp.Response = &procv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: hr}
+	if st.list == nil || h.GetEndOfStream() {
+		resp.ModeOverride = &procfilterv3.ProcessingMode{ResponseBodyMode: procfilterv3.ProcessingMode_NONE}
+		return resp
+	}
+	hs := headerMap(h.GetHeaders())
+	ct, _, _ := mime.ParseMediaType(hs["content-type"])
+	enc := strings.TrimSpace(strings.ToLower(hs["content-encoding"]))
+	mut := &procv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}
+	switch {
+	case enc != "" && enc != "identity":
+		st.mode = failBody
+		mut.RemoveHeaders = append(mut.RemoveHeaders, "content-encoding")
+		mut.SetHeaders = []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "content-type", RawValue: []byte("application/json")}}}
+	case ct == "application/json":
+		st.mode = jsonBody
+		resp.ModeOverride = &procfilterv3.ProcessingMode{ResponseBodyMode: procfilterv3.ProcessingMode_BUFFERED}
+	case ct == "text/event-stream":
+		st.mode = sseBody
+	default:
+		st.mode = passBody
+		resp.ModeOverride = &procfilterv3.ProcessingMode{ResponseBodyMode: procfilterv3.ProcessingMode_NONE}
+		return resp
+	}
+	hr.Response = &procv3.CommonResponse{HeaderMutation: mut}
+	return resp
+}
+
+// responseBody filters one chunk (or the whole buffered body) of a list
+// request's answer.
+func (st *streamState) responseBody(b *procv3.HttpBody) *procv3.ProcessingResponse {
+	eof := b.GetEndOfStream()
+	var out []byte
+	changed := true
+	switch st.mode {
+	case passBody:
+		changed = false
+	case jsonBody:
+		st.collect = append(st.collect, b.GetBody()...)
+		if eof {
+			out, _ = st.filter(st.collect)
+			st.collect = nil
+		}
+	case failBody:
+		if eof {
+			out = decision.ListError(st.list, "the list answer could not be read: its content coding is not supported")
+		}
+	case sseBody:
+		out, changed = st.events(b.GetBody(), eof)
+	}
+	br := &procv3.BodyResponse{}
+	if changed {
+		bm := &procv3.BodyMutation{}
+		if len(out) == 0 {
+			bm.Mutation = &procv3.BodyMutation_ClearBody{ClearBody: true}
+		} else {
+			bm.Mutation = &procv3.BodyMutation_Body{Body: out}
+		}
+		br.Response = &procv3.CommonResponse{BodyMutation: bm}
+	}
+	return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_ResponseBody{ResponseBody: br}}
+}
+
+// events passes the complete events of a chunk on, the answer to the list
+// request filtered; an event cut by the chunk's end waits for the rest.
+// changed is false when the chunk goes on exactly as it came.
+func (st *streamState) events(chunk []byte, eof bool) (out []byte, changed bool) {
+	var buf []byte
+	st.sse.feed(chunk, eof, func(ev []byte) {
+		buf = append(buf, st.event(ev)...)
+	})
+	if len(st.sse.pending) == 0 && string(buf) == string(chunk) {
+		return nil, false
+	}
+	return buf, true
+}
+
+// event is what goes on for one event: itself, unless it is (or could be)
+// the answer to the list request. The first answer is filtered; data that
+// cannot be read strictly might be the answer to a lenient reader, so it is
+// replaced by an error answer; after the answer, another answer or
+// unreadable data is dropped.
+func (st *streamState) event(ev []byte) []byte {
+	e := parseEvent(ev)
+	if !e.hasData || len(bytes.TrimSpace(e.data)) == 0 {
+		return ev // a priming event, or one with no message
+	}
+	msg, res := st.filter(e.data)
+	if res.Malformed == nil && !res.Answer {
+		return ev
+	}
+	if st.answered {
+		return nil
+	}
+	st.answered = true
+	if string(msg) == string(e.data) {
+		return ev
+	}
+	return e.render(msg)
+}
+
+// filter runs the engine's list filter on one JSON-RPC message.
+func (st *streamState) filter(msg []byte) ([]byte, decision.ListOutcome) {
+	out, res := st.srv.filter.FilterResponse(st.ctx, &st.req, st.list, msg)
+	switch {
+	case res.Malformed != nil:
+		st.srv.log.Warn("list answer unreadable; replaced by an error", "list", st.list.String(), "error", res.Malformed)
+	case res.Emptied != nil:
+		st.srv.log.Info("list answer emptied", "list", st.list.String(), "why", res.Emptied.Error(), "items", res.Items)
+	}
+	for _, err := range res.Errors {
+		st.srv.log.Warn("visibility evaluation failed; item hidden", "list", st.list.String(), "error", err)
+	}
+	return out, res
+}

@@ -1,0 +1,28 @@
+# Test policy of the ext_proc server: a caller sees a tool, prompt or
+# resource when its token has the scope "<kind>:<name>" (or "admin"), and
+# may call exactly what it sees.
+package mcp.authz
+
+default allow := false
+
+allow if {
+	input.token.valid == true
+	input.mcp.method in {"initialize", "tools/list", "prompts/list", "resources/list", "resources/templates/list"}
+}
+
+allow if {
+	input.token.valid == true
+	input.mcp.method == "tools/call"
+	sees("tool", input.mcp.tool.name)
+}
+
+default visible := false
+
+visible if {
+	input.token.valid == true
+	sees(input.item.kind, input.item.name)
+}
+
+sees(_, _) if "admin" in input.token.scopes
+
+sees(kind, name) if concat(":", [kind, name]) in input.token.scopes
