@@ -130,7 +130,16 @@ func FuzzRedactQuery(f *testing.F) {
 		}
 		before, _ := url.ParseQuery(q)
 		after, _ := url.ParseQuery(got)
+		// A bare item that is a credential ("?mcpk_…") is erased to a
+		// parameter named Redacted (found by this fuzzer: "mcpk_&mcpk_").
+		bareCredential := false
+		for k := range before {
+			bareCredential = bareCredential || credentialValue(k)
+		}
 		for k, vs := range after {
+			if k == Redacted && bareCredential {
+				continue
+			}
 			for _, v := range vs {
 				if v != "" && v != Redacted && (credentialName(k) || credentialValue(v)) {
 					t.Fatalf("%q: parameter %q kept its value %q in %q", q, k, v, got)
