@@ -172,14 +172,22 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 
 	a.metrics = metrics.New(a.registry)
 	observers := []decision.Observer{a.metrics}
-	if cfg.DecisionLogs.Console || cfg.DecisionLogs.File != "" {
-		if a.declog, err = decisionlog.New(decisionlog.Options{
-			Console: cfg.DecisionLogs.Console, File: cfg.DecisionLogs.File, Logger: log,
+	if dl := cfg.DecisionLogs; dl.Console || dl.File != "" || dl.Service != nil {
+		dopts := decisionlog.Options{
+			Console: dl.Console, File: dl.File, Logger: log,
 			Path: strings.ReplaceAll(cfg.Policy.Package, ".", "/") + "/decision",
-		}); err != nil {
+		}
+		if dopts.Service, err = decisionLogService(&dl); err != nil {
+			return nil, err
+		}
+		if a.declog, err = decisionlog.New(dopts); err != nil {
 			return nil, fmt.Errorf("decision_logs: %w", err)
 		}
 		observers = append(observers, a.declog)
+		a.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mcpauthz_decision_logs_dropped_total",
+			Help: "Decision log events dropped: the buffer was full (the oldest go first) or the sink refused them.",
+		}, func() float64 { return float64(a.declog.Dropped()) }))
 	}
 
 	eopts := decision.Options{
@@ -340,4 +348,22 @@ func mcpOptions(cfg *Config) (decision.MCPOptions, error) {
 	}
 	o.Origins = append([]string{own}, cfg.HTTP.AllowedOrigins...)
 	return o, nil
+}
+
+// decisionLogService is the upload to decision_logs.service, if any.
+func decisionLogService(dl *DecisionLogConf) (decisionlog.ServiceOptions, error) {
+	s := dl.Service
+	if s == nil {
+		return decisionlog.ServiceOptions{}, nil
+	}
+	client, err := decisionlog.ServiceClient(s.CAFile, s.CertFile, s.KeyFile, 10*time.Second)
+	if err != nil {
+		return decisionlog.ServiceOptions{}, fmt.Errorf("decision_logs.service: %w", err)
+	}
+	return decisionlog.ServiceOptions{
+		URL: s.URL, BearerTokenFile: s.BearerTokenFile, Client: client,
+		MinDelay:             time.Duration(dl.Reporting.MinDelaySeconds) * time.Second,
+		MaxDelay:             time.Duration(dl.Reporting.MaxDelaySeconds) * time.Second,
+		BufferSizeLimitBytes: dl.Reporting.BufferSizeLimitBytes,
+	}, nil
 }

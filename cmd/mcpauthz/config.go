@@ -275,6 +275,26 @@ type LogConfig struct {
 type DecisionLogConf struct {
 	Console bool   `json:"console"`
 	File    string `json:"file"`
+	// Service uploads the events in OPA's decision log protocol.
+	Service   *DecisionLogService  `json:"service"`
+	Reporting DecisionLogReporting `json:"reporting"`
+}
+
+// DecisionLogService is a decision log service (OPA's protocol: gzip
+// JSON arrays POSTed to url + "/logs").
+type DecisionLogService struct {
+	URL             string `json:"url"`
+	BearerTokenFile string `json:"bearer_token_file"`
+	CAFile          string `json:"ca_file"`
+	CertFile        string `json:"cert_file"`
+	KeyFile         string `json:"key_file"`
+}
+
+// DecisionLogReporting paces the uploads, as OPA's decision_logs.reporting.
+type DecisionLogReporting struct {
+	MinDelaySeconds      int64 `json:"min_delay_seconds"`
+	MaxDelaySeconds      int64 `json:"max_delay_seconds"`
+	BufferSizeLimitBytes int64 `json:"buffer_size_limit_bytes"`
 }
 
 // Duration is a time.Duration written as "30s" in YAML.
@@ -325,6 +345,9 @@ func DefaultConfig() Config {
 		Envoy:    EnvoyConfig{MCPMetadataNamespace: "envoy.filters.http.mcp"},
 		Limits:   LimitsConfig{MaxBodyBytes: 1 << 20, MaxConcurrentStreams: 1000, GCPercent: DefaultGCPercent},
 		Log:      LogConfig{Level: "info", Format: "json"},
+		DecisionLogs: DecisionLogConf{
+			Reporting: DecisionLogReporting{MinDelaySeconds: 5, MaxDelaySeconds: 10, BufferSizeLimitBytes: 32 << 20},
+		},
 		MCP: MCPConfig{
 			DefaultProtocolVersion: decision.DefaultProtocolVersion,
 			ProtocolVersions:       slices.Clone(decision.KnownProtocolVersions),
@@ -504,6 +527,7 @@ func (c *Config) Validate() error {
 	c.validateIssuers(bad)
 	c.validateUpstream(bad)
 	c.validateMCP(bad)
+	c.validateDecisionLogs(bad)
 	if err := token.CheckRequiredTyp(c.Tokens.RequiredTyp); err != nil {
 		bad("tokens.required_typ", "%v", err)
 	}
@@ -542,6 +566,28 @@ func (c *Config) Validate() error {
 		bad("log.format", "%q is not json or text", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// validateDecisionLogs checks decision_logs.service and reporting.
+func (c *Config) validateDecisionLogs(bad func(key, format string, args ...any)) {
+	if s := c.DecisionLogs.Service; s != nil {
+		if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("decision_logs.service.url", "%q is not an absolute http(s) URL", s.URL)
+		}
+		if (s.CertFile == "") != (s.KeyFile == "") {
+			bad("decision_logs.service.cert_file", "and key_file go together")
+		}
+	}
+	r := c.DecisionLogs.Reporting
+	if r.MinDelaySeconds <= 0 {
+		bad("decision_logs.reporting.min_delay_seconds", "must be positive")
+	}
+	if r.MaxDelaySeconds < r.MinDelaySeconds {
+		bad("decision_logs.reporting.max_delay_seconds", "must be at least min_delay_seconds")
+	}
+	if r.BufferSizeLimitBytes <= 0 {
+		bad("decision_logs.reporting.buffer_size_limit_bytes", "must be positive")
+	}
 }
 
 // validateMCP checks the mcp and http sections.

@@ -2,8 +2,12 @@ package decisionlog_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,6 +27,20 @@ func BenchmarkDecideObserved(b *testing.B) {
 	})
 	b.Run("metrics_and_log", func(b *testing.B) {
 		dl, err := decisionlog.New(decisionlog.Options{File: filepath.Join(b.TempDir(), "decisions.jsonl")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = dl.Close() })
+		benchObserved(b, decision.Observers(metrics.New(prometheus.NewRegistry()), dl))
+		b.ReportMetric(float64(dl.Dropped()), "dropped")
+	})
+	b.Run("metrics_and_service", func(b *testing.B) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+		}))
+		b.Cleanup(srv.Close)
+		dl, err := decisionlog.New(decisionlog.Options{Service: decisionlog.ServiceOptions{
+			URL: srv.URL, MinDelay: 50 * time.Millisecond, MaxDelay: 100 * time.Millisecond}})
 		if err != nil {
 			b.Fatal(err)
 		}

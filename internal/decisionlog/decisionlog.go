@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,7 +32,10 @@ type Options struct {
 	// Buffer is how many events may wait to be written; when full, new
 	// events are dropped and counted rather than slowing decisions.
 	Buffer int
-	Logger *slog.Logger
+	// Service, when its URL is set, uploads the events in OPA's decision
+	// log protocol (beside any other sink).
+	Service ServiceOptions
+	Logger  *slog.Logger
 }
 
 // Log writes one JSON line per decision in OPA's decision log event
@@ -47,11 +49,13 @@ type Log struct {
 	closer  io.Closer
 	done    chan struct{}
 	dropped atomic.Uint64
+	up      *uploader // nil without a service
 	log     *slog.Logger
 	path    string
 	// lastWarn is when a write failure was last logged; only run reads and
 	// writes it.
-	lastWarn time.Time
+	lastWarn       time.Time
+	lastUploadWarn atomic.Int64 // unix nanoseconds
 }
 
 // decisionLogWarnEvery spaces the warnings of a failing sink: a full disk
@@ -92,8 +96,11 @@ func New(o Options) (*Log, error) {
 		l.w, l.closer = f, f
 	case o.Console:
 		l.w = os.Stdout
-	default:
-		return nil, errors.New("decision log needs console, file or writer")
+	case o.Service.URL == "":
+		return nil, errNoSink
+	}
+	if o.Service.URL != "" {
+		l.up = newUploader(o.Service, &l.dropped, l.uploadFailed)
 	}
 	go l.run()
 	return l, nil
@@ -158,6 +165,15 @@ func (l *Log) run() {
 			l.writeFailed(err)
 			continue
 		}
+		if l.up != nil {
+			// The encoder ends the event with a newline; the array does not
+			// need it.
+			l.up.add(bytes.Clone(bytes.TrimSuffix(batch.Bytes()[mark:], []byte{'\n'})))
+		}
+		if l.w == nil {
+			batch.Reset()
+			continue
+		}
 		n++
 		if len(l.ch) == 0 || batch.Len() >= decisionLogBatch {
 			flush()
@@ -206,10 +222,34 @@ func (l *Log) writeFailed(err error) {
 	l.log.Warn("writing decision log failed; events dropped", "error", err, "dropped_total", l.dropped.Load())
 }
 
-// Close flushes pending events and closes the file.
+// uploadFailed logs a failed upload; the events stay buffered for the
+// next attempt, up to the buffer's limit. It runs on the uploader's
+// goroutine, so it has its own pacing.
+func (l *Log) uploadFailed(err error) {
+	now := time.Now()
+	if last := l.lastUploadWarn.Load(); last != 0 && now.Sub(time.Unix(0, last)) < decisionLogWarnEvery {
+		return
+	}
+	l.lastUploadWarn.Store(now.UnixNano())
+	l.log.Warn("uploading decision logs failed; will retry", "error", err, "dropped_total", l.dropped.Load())
+}
+
+// Uploaded returns how many events the decision log service accepted.
+func (l *Log) Uploaded() uint64 {
+	if l.up == nil {
+		return 0
+	}
+	return l.up.uploaded.Load()
+}
+
+// Close flushes pending events (one last upload to the service) and
+// closes the file.
 func (l *Log) Close() error {
 	close(l.ch)
 	<-l.done
+	if l.up != nil {
+		l.up.close()
+	}
 	if l.closer != nil {
 		return l.closer.Close()
 	}
