@@ -82,6 +82,7 @@ const (
 	refuseUnsupportedVersion
 	refuseBatchRemoved
 	refuseOrigin
+	refuseHiddenTool
 	numRefusals
 )
 
@@ -161,6 +162,8 @@ var denyTable = [numRefusals]denyRow{
 		code: CodeParseError, status: 400, rpc: mcp.CodeInvalidRequest, body: rpcErrorShape},
 	refuseOrigin: {what: "an Origin header that is neither the MCP endpoint's origin nor in http.allowed_origins",
 		code: CodeOriginNotAllowed, status: 403, rpc: CodeOriginRefused, body: rpcErrorShape},
+	refuseHiddenTool: {what: "a tools/call of a tool the visible rule hides from the caller: answered as if the tool did not exist",
+		code: CodePolicyDenied, status: 200, rpc: mcp.CodeInvalidParams, body: rpcErrorShape},
 }
 
 // CodeOriginRefused is the JSON-RPC code of a request refused for its

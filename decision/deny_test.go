@@ -139,6 +139,7 @@ var readmeRows = map[refusal]struct{ prefix, suggest string }{
 	refuseUnsupportedVersion: {prefix: "an MCP revision (`MCP-Protocol-Version` or `_meta`)"},
 	refuseBatchRemoved:       {prefix: "a JSON-RPC batch in a request of 2025-06-18 or later"},
 	refuseOrigin:             {prefix: "an `Origin` header that is neither"},
+	refuseHiddenTool:         {prefix: "a `tools/call` of a tool the `visible` rule hides"},
 	refuseSessionNotFound: {prefix: "a GET or DELETE whose `Mcp-Session-Id`",
 		suggest: "| a GET or DELETE whose `Mcp-Session-Id` is bound to another subject (`sessions.bind_subject: true`) | 404, no body, code `policy_denied` |"},
 }

@@ -369,6 +369,7 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 	for i := range p.body.Messages {
 		lastInput = p.input(i)
 		outcomes[i] = outcome{msg: &p.body.Messages[i], res: e.eval(ctx, pol, lastInput)}
+		e.hideCall(ctx, pol, r, p.tok, &outcomes[i])
 	}
 	e.finishMessages(d, outcomes, p.body.Batch, p.tok)
 	return d, lastInput

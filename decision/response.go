@@ -83,6 +83,8 @@ func (d *Decision) setJSONBody(b []byte) {
 type outcome struct {
 	msg *mcp.Message
 	res policyResult
+	// hidden: a tools/call of a tool the visible rule hides (hidden.go).
+	hidden bool
 }
 
 // finishHTTPOnly completes a decision for GET and DELETE, which carry no message.
@@ -278,6 +280,9 @@ func denyReason(res policyResult) string {
 // jsonrpc_error when it gave one, a tool error result for tools/call (so
 // the model reads why and adapts), else an error.
 func denialEntry(o *outcome) answer {
+	if o.hidden {
+		return answer{kind: refuseHiddenTool, id: o.msg.ID, message: "Unknown tool: " + o.msg.Tool.Name}
+	}
 	reason := denyReason(o.res)
 	if o.res.rpcCode != 0 {
 		msg := o.res.rpcMessage

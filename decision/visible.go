@@ -115,32 +115,36 @@ func (f *ItemFilter) Visible(ctx context.Context, r *Request, items []Item) (*Vi
 	shared.http = httpInput(r)
 
 	res := &VisibleResult{Revision: pol.Snapshot.Revision, Token: tok, Items: make([]Visibility, len(items))}
-	vq, hasRule := pol.visible, pol.visible != nil
 	for i := range items {
-		it := &items[i]
-		if _, ok := methodByKind[it.Kind]; !ok {
-			res.Items[i] = Visibility{Basis: BasisError, Err: fmt.Errorf("item %d: unknown kind %q", i, it.Kind)}
-			continue
-		}
-		if hasRule {
-			v, defined, err := f.byRule(ctx, vq, &shared, it)
-			switch {
-			case err != nil:
-				res.Items[i] = Visibility{Basis: BasisError, Err: fmt.Errorf("item %q: %w", it.Name, err)}
-				continue
-			case defined:
-				res.Items[i] = Visibility{Visible: v, Basis: BasisRule}
-				continue
-			}
-		}
-		v, err := f.byPartialEval(ctx, pol, &shared, r, it)
-		if err != nil {
-			res.Items[i] = Visibility{Basis: BasisError, Err: fmt.Errorf("item %q: %w", it.Name, err)}
-			continue
-		}
-		res.Items[i] = Visibility{Visible: v, Basis: BasisPartialEval}
+		res.Items[i] = f.judge(ctx, pol, &shared, r, &items[i], false)
 	}
 	return res, nil
+}
+
+// judge decides one item: by the visible rule, else by partial evaluation.
+// allowed says a call to the item was just allowed: partial evaluation
+// would find it visible, so it is not run.
+func (f *ItemFilter) judge(ctx context.Context, pol *Policy, shared *sharedInput, r *Request, it *Item, allowed bool) Visibility {
+	if _, ok := methodByKind[it.Kind]; !ok {
+		return Visibility{Basis: BasisError, Err: fmt.Errorf("item %q: unknown kind %q", it.Name, it.Kind)}
+	}
+	if pol.visible != nil {
+		v, defined, err := f.byRule(ctx, pol.visible, shared, it)
+		switch {
+		case err != nil:
+			return Visibility{Basis: BasisError, Err: fmt.Errorf("item %q: %w", it.Name, err)}
+		case defined:
+			return Visibility{Visible: v, Basis: BasisRule}
+		}
+	}
+	if allowed {
+		return Visibility{Visible: true, Basis: BasisPartialEval}
+	}
+	v, err := f.byPartialEval(ctx, pol, shared, r, it)
+	if err != nil {
+		return Visibility{Basis: BasisError, Err: fmt.Errorf("item %q: %w", it.Name, err)}
+	}
+	return Visibility{Visible: v, Basis: BasisPartialEval}
 }
 
 // byRule evaluates the visible rule for one item. defined is false when

@@ -47,6 +47,10 @@ func client(t testing.TB) procv3.ExternalProcessorClient {
 	cc := decisiontest.Dial(t, func(s *grpc.Server) {
 		extproc.NewServer(decision.NewItemFilter(e), nil).Register(s)
 	})
+	return procClient(cc)
+}
+
+func procClient(cc *grpc.ClientConn) procv3.ExternalProcessorClient {
 	return procv3.NewExternalProcessorClient(cc)
 }
 

@@ -16,6 +16,14 @@ allow if {
 	sees("tool", input.mcp.tool.name)
 }
 
+# The policy lets anyone call "debug", but the visible rule hides it: the
+# call is refused as if the tool did not exist.
+allow if {
+	input.token.valid == true
+	input.mcp.method == "tools/call"
+	input.mcp.tool.name == "debug"
+}
+
 default visible := false
 
 visible if {
