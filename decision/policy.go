@@ -3,6 +3,7 @@ package decision
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -19,6 +20,9 @@ import (
 // built with them, and with Rules.Activate, before the engine exists.
 type Rules struct {
 	decision, allow, visible string
+	// logMask and logDrop are the decision log's mask and drop rules
+	// (WithLogRules); "" when decision logs do not ask for them.
+	logMask, logDrop string
 }
 
 // DefaultPackage is the Rego package of the decision rules when none is
@@ -40,7 +44,34 @@ func RulesIn(pkg string) (Rules, error) {
 // Queries returns the queries a bundle snapshot must prepare for these
 // rules, for bundles.Options.Queries.
 func (r Rules) Queries() []string {
-	return []string{r.decision, r.allow, r.visible}
+	qs := []string{r.decision, r.allow, r.visible}
+	for _, q := range []string{r.logMask, r.logDrop} {
+		if q != "" {
+			qs = append(qs, q)
+		}
+	}
+	return qs
+}
+
+// WithLogRules returns r with the decision log's mask and drop rules, as
+// OPA names them: slash-separated paths under data ("system/log/mask");
+// "" leaves one out. Each snapshot prepares them (Policy.LogRules).
+func (r Rules) WithLogRules(mask, drop string) (Rules, error) {
+	for _, q := range []struct {
+		path string
+		dst  *string
+	}{{mask, &r.logMask}, {drop, &r.logDrop}} {
+		if q.path == "" {
+			*q.dst = ""
+			continue
+		}
+		ref := "data." + strings.ReplaceAll(strings.Trim(q.path, "/"), "/", ".")
+		if _, err := ast.ParseRef(ref); err != nil {
+			return r, fmt.Errorf("decision: decision log rule %q is not a valid path: %w", q.path, err)
+		}
+		*q.dst = ref
+	}
+	return r, nil
 }
 
 // Policy is a bundle snapshot made ready for the engine: everything an
@@ -86,6 +117,17 @@ type Policy struct {
 	// could not be prepared.
 	partial    rego.PreparedPartialQuery
 	partialErr error
+
+	// logMask and logDrop are the decision log's prepared mask and drop
+	// rules; nil when the policy defines none.
+	logMask, logDrop *rego.PreparedEvalQuery
+}
+
+// LogRules returns the decision log's prepared mask and drop rules (see
+// Rules.WithLogRules), each nil when the policy does not define it. They
+// are evaluated by the decision log's writer, off the decision path.
+func (p *Policy) LogRules() (mask, drop *rego.PreparedEvalQuery) {
+	return p.logMask, p.logDrop
 }
 
 // apiKeysPath is where bundle data holds API key hashes.
@@ -112,6 +154,12 @@ func (r Rules) Activate(s *bundles.Snapshot) (*Policy, error) {
 		p.evalErr = err
 	}
 	p.visible, _ = s.Query(r.visible)
+	if r.logMask != "" {
+		p.logMask, _ = s.Query(r.logMask)
+	}
+	if r.logDrop != "" {
+		p.logDrop, _ = s.Query(r.logDrop)
+	}
 	p.preparePartial(ctx)
 	return p, nil
 }

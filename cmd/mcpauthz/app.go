@@ -180,6 +180,14 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		if dopts.Service, err = decisionLogService(&dl); err != nil {
 			return nil, err
 		}
+		// The mask and drop rules are prepared with each snapshot; the log
+		// applies those of the policy current when it writes the event.
+		dopts.Policy = func() *decision.Policy {
+			if a.bundles == nil {
+				return nil
+			}
+			return a.bundles.Current()
+		}
 		if a.declog, err = decisionlog.New(dopts); err != nil {
 			return nil, fmt.Errorf("decision_logs: %w", err)
 		}
@@ -214,6 +222,11 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	rules, err := decision.RulesIn(cfg.Policy.Package)
 	if err != nil {
 		return nil, err
+	}
+	if a.declog != nil {
+		if rules, err = rules.WithLogRules(cfg.DecisionLogs.MaskDecision, cfg.DecisionLogs.DropDecision); err != nil {
+			return nil, err
+		}
 	}
 	sources, err := bundleSources(&cfg, log)
 	if err != nil {

@@ -278,6 +278,10 @@ type DecisionLogConf struct {
 	// Service uploads the events in OPA's decision log protocol.
 	Service   *DecisionLogService  `json:"service"`
 	Reporting DecisionLogReporting `json:"reporting"`
+	// MaskDecision and DropDecision are the bundle's rules (paths under
+	// data, as OPA's) that mask and drop events; "" turns one off.
+	MaskDecision string `json:"mask_decision"`
+	DropDecision string `json:"drop_decision"`
 }
 
 // DecisionLogService is a decision log service (OPA's protocol: gzip
@@ -346,6 +350,7 @@ func DefaultConfig() Config {
 		Limits:   LimitsConfig{MaxBodyBytes: 1 << 20, MaxConcurrentStreams: 1000, GCPercent: DefaultGCPercent},
 		Log:      LogConfig{Level: "info", Format: "json"},
 		DecisionLogs: DecisionLogConf{
+			MaskDecision: "system/log/mask", DropDecision: "system/log/drop",
 			Reporting: DecisionLogReporting{MinDelaySeconds: 5, MaxDelaySeconds: 10, BufferSizeLimitBytes: 32 << 20},
 		},
 		MCP: MCPConfig{
@@ -576,6 +581,14 @@ func (c *Config) validateDecisionLogs(bad func(key, format string, args ...any))
 		}
 		if (s.CertFile == "") != (s.KeyFile == "") {
 			bad("decision_logs.service.cert_file", "and key_file go together")
+		}
+	}
+	for key, path := range map[string]string{"decision_logs.mask_decision": c.DecisionLogs.MaskDecision, "decision_logs.drop_decision": c.DecisionLogs.DropDecision} {
+		if path == "" {
+			continue
+		}
+		if _, err := (decision.Rules{}).WithLogRules(path, ""); err != nil {
+			bad(key, "%q is not a path of a rule under data (like system/log/mask)", path)
 		}
 	}
 	r := c.DecisionLogs.Reporting

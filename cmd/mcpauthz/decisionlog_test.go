@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -105,5 +106,54 @@ decision_logs:
 	defer mu.Unlock()
 	if fmt.Sprint(ids) != fmt.Sprint(want) || len(auth) == 0 || auth[0] != "Bearer t0ken" {
 		t.Errorf("service got ids %v with authorization %v; want %v with Bearer t0ken", ids, auth, want)
+	}
+}
+
+func TestDecisionLogRuleConfigErrors(t *testing.T) {
+	checkConfigErrors(t, map[string]configErrorCase{
+		"mask_not_a_path": {"decision_logs: {mask_decision: \"system/log/ma sk\"}", "decision_logs.mask_decision"},
+		"drop_not_a_path": {"decision_logs: {drop_decision: \"system/log/dr[op\"}", "decision_logs.drop_decision"},
+	})
+}
+
+// TestDecisionLogMaskFromConfig: with decision logs on, the bundle's
+// system.log rules (the default mask_decision and drop_decision) are
+// prepared with the snapshot and mask the events the app writes; the
+// policy's type check against the input schema does not refuse them.
+func TestDecisionLogMaskFromConfig(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "decisions.jsonl")
+	cfg, err := LoadConfig(writeConfig(t, fmt.Sprintf(`tokens: {dev: true, dev_key_file: %q}
+bundles: [{path: ../../internal/decisionlog/testdata/masked}]
+decision_logs: {file: %q}
+`, filepath.Join(t.TempDir(), "dev-key.pem"), logFile)))
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a, err := buildApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.bundles.Reload(ctx); err != nil {
+		a.close()
+		t.Fatal(err)
+	}
+	if m, d := a.bundles.Current().LogRules(); m == nil || d == nil {
+		a.close()
+		t.Fatal("the mask and drop rules were not prepared")
+	}
+	a.engine.Decide(ctx, &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com",
+		Headers: map[string]string{"content-type": "application/json"},
+		Body:    []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"login","arguments":{"password":"hunter2"}}}`)})
+	a.close()
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) == 0 || bytes.Contains(b, []byte("hunter2")) || !bytes.Contains(b, []byte(`"erased":["/input/mcp/`)) {
+		t.Errorf("decision log:\n%s\nwant one event, the password erased", b)
 	}
 }

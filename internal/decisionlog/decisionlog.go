@@ -35,7 +35,11 @@ type Options struct {
 	// Service, when its URL is set, uploads the events in OPA's decision
 	// log protocol (beside any other sink).
 	Service ServiceOptions
-	Logger  *slog.Logger
+	// Policy, when set, returns the current policy, whose decision log
+	// mask and drop rules (decision.Policy.LogRules) apply to every event
+	// before it is written.
+	Policy func() *decision.Policy
+	Logger *slog.Logger
 }
 
 // Log writes one JSON line per decision in OPA's decision log event
@@ -50,6 +54,7 @@ type Log struct {
 	done    chan struct{}
 	dropped atomic.Uint64
 	up      *uploader // nil without a service
+	policy  func() *decision.Policy
 	log     *slog.Logger
 	path    string
 	// lastWarn is when a write failure was last logged; only run reads and
@@ -84,7 +89,7 @@ func New(o Options) (*Log, error) {
 	if o.Path == "" {
 		o.Path = "mcp/authz/decision"
 	}
-	l := &Log{ch: make(chan event, o.Buffer), done: make(chan struct{}), log: o.Logger, path: o.Path}
+	l := &Log{ch: make(chan event, o.Buffer), done: make(chan struct{}), log: o.Logger, path: o.Path, policy: o.Policy}
 	switch {
 	case o.Writer != nil:
 		l.w = o.Writer
@@ -134,6 +139,7 @@ type opaEvent struct {
 	Metrics    map[string]any `json:"metrics"`
 	Labels     map[string]any `json:"labels"`
 	Erased     []string       `json:"erased,omitempty"`
+	Masked     []string       `json:"masked,omitempty"`
 }
 
 // run writes the queued events until Close. Events are encoded into a batch
@@ -158,6 +164,11 @@ func (l *Log) run() {
 	}
 	for ev := range l.ch {
 		e := l.opaEvent(&ev)
+		if l.policy != nil {
+			if pol := l.policy(); pol != nil && l.maskAndDrop(pol, &e) {
+				continue
+			}
+		}
 		mark := batch.Len()
 		if err := enc.Encode(&e); err != nil {
 			batch.Truncate(mark)
