@@ -34,11 +34,18 @@ type Filter interface {
 	FilterResponse(ctx context.Context, r *decision.Request, lr *decision.ListRequest, msg []byte) ([]byte, decision.ListOutcome)
 }
 
+// DefaultMaxAnswerBytes bounds what is held of a list answer: a JSON body
+// collected from chunks, or one SSE event not yet complete.
+const DefaultMaxAnswerBytes = 8 << 20
+
 // Server is an envoy.service.ext_proc.v3.ExternalProcessor server.
 type Server struct {
 	procv3.UnimplementedExternalProcessorServer
 	filter Filter
 	log    *slog.Logger
+	// maxAnswer bounds what is held of a list answer; past it the answer
+	// is replaced by a JSON-RPC error (fail closed).
+	maxAnswer int
 }
 
 var _ procv3.ExternalProcessorServer = (*Server)(nil)
@@ -48,7 +55,16 @@ func NewServer(f Filter, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{filter: f, log: logger}
+	return &Server{filter: f, log: logger, maxAnswer: DefaultMaxAnswerBytes}
+}
+
+// WithMaxAnswerBytes sets the bound on what is held of a list answer
+// (default DefaultMaxAnswerBytes).
+func (s *Server) WithMaxAnswerBytes(n int) *Server {
+	if n > 0 {
+		s.maxAnswer = n
+	}
+	return s
 }
 
 // Register adds the service to a gRPC server.
@@ -83,6 +99,7 @@ const (
 	jsonBody                 // application/json: collected, filtered at its end
 	sseBody                  // text/event-stream: filtered event by event
 	failBody                 // unreadable (encoded): replaced by a JSON-RPC error
+	tooLarge                 // JSON past the bound: replaced by a JSON-RPC error
 )
 
 // streamState is what one HTTP stream has shown so far.
@@ -233,6 +250,14 @@ func (st *streamState) responseBody(b *procv3.HttpBody) *procv3.ProcessingRespon
 		changed = false
 	case jsonBody:
 		st.collect = append(st.collect, b.GetBody()...)
+		if len(st.collect) > st.srv.maxAnswer {
+			st.srv.log.Warn("list answer too large to filter; replaced by an error", "list", st.list.String(), "limit", st.srv.maxAnswer)
+			st.collect, st.mode = nil, tooLarge
+			if eof {
+				out = decision.ListError(st.list, "the list answer is too large to filter")
+			}
+			break
+		}
 		if eof {
 			out, _ = st.filter(st.collect)
 			st.collect = nil
@@ -240,6 +265,10 @@ func (st *streamState) responseBody(b *procv3.HttpBody) *procv3.ProcessingRespon
 	case failBody:
 		if eof {
 			out = decision.ListError(st.list, "the list answer could not be read: its content coding is not supported")
+		}
+	case tooLarge:
+		if eof {
+			out = decision.ListError(st.list, "the list answer is too large to filter")
 		}
 	case sseBody:
 		out, changed = st.events(b.GetBody(), eof)
@@ -265,6 +294,18 @@ func (st *streamState) events(chunk []byte, eof bool) (out []byte, changed bool)
 	st.sse.feed(chunk, eof, func(ev []byte) {
 		buf = append(buf, st.event(ev)...)
 	})
+	if len(st.sse.pending) > st.srv.maxAnswer {
+		// An event that never ends: it is dropped, and stands for an
+		// unreadable answer (fail closed).
+		st.srv.log.Warn("SSE event too large to filter; dropped", "list", st.list.String(), "limit", st.srv.maxAnswer)
+		st.sse = sseSplitter{}
+		if !st.answered {
+			st.answered = true
+			buf = append(buf, "data: "...)
+			buf = append(buf, decision.ListError(st.list, "the list answer is too large to filter")...)
+			buf = append(buf, "\n\n"...)
+		}
+	}
 	if len(st.sse.pending) == 0 && string(buf) == string(chunk) {
 		return nil, false
 	}

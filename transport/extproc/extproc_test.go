@@ -365,3 +365,41 @@ func TestMalformedListAnswers(t *testing.T) {
 		}
 	})
 }
+
+// TestAnswerTooLarge: past the bound, what is held of a list answer is
+// dropped and the answer is an error (never the unfiltered list).
+func TestAnswerTooLarge(t *testing.T) {
+	e := newEngine(t)
+	cc := decisiontest.Dial(t, func(s *grpc.Server) {
+		extproc.NewServer(decision.NewItemFilter(e), nil).WithMaxAnswerBytes(64).Register(s)
+	})
+	c := procClient(cc)
+	answer := toolsList("search", "delete_repo", "read_file")
+	t.Run("json", func(t *testing.T) {
+		x := open(t, c)
+		x.request("alice", listTools)
+		x.responseHeaders("application/json")
+		var got string
+		for i := 0; i < len(answer); i += 50 {
+			end := min(i+50, len(answer))
+			got += x.chunk(answer[i:end], end == len(answer))
+		}
+		if strings.Contains(got, "delete_repo") || !strings.Contains(got, `"code":-32603`) {
+			t.Errorf("got %q, want a -32603 error", got)
+		}
+	})
+	t.Run("sse", func(t *testing.T) {
+		x := open(t, c)
+		x.request("alice", listTools)
+		x.responseHeaders("text/event-stream")
+		stream := evProgress[:60] + "\n\n" + "data: " + answer + "\n\n" + evComment
+		var got string
+		for i := 0; i < len(stream); i += 30 {
+			end := min(i+30, len(stream))
+			got += x.chunk(stream[i:end], end == len(stream))
+		}
+		if strings.Contains(got, "delete_repo") || strings.Count(got, `"code":-32603`) != 1 || !strings.HasSuffix(got, evComment) {
+			t.Errorf("got %q, want one -32603 error and the later events", got)
+		}
+	})
+}
