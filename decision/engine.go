@@ -100,6 +100,8 @@ type Engine struct {
 	// fullInput is set when an observer reads the input (decision logs):
 	// the whole input is then built, whatever the policy reads.
 	fullInput bool
+	// visibleQ is the current policy's visible rule (visiblequery.go).
+	visibleQ atomic.Pointer[visibleQuery]
 }
 
 // New builds an Engine.
@@ -369,7 +371,7 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 	for i := range p.body.Messages {
 		lastInput = p.input(i)
 		outcomes[i] = outcome{msg: &p.body.Messages[i], res: e.eval(ctx, pol, lastInput)}
-		e.hideCall(ctx, pol, r, p.tok, &outcomes[i])
+		e.hideCall(ctx, pol, r, p, &outcomes[i])
 	}
 	e.finishMessages(d, outcomes, p.body.Batch, p.tok)
 	return d, lastInput

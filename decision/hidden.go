@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
-	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 // Lists and calls agree: a tool the visible rule hides from a caller's
@@ -28,8 +25,8 @@ import (
 
 // hideCall marks o hidden when it is a tools/call whose tool the caller may
 // not see. It runs after the policy decided o.
-func (e *Engine) hideCall(ctx context.Context, pol *Policy, r *Request, tok *token.Result, o *outcome) {
-	m := o.msg
+func (e *Engine) hideCall(ctx context.Context, pol *Policy, r *Request, p *prepared, o *outcome) {
+	m, tok := o.msg, p.tok
 	if m.Kind != mcp.KindRequest || m.Method != "tools/call" || m.Tool == nil || !tok.Valid || o.res.err != nil {
 		return
 	}
@@ -40,10 +37,11 @@ func (e *Engine) hideCall(ctx context.Context, pol *Policy, r *Request, tok *tok
 	if !allowed && len(o.res.scopes) > 0 && !tok.HasScopes(o.res.scopes) {
 		return // step-up: the challenge answers
 	}
-	shared := sharedInput{source: sourceInput(r), context: contextInput(r.Context), token: ast.NewTerm(tok.Value), http: httpInput(r)}
+	// The request's shared input was built for what the whole policy
+	// reads (needs.go covers every module), the visible rule included.
 	f := ItemFilter{e: e}
 	// allowed=true: where the rule is undefined, no partial evaluation.
-	v := f.judge(ctx, pol, &shared, r, &Item{Kind: ItemTool, Name: m.Tool.Name}, true)
+	v := f.judge(ctx, pol, &p.shared, r, &Item{Kind: ItemTool, Name: m.Tool.Name}, true)
 	if v.Visible {
 		return
 	}

@@ -129,7 +129,7 @@ func (f *ItemFilter) judge(ctx context.Context, pol *Policy, shared *sharedInput
 		return Visibility{Basis: BasisError, Err: fmt.Errorf("item %q: unknown kind %q", it.Name, it.Kind)}
 	}
 	if pol.visible != nil {
-		v, defined, err := f.byRule(ctx, pol.visible, shared, it)
+		v, defined, err := f.byRule(ctx, pol, shared, it)
 		switch {
 		case err != nil:
 			return Visibility{Basis: BasisError, Err: fmt.Errorf("item %q: %w", it.Name, err)}
@@ -149,34 +149,21 @@ func (f *ItemFilter) judge(ctx context.Context, pol *Policy, shared *sharedInput
 
 // byRule evaluates the visible rule for one item. defined is false when
 // the rule is undefined for it.
-func (f *ItemFilter) byRule(ctx context.Context, pq *rego.PreparedEvalQuery, s *sharedInput, it *Item) (visible, defined bool, err error) {
+func (f *ItemFilter) byRule(ctx context.Context, pol *Policy, s *sharedInput, it *Item) (visible, defined bool, err error) {
 	itemT, err := itemTerm(it)
 	if err != nil {
 		return false, false, err
 	}
-	input := ast.NewObject(
-		ast.Item(keyToken, s.token),
-		ast.Item(keyContext, s.context),
-		ast.Item(keyHTTP, s.http),
-		ast.Item(keyItem, itemT),
-	)
-	ctx, cancel := context.WithTimeout(ctx, f.e.opts.EvalTimeout)
-	defer cancel()
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input))
-	if err != nil {
-		return false, false, fmt.Errorf("evaluating %s: %w", f.e.qVisible, err)
+	// A member left nil is one the policy never reads (the engine's shared
+	// input is built for what the policy reads).
+	members := make([][2]*ast.Term, 0, 4)
+	for _, m := range [][2]*ast.Term{{keyToken, s.token}, {keyContext, s.context}, {keyHTTP, s.http}, {keyItem, itemT}} {
+		if m[1] != nil {
+			members = append(members, m)
+		}
 	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return false, false, nil
-	}
-	if len(rs) > 1 {
-		return false, false, fmt.Errorf("%s returned more than one result", f.e.qVisible)
-	}
-	b, ok := rs[0].Expressions[0].Value.(bool)
-	if !ok {
-		return false, false, fmt.Errorf("%s is %T, want a boolean", f.e.qVisible, rs[0].Expressions[0].Value)
-	}
-	return b, true, nil
+	input := ast.NewObject(members...)
+	return f.e.evalVisible(ctx, f.e.visibleFor(pol), input)
 }
 
 // byPartialEval decides whether some call using the item could be allowed:
