@@ -3,16 +3,20 @@ package envoy_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/mcpauthz/mcpauthz/transport/extproc"
 )
 
 // Registers ext_proc's typed configs.
@@ -70,6 +74,34 @@ func checkExtProcSetup(b *bootstrapv3.Bootstrap) error {
 			if authzOff != procOff {
 				return fmt.Errorf("route %v: ext_authz disabled %v, ext_proc disabled %v", r.GetMatch(), authzOff, procOff)
 			}
+			if authzOff {
+				continue
+			}
+			// The route context reaches both: ext_authz's context_extensions
+			// and ext_proc's mcpauthz-context-* stream metadata agree.
+			want := map[string]string{}
+			if a := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_authz"]; a != nil {
+				pr, err := unpack(a, &extauthzv3.ExtAuthzPerRoute{})
+				if err != nil {
+					return err
+				}
+				want = pr.GetCheckSettings().GetContextExtensions()
+			}
+			got := map[string]string{}
+			if a := r.GetTypedPerFilterConfig()["envoy.filters.http.ext_proc"]; a != nil {
+				pr, err := unpack(a, &extprocv3.ExtProcPerRoute{})
+				if err != nil {
+					return err
+				}
+				for _, hv := range pr.GetOverrides().GetGrpcInitialMetadata() {
+					if k, ok := strings.CutPrefix(hv.GetKey(), extproc.ContextMetadataPrefix); ok {
+						got[k] = hv.GetValue() + string(hv.GetRawValue())
+					}
+				}
+			}
+			if !maps.Equal(got, want) {
+				return fmt.Errorf("route %v: ext_proc context %v, ext_authz context_extensions %v", r.GetMatch(), got, want)
+			}
 		}
 	}
 	hcm.HttpFilters = hf[1:]
@@ -125,6 +157,7 @@ func TestEnvoyExtProcExampleChecks(t *testing.T) {
 		"response_buffered": {"response_body_mode: STREAMED", "response_body_mode: BUFFERED"},
 		"no_override":       {"allow_mode_override: true", "allow_mode_override: false"},
 		"body_not_sent":     {"request_body_mode: BUFFERED", "request_body_mode: NONE"},
+		"context_differs":   {"{key: mcpauthz-context-mcp_server, value: files}", "{key: mcpauthz-context-mcp_server, value: other}"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := string(y)

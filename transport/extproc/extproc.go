@@ -24,6 +24,7 @@ import (
 	procfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	procv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 )
@@ -77,6 +78,7 @@ func (s *Server) Register(g *grpc.Server) {
 // empty (continue) response; only the stream's own failure ends it.
 func (s *Server) Process(stream procv3.ExternalProcessor_ProcessServer) error {
 	st := &streamState{srv: s, ctx: stream.Context()}
+	st.req.Context = routeContext(stream.Context())
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -89,6 +91,34 @@ func (s *Server) Process(stream procv3.ExternalProcessor_ProcessServer) error {
 			return err
 		}
 	}
+}
+
+// ContextMetadataPrefix starts the gRPC metadata keys that carry per-route
+// context to the stream: Envoy's ExtProcPerRoute
+// overrides.grpc_initial_metadata entry "mcpauthz-context-mcp_server:
+// files" becomes input.context.mcp_server = "files", as ext_authz's
+// context_extensions do. It comes from Envoy's configuration, never from
+// the client.
+const ContextMetadataPrefix = "mcpauthz-context-"
+
+// routeContext reads the per-route context from the stream's metadata.
+func routeContext(ctx context.Context) map[string]string {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return nil
+	}
+	var out map[string]string
+	for k, vs := range md {
+		name, ok := strings.CutPrefix(k, ContextMetadataPrefix)
+		if !ok || name == "" || len(vs) == 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = strings.Join(vs, ",")
+	}
+	return out
 }
 
 // bodyMode is how the response body of a list request is handled.

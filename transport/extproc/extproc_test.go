@@ -12,6 +12,7 @@ import (
 	procfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	procv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
@@ -402,4 +403,35 @@ func TestAnswerTooLarge(t *testing.T) {
 			t.Errorf("got %q, want one -32603 error and the later events", got)
 		}
 	})
+}
+
+// TestRouteContext: the per-route context Envoy sends as the stream's
+// gRPC metadata (ExtProcPerRoute overrides.grpc_initial_metadata) reaches
+// the visible rule as input.context.
+func TestRouteContext(t *testing.T) {
+	c := client(t)
+	for name, tc := range map[string]struct {
+		md   []string
+		want string
+	}{
+		"files_route": {md: []string{extproc.ContextMetadataPrefix + "mcp_server", "files"}, want: "search,list_dir"},
+		"other_route": {md: []string{extproc.ContextMetadataPrefix + "mcp_server", "payments"}, want: "search"},
+		"no_context":  {want: "search"},
+		"other_key":   {md: []string{"mcp_server", "files"}, want: "search"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), tc.md...))
+			t.Cleanup(cancel)
+			s, err := c.Process(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := &exchange{t: t, stream: s}
+			x.request("alice", listTools)
+			x.responseHeaders("application/json")
+			if got := strings.Join(names(t, x.chunk(toolsList("search", "list_dir", "delete_repo"), true), "tools"), ","); got != tc.want {
+				t.Errorf("visible %s, want %s", got, tc.want)
+			}
+		})
+	}
 }

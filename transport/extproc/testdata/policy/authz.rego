@@ -34,3 +34,11 @@ visible if {
 sees(_, _) if "admin" in input.token.scopes
 
 sees(kind, name) if concat(":", [kind, name]) in input.token.scopes
+
+# list_dir is shown on the route whose context says mcp_server "files"
+# (ext_proc: the stream's mcpauthz-context-* metadata).
+visible if {
+	input.token.valid == true
+	input.context.mcp_server == "files"
+	input.item.name == "list_dir"
+}
