@@ -193,6 +193,8 @@ func continueFor(req *procv3.ProcessingRequest) *procv3.ProcessingResponse {
 // requestHeaders keeps the request's headers: the credential (authorization)
 // and the revision (mcp-protocol-version) come from them.
 func (st *streamState) requestHeaders(h *procv3.HttpHeaders) {
+	// Request headers begin a request: nothing of an earlier one stays.
+	*st = streamState{srv: st.srv, ctx: st.ctx, req: decision.Request{Context: st.req.Context}}
 	st.req.Headers = headerMap(h.GetHeaders())
 	st.req.Method = st.req.Headers[":method"]
 	st.req.Path = st.req.Headers[":path"]

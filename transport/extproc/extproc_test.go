@@ -435,3 +435,31 @@ func TestRouteContext(t *testing.T) {
 		})
 	}
 }
+
+// TestOddStreams: messages out of Envoy's order, or empty, are answered
+// (continue) and never end the stream.
+func TestOddStreams(t *testing.T) {
+	c := client(t)
+	x := open(t, c)
+	for i, req := range []*procv3.ProcessingRequest{
+		{},
+		{Request: &procv3.ProcessingRequest_ResponseBody{ResponseBody: &procv3.HttpBody{Body: []byte("data: x\n\n")}}},
+		{Request: &procv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &procv3.HttpHeaders{}}},
+		{Request: &procv3.ProcessingRequest_RequestBody{RequestBody: &procv3.HttpBody{Body: []byte(listTools), EndOfStream: true}}},
+		{Request: &procv3.ProcessingRequest_RequestTrailers{RequestTrailers: &procv3.HttpTrailers{}}},
+		{Request: &procv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &procv3.HttpHeaders{Headers: headers("content-type", "text/event-stream")}}},
+		{Request: &procv3.ProcessingRequest_ResponseBody{ResponseBody: &procv3.HttpBody{Body: []byte("data: " + toolsList("search") + "\n\n"), EndOfStream: true}}},
+		{Request: &procv3.ProcessingRequest_ResponseTrailers{ResponseTrailers: &procv3.HttpTrailers{}}},
+	} {
+		resp := x.send(req)
+		if resp == nil {
+			t.Fatalf("message %d: no answer", i)
+		}
+	}
+	// The list answer above came with no credential: emptied, the stream alive.
+	x.request("alice", listTools)
+	x.responseHeaders("application/json")
+	if got := names(t, x.chunk(toolsList("search", "delete_repo"), true), "tools"); strings.Join(got, ",") != "search" {
+		t.Errorf("after odd messages: %v", got)
+	}
+}
