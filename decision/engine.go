@@ -67,6 +67,12 @@ type Options struct {
 	// MCP says which MCP revisions are accepted and how requests are held
 	// to their revision's rules (protocol.go).
 	MCP MCPOptions
+	// DryRun evaluates and observes every decision as it is, then allows
+	// the request (policy.dry_run, for a first rollout, as
+	// opa-envoy-plugin's dry-run): observers see the real outcome with
+	// Decision.DryRun set; the caller gets an allowed answer.
+	DryRun bool
+
 	// Observer, when set, sees every decision (metrics, decision logs).
 	Observer Observer
 	Logger   *slog.Logger
@@ -165,10 +171,16 @@ func (e *Engine) newID() string {
 func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 	start := time.Now()
 	d, input := e.decideSafely(ctx, r)
+	d.DryRun = e.opts.DryRun
 	d.stamp()
 	d.makeValidUTF8()
 	if e.opts.Observer != nil {
 		e.observe(ctx, r, d, input, time.Since(start))
+	}
+	if d.DryRun && !d.Allow {
+		// Observers may hold d (the decision log writes it later): the
+		// answer is a new value.
+		return d.dryRunAllowed(queryHasAccessToken(r.Path))
 	}
 	return d
 }

@@ -30,6 +30,11 @@ type Decision struct {
 	Tool    string
 	Subject string
 
+	// DryRun says the decision was made under policy.dry_run: observers
+	// see the policy's real outcome; the answer a transport renders allows
+	// the request whatever it was (dryRunAllowed).
+	DryRun bool
+
 	// Status, ResponseHeaders and Body form the denial response.
 	// On allow, ResponseHeaders are added to the client's response.
 	Status          int
@@ -72,6 +77,26 @@ func (d *Decision) stamp() {
 	} else {
 		d.ResponseHeaders = append(d.ResponseHeaders, h)
 	}
+}
+
+// dryRunAllowed is the answer to a request the policy denied under
+// dry run: allowed, with the real code and reason kept (so the access
+// log shows the would-be outcome), the decision id header upstream, and
+// the client's credentials still kept from the upstream (MCP forbids
+// token passthrough). No upstream credential is set: the policy chose
+// none for a request it denied.
+func (d *Decision) dryRunAllowed(accessTokenInQuery bool) *Decision {
+	a := &Decision{
+		ID: d.ID, Allow: true, Code: d.Code, Reason: "dry run: " + d.Reason, Scopes: d.Scopes,
+		Revision: d.Revision, Messages: d.Messages, Method: d.Method, Tool: d.Tool, Subject: d.Subject,
+		DryRun: true, Token: d.Token, Errors: d.Errors,
+		UpstreamHeaders: []Header{{Name: DecisionIDHeader, Value: d.ID}},
+		RemoveHeaders:   removedHeaders,
+	}
+	if accessTokenInQuery {
+		a.RemoveQueryParams = accessTokenParam
+	}
+	return a
 }
 
 func (d *Decision) setJSONBody(b []byte) {

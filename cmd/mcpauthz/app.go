@@ -170,7 +170,10 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		return nil, fmt.Errorf("tokens: %w", err)
 	}
 
-	a.metrics = metrics.New(a.registry)
+	a.metrics = metrics.NewWith(a.registry, cfg.Policy.DryRun)
+	if cfg.Policy.DryRun {
+		log.Warn("policy.dry_run is on: every request is allowed; decisions are only logged and counted")
+	}
 	observers := []decision.Observer{a.metrics}
 	if dl := cfg.DecisionLogs; dl.Console || dl.File != "" || dl.Service != nil {
 		dopts := decisionlog.Options{
@@ -205,6 +208,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes,
 		EvalTimeout:  cfg.Policy.EvalTimeout.D(),
 		Observer:     decision.Observers(observers...),
+		DryRun:       cfg.Policy.DryRun,
 		Logger:       log.With("component", "decision"),
 	}
 	if eopts.MCP, err = mcpOptions(&cfg); err != nil {

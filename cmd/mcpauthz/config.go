@@ -88,6 +88,9 @@ type PolicyConfig struct {
 	EvalTimeout Duration `json:"eval_timeout"`
 	// TypeCheck compiles policies against the JSON Schema of input.
 	TypeCheck *bool `json:"type_check"`
+	// DryRun evaluates and logs every decision but allows every request
+	// (as opa-envoy-plugin's dry-run): for a first rollout.
+	DryRun bool `json:"dry_run"`
 }
 
 // ResourceConfig describes the protected MCP endpoint (RFC 9728).

@@ -157,3 +157,38 @@ decision_logs: {file: %q}
 		t.Errorf("decision log:\n%s\nwant one event, the password erased", b)
 	}
 }
+
+// TestDryRunFromConfig: policy.dry_run from YAML allows what the policy
+// denies and logs the real result.
+func TestDryRunFromConfig(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "decisions.jsonl")
+	cfg, err := LoadConfig(writeConfig(t, fmt.Sprintf(`tokens: {dev: true, dev_key_file: %q}
+policy: {dry_run: true}
+decision_logs: {file: %q}
+`, filepath.Join(t.TempDir(), "dev-key.pem"), logFile)))
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a, err := buildApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.bundles.Reload(ctx); err != nil {
+		a.close()
+		t.Fatal(err)
+	}
+	d := a.engine.Decide(ctx, &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com",
+		Headers: map[string]string{"content-type": "application/json"}, Body: []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)})
+	a.close()
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Allow || !bytes.Contains(b, []byte(`"dry_run":true`)) || !bytes.Contains(b, []byte(`"allow":false`)) {
+		t.Errorf("allow=%v, log %s; want allowed, the real denial logged with dry_run", d.Allow, b)
+	}
+}

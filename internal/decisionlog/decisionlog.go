@@ -140,6 +140,9 @@ type opaEvent struct {
 	Labels     map[string]any `json:"labels"`
 	Erased     []string       `json:"erased,omitempty"`
 	Masked     []string       `json:"masked,omitempty"`
+	// DryRun marks a decision made under policy.dry_run: result is the
+	// policy's real outcome, and the request was allowed.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // run writes the queued events until Close. Events are encoded into a batch
@@ -219,6 +222,7 @@ func (l *Log) opaEvent(ev *event) opaEvent {
 		Timestamp:  ev.at.UTC().Format(time.RFC3339Nano),
 		Metrics:    map[string]any{"timer_server_handler_ns": ev.elapsed.Nanoseconds()},
 		Labels:     map[string]any{"app": "mcpauthz"},
+		DryRun:     ev.d.DryRun,
 	}
 }
 

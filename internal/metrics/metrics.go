@@ -20,15 +20,27 @@ type Metrics struct {
 	// byCode caches the counter of each code so the hot path does no label
 	// lookup.
 	byCode sync.Map // string -> prometheus.Counter
+	// dryRun adds the label dry_run="true" (policy.dry_run): the codes
+	// counted are the would-be outcomes.
+	dryRun bool
 }
 
 // New registers the decision metrics on reg.
-func New(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
+func New(reg prometheus.Registerer) *Metrics { return NewWith(reg, false) }
+
+// NewWith is New for a server that may run in dry run: then
+// mcpauthz_decisions_total has a second label, dry_run="true", and counts
+// what the policy would have decided.
+func NewWith(reg prometheus.Registerer, dryRun bool) *Metrics {
+	labels := []string{"code"}
+	if dryRun {
+		labels = append(labels, "dry_run")
+	}
+	m := &Metrics{dryRun: dryRun,
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpauthz_decisions_total",
 			Help: decision.CodesHelp(), // from the deny table, so it names every code
-		}, []string{"code"}),
+		}, labels),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mcpauthz_decision_duration_seconds",
 			Help:    "Time to make one decision, from request to answer, in seconds.",
@@ -45,7 +57,11 @@ func New(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) Observe(_ context.Context, _ *decision.Request, d *decision.Decision, _ ast.Value, elapsed time.Duration) {
 	c, ok := m.byCode.Load(d.Code)
 	if !ok {
-		c, _ = m.byCode.LoadOrStore(d.Code, m.decisions.WithLabelValues(d.Code))
+		lv := []string{d.Code}
+		if m.dryRun {
+			lv = append(lv, "true")
+		}
+		c, _ = m.byCode.LoadOrStore(d.Code, m.decisions.WithLabelValues(lv...))
 	}
 	c.(prometheus.Counter).Inc()
 	m.latency.Observe(elapsed.Seconds())
