@@ -212,6 +212,56 @@ func revisionOf(b *bundle.Bundle) (string, error) {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
+// fileHashes hashes each module and each bundle's data of bs, keyed
+// "<bundle>/<path>" and "<bundle>/data".
+func fileHashes(bs []namedBundle) map[string]string {
+	out := map[string]string{}
+	for _, nb := range bs {
+		for _, m := range nb.b.Modules {
+			sum := sha256.Sum256(m.Raw)
+			out[nb.name+"/"+strings.TrimPrefix(m.Path, "/")] = hex.EncodeToString(sum[:8])
+		}
+		h := sha256.New()
+		// encoding/json sorts map keys, so equal data hashes equally.
+		if err := json.NewEncoder(h).Encode(nb.b.Data); err == nil {
+			out[nb.name+"/data"] = hex.EncodeToString(h.Sum(nil)[:8])
+		}
+	}
+	return out
+}
+
+// changedFiles names the entries of fileHashes that differ between old
+// and cur (added, removed or edited), sorted.
+func changedFiles(old, cur map[string]string) []string {
+	var out []string
+	for k, v := range cur {
+		if old[k] != v {
+			out = append(out, k)
+		}
+	}
+	for k := range old {
+		if _, ok := cur[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// filesHash is a short hash of all of fileHashes.
+func filesHash(files map[string]string) string {
+	keys := make([]string, 0, len(files))
+	for k := range files {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		h.Write([]byte(k + "\x00" + files[k] + "\x00"))
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
 // compileConfig holds what every load needs, computed once from Options.
 type compileConfig struct {
 	opts    Options
@@ -346,6 +396,7 @@ func (c *compileConfig) build(ctx context.Context, bs []namedBundle) (*Snapshot,
 		Store:    store,
 		Bundles:  revs,
 		queries:  make(map[string]*rego.PreparedEvalQuery, len(c.queries)),
+		files:    fileHashes(bs),
 	}
 	for _, q := range c.queries {
 		if len(comp.GetRules(q.ref)) == 0 {

@@ -38,6 +38,9 @@ type Manager[T any] struct {
 	// loadMu serializes loads, so swaps happen in the order loads finish
 	// and OnSwap callbacks see them in that order.
 	loadMu sync.Mutex
+	// servedBase is the revision the current snapshot was compiled with,
+	// before any content suffix (reviseForContent); loadMu guards it.
+	servedBase string
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -238,6 +241,7 @@ func (m *Manager[T]) Reload(ctx context.Context) error {
 		return err
 	}
 	snap := next.snap
+	changed := m.reviseForContent(snap)
 	m.metrics.loaded(true, snap)
 	m.current.Store(next)
 
@@ -247,11 +251,41 @@ func (m *Manager[T]) Reload(ctx context.Context) error {
 	}
 	hooks := m.onSwap
 	m.mu.Unlock()
-	m.log.Info("policy loaded", "revision", snap.Revision, "duration", time.Since(start))
+	if changed != nil {
+		m.log.Info("policy loaded", "revision", snap.Revision, "changed", changed, "duration", time.Since(start))
+	} else {
+		m.log.Info("policy loaded", "revision", snap.Revision, "duration", time.Since(start))
+	}
 	for _, fn := range hooks {
 		fn(snap)
 	}
 	return nil
+}
+
+// reviseForContent makes the revision of snap, about to be swapped in,
+// differ from the served one when its content differs: a bundle whose
+// manifest revision was not bumped gets "<revision>+<content hash>", so
+// decisions and logs of different policies are told apart. (Without a
+// manifest revision the revision is a content hash already.) It returns
+// the files that changed since the served snapshot, nil on the first load.
+func (m *Manager[T]) reviseForContent(snap *Snapshot) []string {
+	base := snap.Revision
+	defer func() { m.servedBase = base }()
+	cur := m.current.Load()
+	if cur == nil {
+		return nil
+	}
+	changed := changedFiles(cur.snap.files, snap.files)
+	if changed == nil {
+		changed = []string{}
+	}
+	if len(changed) > 0 && base == m.servedBase {
+		snap.Revision = base + "+" + filesHash(snap.files)
+	} else if len(changed) == 0 && base == m.servedBase {
+		// The same content again: keep serving its revision.
+		snap.Revision = cur.snap.Revision
+	}
+	return changed
 }
 
 // load reads, compiles and activates a snapshot; nothing is swapped yet.

@@ -20,12 +20,17 @@ import (
 // Snapshot is one fully compiled policy state. It is never modified after
 // it is published; a request reads one snapshot from start to end.
 type Snapshot struct {
-	Revision string    // manifest revision(s), else a content hash
+	Revision string    // manifest revision(s), else a content hash; "+<content hash>" when content changed under an unchanged manifest revision (Manager)
 	LoadedAt time.Time // when this snapshot was compiled
 	Compiler *ast.Compiler
 	Store    storage.Store
 	// Bundles names each source bundle with its own revision.
 	Bundles map[string]string
+
+	// files hashes each module ("<bundle>/<path>") and each bundle's data
+	// ("<bundle>/data"): what a reload compares to name what changed and
+	// to tell content apart under an unchanged manifest revision.
+	files map[string]string
 
 	// queries holds a prepared query per requested query string, but only for
 	// refs that have at least one rule in the compiled policy.
