@@ -215,3 +215,25 @@ func checkConfigErrors(t *testing.T, tests map[string]configErrorCase) {
 		})
 	}
 }
+
+// loadedApp builds the app of the YAML configuration yaml, as serve does,
+// with its first bundle load done. The caller closes it.
+func loadedApp(t *testing.T, yaml string) *app {
+	t.Helper()
+	cfg, err := LoadConfig(writeConfig(t, yaml))
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := buildApp(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.bundles.Reload(context.Background()); err != nil {
+		a.close()
+		t.Fatal(err)
+	}
+	return a
+}

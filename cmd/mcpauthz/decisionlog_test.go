@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -64,26 +63,12 @@ func TestDecisionLogService(t *testing.T) {
 	if err := os.WriteFile(tok, []byte("t0ken"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := LoadConfig(writeConfig(t, fmt.Sprintf(`tokens: {dev: true, dev_key_file: %q}
+	ctx := context.Background()
+	a := loadedApp(t, fmt.Sprintf(`tokens: {dev: true, dev_key_file: %q}
 decision_logs:
   service: {url: %q, bearer_token_file: %q}
   reporting: {min_delay_seconds: 60, max_delay_seconds: 60}
-`, filepath.Join(t.TempDir(), "dev-key.pem"), srv.URL+"/v1", tok)))
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	a, err := buildApp(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.bundles.Reload(ctx); err != nil {
-		a.close()
-		t.Fatal(err)
-	}
+`, filepath.Join(t.TempDir(), "dev-key.pem"), srv.URL+"/v1", tok))
 	var want []string
 	for i := range 3 {
 		d := a.engine.Decide(ctx, &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com",
@@ -122,25 +107,11 @@ func TestDecisionLogRuleConfigErrors(t *testing.T) {
 // policy's type check against the input schema does not refuse them.
 func TestDecisionLogMaskFromConfig(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "decisions.jsonl")
-	cfg, err := LoadConfig(writeConfig(t, fmt.Sprintf(`tokens: {dev: true, dev_key_file: %q}
+	ctx := context.Background()
+	a := loadedApp(t, fmt.Sprintf(`tokens: {dev: true, dev_key_file: %q}
 bundles: [{path: ../../internal/decisionlog/testdata/masked}]
 decision_logs: {file: %q}
-`, filepath.Join(t.TempDir(), "dev-key.pem"), logFile)))
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	a, err := buildApp(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.bundles.Reload(ctx); err != nil {
-		a.close()
-		t.Fatal(err)
-	}
+`, filepath.Join(t.TempDir(), "dev-key.pem"), logFile))
 	if m, d := a.bundles.Current().LogRules(); m == nil || d == nil {
 		a.close()
 		t.Fatal("the mask and drop rules were not prepared")
@@ -162,25 +133,11 @@ decision_logs: {file: %q}
 // denies and logs the real result.
 func TestDryRunFromConfig(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "decisions.jsonl")
-	cfg, err := LoadConfig(writeConfig(t, fmt.Sprintf(`tokens: {dev: true, dev_key_file: %q}
+	ctx := context.Background()
+	a := loadedApp(t, fmt.Sprintf(`tokens: {dev: true, dev_key_file: %q}
 policy: {dry_run: true}
 decision_logs: {file: %q}
-`, filepath.Join(t.TempDir(), "dev-key.pem"), logFile)))
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	a, err := buildApp(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.bundles.Reload(ctx); err != nil {
-		a.close()
-		t.Fatal(err)
-	}
+`, filepath.Join(t.TempDir(), "dev-key.pem"), logFile))
 	d := a.engine.Decide(ctx, &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com",
 		Headers: map[string]string{"content-type": "application/json"}, Body: []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)})
 	a.close()

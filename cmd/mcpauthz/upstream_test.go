@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -71,20 +70,10 @@ upstream_credentials:
 - name: files
   token_exchange: {token_url: %q, client_id: mcpauthz, client_secret_file: %q, audience: 'https://files.internal'}
 `, keyPath, as.URL+"/token", secret)
-	cfg, err := LoadConfig(writeConfig(t, yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	a, err := buildApp(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := loadedApp(t, yaml)
 	defer a.close()
-	if err := a.bundles.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := token.MintDev(token.DevOptions{KeyPath: keyPath, Audience: cfg.Resource.URI, Scopes: []string{"mcp:tools"}})
+	raw, err := token.MintDev(token.DevOptions{KeyPath: keyPath, Audience: a.cfg.Resource.URI, Scopes: []string{"mcp:tools"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,20 +129,10 @@ upstream_credentials:
 - name: files
   token_exchange: {token_url: %q, client_id: mcpauthz, private_key_jwt: {key_file: %q, key_id: k1}}
 `, devKey, as.URL+"/token", clientKey)
-	cfg, err := LoadConfig(writeConfig(t, yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	a, err := buildApp(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := loadedApp(t, yaml)
 	defer a.close()
-	if err := a.bundles.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := token.MintDev(token.DevOptions{KeyPath: devKey, Audience: cfg.Resource.URI})
+	raw, err := token.MintDev(token.DevOptions{KeyPath: devKey, Audience: a.cfg.Resource.URI})
 	if err != nil {
 		t.Fatal(err)
 	}
