@@ -106,8 +106,6 @@ type Engine struct {
 	// fullInput is set when an observer reads the input (decision logs):
 	// the whole input is then built, whatever the policy reads.
 	fullInput bool
-	// visibleQ is the current policy's visible rule (visiblequery.go).
-	visibleQ atomic.Pointer[visibleQuery]
 }
 
 // New builds an Engine.

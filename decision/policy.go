@@ -112,6 +112,8 @@ type Policy struct {
 
 	// visible is the prepared visible rule; nil when the policy has none.
 	visible *rego.PreparedEvalQuery
+	// visibleQ is the visible rule compiled for the engine's evaluator.
+	visibleQ visibleQuery
 	// partial is the partial evaluation of the decision's allow that
 	// decides visibility without a visible rule; partialErr is why it
 	// could not be prepared.
@@ -154,6 +156,9 @@ func (r Rules) Activate(s *bundles.Snapshot) (*Policy, error) {
 		p.evalErr = err
 	}
 	p.visible, _ = s.Query(r.visible)
+	if p.visible != nil {
+		p.visibleQ.tmpl, p.visibleQ.err = compileVisible(p)
+	}
 	if r.logMask != "" {
 		p.logMask, _ = s.Query(r.logMask)
 	}

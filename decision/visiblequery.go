@@ -13,26 +13,15 @@ import (
 // scratch, it costs a fraction of a rego.PreparedEvalQuery call (no
 // goroutine, context or result conversion per call), which matters since
 // every tools/call is judged by it (hidden.go) and a list by it once per
-// item. The engine keeps the one of the current policy, built on the
-// policy's first use.
+// item. Each Policy holds its own, built by Activate.
 type visibleQuery struct {
-	pol  *Policy
 	tmpl *topdown.Query // nil: the policy has no visible rule
 	err  error          // why it could not be compiled (items hidden)
 }
 
-// visibleFor returns the visible query of pol, building it once.
-func (e *Engine) visibleFor(pol *Policy) *visibleQuery {
-	if v := e.visibleQ.Load(); v != nil && v.pol == pol {
-		return v
-	}
-	v := &visibleQuery{pol: pol}
-	if pol.visible != nil {
-		v.tmpl, v.err = compileVisible(pol)
-	}
-	e.visibleQ.Store(v)
-	return v
-}
+// visibleFor returns the visible query of pol, built when pol was
+// activated.
+func (e *Engine) visibleFor(pol *Policy) *visibleQuery { return &pol.visibleQ }
 
 func compileVisible(pol *Policy) (*topdown.Query, error) {
 	s := pol.Snapshot
