@@ -537,7 +537,8 @@ type policyResult struct {
 	headers     []Header
 	respHeaders []Header
 	upstream    string // decision.upstream_credential
-	err         error  // evaluation failed or the result was unusable: deny
+	rateLimit   []RateLimitEntry
+	err         error // evaluation failed or the result was unusable: deny
 }
 
 // resultVar holds the value of the queried rule in a query result.
@@ -641,9 +642,9 @@ func parseDecision(v ast.Value) policyResult {
 
 // decisionMembers are the members of a decision besides allow, sorted.
 var decisionMembers = [...]*ast.Term{
-	ast.StringTerm("headers"), ast.StringTerm("jsonrpc_error"), ast.StringTerm("reason"),
-	ast.StringTerm("response_headers"), ast.StringTerm("scopes"), ast.StringTerm("status"),
-	ast.StringTerm("upstream_credential"),
+	ast.StringTerm("headers"), ast.StringTerm("jsonrpc_error"), ast.StringTerm("rate_limit"),
+	ast.StringTerm("reason"), ast.StringTerm("response_headers"), ast.StringTerm("scopes"),
+	ast.StringTerm("status"), ast.StringTerm("upstream_credential"),
 }
 
 // member reads one member k of the decision object.
@@ -695,6 +696,12 @@ func (res *policyResult) member(k string, val ast.Value) error {
 			return errors.New("decision.upstream_credential is not a string")
 		}
 		res.upstream = string(s)
+	case "rate_limit":
+		rl, err := rateLimitEntries(val)
+		if err != nil {
+			return fmt.Errorf("decision.rate_limit: %w", err)
+		}
+		res.rateLimit = rl
 	case "headers", "response_headers":
 		hs, err := headerList(val)
 		if err != nil {

@@ -58,6 +58,13 @@ type Decision struct {
 	// an allowed request: an entry's name, "none", or "" when it named
 	// none (see UpstreamCredentials).
 	UpstreamCredential string
+
+	// RateLimit is the policy's decision.rate_limit of an allowed request,
+	// sorted by name: each entry becomes Envoy dynamic metadata
+	// RateLimitKeyPrefix+Name, for Envoy's rate limit filter to build
+	// descriptors from. Denied requests carry none: they never reach that
+	// filter.
+	RateLimit []RateLimitEntry
 }
 
 // DecisionIDHeader carries the decision id on the upstream request of an
@@ -126,6 +133,7 @@ func (e *Engine) finishHTTPOnly(d *Decision, res policyResult, tok *token.Result
 		d.ResponseHeaders = res.respHeaders
 		d.RemoveHeaders = removedHeaders
 		d.UpstreamCredential = res.upstream
+		d.RateLimit = res.rateLimit
 		return
 	}
 	reason := res.reason
@@ -230,6 +238,7 @@ func (e *Engine) finishMessages(d *Decision, outs []outcome, batch bool, tok *to
 		d.ResponseHeaders = respHdrs
 		d.RemoveHeaders = removedHeaders
 		d.UpstreamCredential = upstreamChoice(outs)
+		d.RateLimit = rateLimitOf(outs)
 		return
 	}
 

@@ -343,7 +343,8 @@ type metadataBlock struct {
 
 // fill sets the decision id, method, tool, subject, revision and code
 // (Envoy's dynamic metadata, so access logs can carry them and join the
-// decision log) and returns the struct.
+// decision log), and one rate_limit.<name> per entry of the decision's
+// rate_limit (for Envoy's rate limit filter), and returns the struct.
 func (b *metadataBlock) fill(d *decision.Decision) *structpb.Struct {
 	b.kind[0].StringValue, b.kind[1].StringValue, b.kind[2].StringValue = d.ID, d.Method, d.Tool
 	b.kind[3].StringValue, b.kind[4].StringValue, b.kind[5].StringValue = d.Subject, d.Revision, d.Code
@@ -352,7 +353,28 @@ func (b *metadataBlock) fill(d *decision.Decision) *structpb.Struct {
 	}
 	b.s.Fields = map[string]*structpb.Value{"decision_id": &b.v[0], "method": &b.v[1], "tool": &b.v[2],
 		"subject": &b.v[3], "revision": &b.v[4], "code": &b.v[5]}
+	if len(d.RateLimit) > 0 {
+		addRateLimit(b.s.Fields, d.RateLimit)
+	}
 	return &b.s
+}
+
+// rateLimitValue is one rate_limit entry's Value, allocated together.
+type rateLimitValue struct {
+	v    structpb.Value
+	kind structpb.Value_StringValue
+}
+
+// addRateLimit sets each entry under its flat key rate_limit.<name>: one
+// key, which Envoy's metadata action names as one path segment.
+func addRateLimit(fields map[string]*structpb.Value, rl []decision.RateLimitEntry) {
+	vals := make([]rateLimitValue, len(rl))
+	for i, e := range rl {
+		v := &vals[i]
+		v.kind.StringValue = e.Value
+		v.v.Kind = &v.kind
+		fields[decision.RateLimitKeyPrefix+e.Name] = &v.v
+	}
 }
 
 func grpcCode(d *decision.Decision) code.Code {

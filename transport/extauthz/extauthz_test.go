@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -255,5 +256,59 @@ func TestMalformedCheckOverGRPC(t *testing.T) {
 	req := readCheck(t, "testdata/checks/string_body.json")
 	if _, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), req); err != nil {
 		t.Fatalf("a good request after the bad ones: %v", err)
+	}
+}
+
+// TestRateLimitMetadata: the policy's rate_limit reaches Envoy as one flat
+// dynamic metadata key rate_limit.<name> per entry, beside the six keys
+// every answer carries, through the server's fast path and the generated
+// one; a denial carries none.
+func TestRateLimitMetadata(t *testing.T) {
+	e := decisiontest.NewEngine(t, "../../decision/testdata/ratelimit", nil)
+	servers := map[string][]grpc.ServerOption{"server_codec": {grpc.ForceServerCodecV2(extauthz.ServerCodec())}, "generated": nil}
+	tests := map[string]struct {
+		shape string
+		want  map[string]string // rate_limit keys; nil: a denial
+	}{
+		"per_tool":   {shape: "per_tool", want: map[string]string{"rate_limit.subject": "alice", "rate_limit.tool": "read_file"}},
+		"per_method": {shape: "per_method", want: map[string]string{"rate_limit.subject": "alice", "rate_limit.method": "tools/call"}},
+		"none":       {want: map[string]string{}},
+		"denied":     {shape: "deny"},
+	}
+	for sname, opts := range servers {
+		conn := decisiontest.Dial(t, func(s *grpc.Server) { extauthz.NewServer(e, adapterOpts, nil).Register(s) }, opts...)
+		client := authv3.NewAuthorizationClient(conn)
+		for name, tc := range tests {
+			t.Run(sname+"/"+name, func(t *testing.T) {
+				req := readCheck(t, "testdata/checks/string_body.json")
+				if tc.shape != "" {
+					req.Attributes.ContextExtensions = map[string]string{"shape": tc.shape}
+				}
+				resp, err := client.Check(context.Background(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (resp.GetOkResponse() != nil) != (tc.want != nil) {
+					t.Fatalf("allowed %v, want %v: %v", resp.GetOkResponse() != nil, tc.want != nil, resp)
+				}
+				got := map[string]string{}
+				fields := resp.GetDynamicMetadata().GetFields()
+				for k, v := range fields {
+					if strings.HasPrefix(k, decision.RateLimitKeyPrefix) {
+						got[k] = v.GetStringValue()
+					}
+				}
+				if len(fields) != 6+len(got) || fields["decision_id"].GetStringValue() == "" || fields["subject"].GetStringValue() != "alice" {
+					t.Errorf("dynamic metadata %v lacks the six keys every answer carries", fields)
+				}
+				want := tc.want
+				if want == nil {
+					want = map[string]string{}
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("rate_limit metadata %v, want %v", got, want)
+				}
+			})
+		}
 	}
 }

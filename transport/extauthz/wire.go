@@ -495,6 +495,9 @@ func appendCheckResponse(b []byte, d *decision.Decision) []byte {
 	b = appendMetadataEntry(b, "subject", d.Subject)
 	b = appendMetadataEntry(b, "revision", d.Revision)
 	b = appendMetadataEntry(b, "code", d.Code)
+	for _, e := range d.RateLimit {
+		b = appendRateLimitEntry(b, e)
+	}
 	return b
 }
 
@@ -615,13 +618,22 @@ func appendHeaderOptions(b []byte, num protowire.Number, hs []decision.Header, a
 	return b
 }
 
-// The dynamic metadata is a Struct of six string Values. A Value's kind
-// is a oneof, written even when the string is empty; a map entry's key and
-// value are written always.
+// The dynamic metadata is a Struct of six string Values, and one more per
+// rate_limit entry. A Value's kind is a oneof, written even when the
+// string is empty; a map entry's key and value are written always.
 func sizeValue(s string) int { return sizeMessage(fValueString, len(s)) }
 
 func sizeEntry(key, s string) int {
-	return sizeMessage(fMapKey, len(key)) + sizeMessage(fMapValue, sizeValue(s))
+	return sizeEntryOfKeyLen(len(key), s)
+}
+
+func sizeEntryOfKeyLen(keyLen int, s string) int {
+	return sizeMessage(fMapKey, keyLen) + sizeMessage(fMapValue, sizeValue(s))
+}
+
+// sizeRateLimitEntry is the size of the map entry rate_limit.<name>.
+func sizeRateLimitEntry(e decision.RateLimitEntry) int {
+	return sizeEntryOfKeyLen(len(decision.RateLimitKeyPrefix)+len(e.Name), e.Value)
 }
 
 func sizeMetadata(d *decision.Decision) int {
@@ -630,14 +642,36 @@ func sizeMetadata(d *decision.Decision) int {
 		sizeMessage(fStructFields, sizeEntry("tool", d.Tool)) +
 		sizeMessage(fStructFields, sizeEntry("subject", d.Subject)) +
 		sizeMessage(fStructFields, sizeEntry("revision", d.Revision)) +
-		sizeMessage(fStructFields, sizeEntry("code", d.Code))
+		sizeMessage(fStructFields, sizeEntry("code", d.Code)) +
+		sizeRateLimit(d.RateLimit)
+}
+
+func sizeRateLimit(rl []decision.RateLimitEntry) int {
+	n := 0
+	for _, e := range rl {
+		n += sizeMessage(fStructFields, sizeRateLimitEntry(e))
+	}
+	return n
 }
 
 func appendMetadataEntry(b []byte, key, s string) []byte {
+	return appendEntry(b, "", key, s)
+}
+
+// appendRateLimitEntry writes the map entry rate_limit.<name>.
+func appendRateLimitEntry(b []byte, e decision.RateLimitEntry) []byte {
+	return appendEntry(b, decision.RateLimitKeyPrefix, e.Name, e.Value)
+}
+
+// appendEntry writes the Struct map entry prefix+key: s, the key in two
+// pieces so that no key string is built.
+func appendEntry(b []byte, prefix, key, s string) []byte {
 	b = protowire.AppendTag(b, fStructFields, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(sizeEntry(key, s)))
+	b = protowire.AppendVarint(b, uint64(sizeEntryOfKeyLen(len(prefix)+len(key), s)))
 	b = protowire.AppendTag(b, fMapKey, protowire.BytesType)
-	b = protowire.AppendString(b, key)
+	b = protowire.AppendVarint(b, uint64(len(prefix)+len(key)))
+	b = append(b, prefix...)
+	b = append(b, key...)
 	b = protowire.AppendTag(b, fMapValue, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(sizeValue(s)))
 	b = protowire.AppendTag(b, fValueString, protowire.BytesType)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -222,6 +223,10 @@ func TestWireResponseMatchesGenerated(t *testing.T) {
 		"deny_no_reason_no_body": {ID: "d", Code: decision.CodePolicyDenied, Status: 403},
 		"deny_503":               {ID: "e", Code: decision.CodeNoPolicy, Status: 503, Reason: "no policy is loaded yet"},
 		"deny_long_body":         {ID: "f", Code: decision.CodeParseError, Status: 400, Reason: "x", Body: bytes.Repeat([]byte("y"), 70000)},
+		"allow_rate_limit": {ID: "g", Allow: true, Code: decision.CodeAllowed, Tool: "query", Subject: "alice",
+			RateLimit: []decision.RateLimitEntry{{Name: "subject", Value: "alice"}, {Name: "tool", Value: "query"}}},
+		"allow_rate_limit_long": {ID: "h", Allow: true, Code: decision.CodeAllowed,
+			RateLimit: []decision.RateLimitEntry{{Name: strings.Repeat("n", 64), Value: strings.Repeat("v", 256)}}},
 	}
 	e := decisiontest.NewEngine(t, "../../decision/testdata/policy", nil)
 	for name, b := range wireChecks(t) {
