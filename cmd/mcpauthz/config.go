@@ -41,6 +41,9 @@ type ListenConfig struct {
 	GRPC string    `json:"grpc"`
 	HTTP string    `json:"http"`
 	TLS  TLSConfig `json:"tls"`
+	// Reflection registers gRPC server reflection on the gRPC port (default
+	// true), for grpcurl and friends; production turns it off.
+	Reflection bool `json:"reflection"`
 }
 
 // TLSConfig turns on TLS (and mTLS with ClientCAFile) for the gRPC port.
@@ -337,7 +340,7 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // DefaultConfig returns the configuration with every default filled in.
 func DefaultConfig() Config {
 	return Config{
-		Listen:   ListenConfig{GRPC: "127.0.0.1:9191", HTTP: "127.0.0.1:8181"},
+		Listen:   ListenConfig{GRPC: "127.0.0.1:9191", HTTP: "127.0.0.1:8181", Reflection: true},
 		Watch:    WatchConfig{Debounce: Duration(300 * time.Millisecond)},
 		Policy:   PolicyConfig{Package: "mcp.authz", EvalTimeout: Duration(time.Second)},
 		Resource: ResourceConfig{URI: "https://mcp.example.com/mcp", AuthorizationServers: []string{"https://auth.example.com"}},

@@ -152,7 +152,7 @@ func (a *app) serve(ctx context.Context) error {
 		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	healthpb.RegisterHealthServer(grpcSrv, hs)
-	reflection.Register(grpcSrv)
+	a.registerReflection(grpcSrv)
 	a.registerGRPCTransports(grpcSrv)
 
 	var wg sync.WaitGroup
@@ -192,7 +192,8 @@ func (a *app) serve(ctx context.Context) error {
 		if grpcLis, err = net.Listen("tcp", a.cfg.Listen.GRPC); err != nil {
 			return fmt.Errorf("listen.grpc: %w", err)
 		}
-		a.log.Info("gRPC listening (ext_authz, Decision API, health, reflection)", "addr", grpcLis.Addr().String(), "tls", a.cfg.Listen.TLS.CertFile != "")
+		a.log.Info("gRPC listening (ext_authz, ext_proc, Decision API, health)", "addr", grpcLis.Addr().String(),
+			"tls", a.cfg.Listen.TLS.CertFile != "", "reflection", a.cfg.Listen.Reflection)
 		go func() { errc <- grpcSrv.Serve(grpcLis) }()
 	}
 	var httpSrv *http.Server
@@ -248,6 +249,15 @@ var healthServices = []string{
 
 // grpcServer builds the gRPC server with the settings tuned for Envoy
 // (extauthz.ServerOptions, shared with the load harness), extra, and TLS when configured.
+// registerReflection registers gRPC server reflection when
+// listen.reflection says so: handy for grpcurl, and nothing a caller of
+// ext_authz or the Decision API needs, so production turns it off.
+func (a *app) registerReflection(s *grpc.Server) {
+	if a.cfg.Listen.Reflection {
+		reflection.Register(s)
+	}
+}
+
 func (a *app) grpcServer(extra ...grpc.ServerOption) (*grpc.Server, error) {
 	opts := append(extauthz.ServerOptions(a.cfg.Limits.MaxConcurrentStreams), extra...)
 	if t := a.cfg.Listen.TLS; t.CertFile != "" {
