@@ -17,7 +17,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  ?= -X main.version=$(VERSION) -X main.buildCommit=$(COMMIT)
 
-.PHONY: help image buf-breaking build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load fuzz clean
+.PHONY: help image buf-breaking build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load load-scale fuzz clean
 
 build: ## build the binary into bin/ (version and commit stamped in)
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mcpauthz
@@ -98,6 +98,11 @@ LOAD_FLAGS ?= --concurrency 1,32 --duration 10s
 
 load: ## load harness: mcpauthz (in process) and a no-op ext_authz server over loopback gRPC (see docs/performance.md)
 	$(GO) run ./cmd/mcpauthz-bench $(LOAD_FLAGS)
+
+SCALE_FLAGS ?= --server-cpus 0 --client-cpus 1 --concurrency 1,32,128,512 --duration 20s
+
+load-scale: ## load harness at scale: mcpauthz serve and the no-op server in processes pinned to --server-cpus, RSS and GC share (SCALE_FLAGS)
+	$(GO) run ./cmd/mcpauthz-bench --processes $(SCALE_FLAGS)
 
 clean: ## remove bin/
 	rm -rf bin/

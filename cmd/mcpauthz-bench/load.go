@@ -84,6 +84,49 @@ type result struct {
 	unexpected  int64 // decisions that differ from the reference policy's
 	lats        []time.Duration
 	checkDecide bool
+	// srv is what was read of the server's process over the measured
+	// time; nil when it runs in the harness's process or is not ours.
+	srv *serverStats
+}
+
+// serverStats is a server process's memory after a phase and its CPU and
+// its collector's CPU during the phase's measured rounds.
+type serverStats struct {
+	rss, hwm      uint64  // VmRSS after the last round, VmHWM (peak) then
+	cpu, gcCPU    float64 // seconds, summed over the rounds
+	hasCPU, hasGC bool
+}
+
+// gcShare is the collector's share of the server's CPU; ok false when
+// either was not read.
+func (s *serverStats) gcShare() (float64, bool) {
+	if s == nil || !s.hasCPU || !s.hasGC || s.cpu <= 0 {
+		return 0, false
+	}
+	return s.gcCPU / s.cpu, true
+}
+
+// cores is the server's CPU time per second of measured time.
+func (r *result) cores() (float64, bool) {
+	if r.srv == nil || !r.srv.hasCPU || r.elapsed <= 0 {
+		return 0, false
+	}
+	return r.srv.cpu / r.elapsed.Seconds(), true
+}
+
+// between is what happened in a server process from sample a to sample b.
+func between(a, b serverSample) *serverStats {
+	return &serverStats{rss: b.rss, hwm: b.hwm, cpu: b.cpu - a.cpu, gcCPU: b.gcCPU - a.gcCPU,
+		hasCPU: a.hasCPU && b.hasCPU, hasGC: a.hasGC && b.hasGC}
+}
+
+// add sums the next round's CPU into s and keeps its memory.
+func (s *serverStats) add(next *serverStats) *serverStats {
+	if s == nil || next == nil {
+		return next
+	}
+	return &serverStats{rss: next.rss, hwm: next.hwm, cpu: s.cpu + next.cpu, gcCPU: s.gcCPU + next.gcCPU,
+		hasCPU: s.hasCPU && next.hasCPU, hasGC: s.hasGC && next.hasGC}
 }
 
 func (r *result) checks() int64 { return int64(len(r.lats)) }
@@ -99,6 +142,7 @@ func (r *result) add(next *result) *result {
 	r.errors += next.errors
 	r.unexpected += next.unexpected
 	r.lats = append(r.lats, next.lats...)
+	r.srv = r.srv.add(next.srv)
 	return r
 }
 
@@ -113,9 +157,15 @@ func (r *result) quantile(p float64) time.Duration {
 	return r.lats[min(len(r.lats)-1, int(p*float64(len(r.lats))))]
 }
 
+// sampler reads a server process's memory and CPU (serverProcess).
+type sampler interface {
+	sample(ctx context.Context) (serverSample, error)
+}
+
 // runPhase drives callers concurrent callers against addr for the warm-up
-// and then for d, measured.
-func runPhase(ctx context.Context, name, addr string, callers int, d time.Duration, cfg *config, l *load, checkDecide bool) (*result, error) {
+// and then for d, measured; with a sampler, it reads the server's process
+// as the measured time starts and as it ends.
+func runPhase(ctx context.Context, name, addr string, callers int, d time.Duration, cfg *config, l *load, checkDecide bool, probe sampler) (*result, error) {
 	clients := make([]authv3.AuthorizationClient, cfg.conns)
 	for i := range clients {
 		cc, err := grpc.NewClient("passthrough:///"+addr,
@@ -162,20 +212,35 @@ func runPhase(ctx context.Context, name, addr string, callers int, d time.Durati
 		}()
 	}
 	sleep(ctx, cfg.warmup)
+	var before, after serverSample
+	var sampleErr error
+	if probe != nil {
+		before, sampleErr = probe.sample(ctx)
+	}
 	measuring.Store(true)
 	start := time.Now()
 	sleep(ctx, d)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	if probe != nil && sampleErr == nil {
+		after, sampleErr = probe.sample(ctx)
+	}
 	stop.Store(true)
 	wg.Wait()
+	if sampleErr != nil {
+		return nil, sampleErr
+	}
 
 	var all []time.Duration
 	for _, s := range lats {
 		all = append(all, s...)
 	}
-	return &result{server: name, callers: callers, elapsed: elapsed, lats: all,
-		errors: errs.Load(), unexpected: unexp.Load(), checkDecide: checkDecide}, nil
+	r := &result{server: name, callers: callers, elapsed: elapsed, lats: all,
+		errors: errs.Load(), unexpected: unexp.Load(), checkDecide: checkDecide}
+	if probe != nil {
+		r.srv = between(before, after)
+	}
+	return r, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -191,12 +256,17 @@ func sleep(ctx context.Context, d time.Duration) {
 type table struct{ w io.Writer }
 
 const (
-	headFmt = "%-9s %7s %9s %9s %8s %8s %8s %8s %7s %10s\n"
-	rowFmt  = "%-9s %7d %9d %9.0f %8s %8s %8s %8s %7d %10s\n"
+	headFmt = "%-9s %7s %9s %9s %8s %8s %8s %8s %7s %10s %8s %8s %6s %6s\n"
+	rowFmt  = "%-9s %7d %9d %9.0f %8s %8s %8s %8s %7d %10s %8s %8s %6s %6s\n"
 )
 
+// newTable prints the header. The last four columns describe the server's
+// process (--processes): RSS after the phase, its peak (VmHWM), the CPUs
+// it kept busy and the collector's share of its CPU; "-" when the server
+// runs in the harness's process.
 func newTable(w io.Writer) *table {
-	fmt.Fprintf(w, headFmt, "server", "callers", "checks", "checks/s", "p50", "p99", "p99.9", "max", "errors", "unexpected")
+	fmt.Fprintf(w, headFmt, "server", "callers", "checks", "checks/s", "p50", "p99", "p99.9", "max", "errors", "unexpected",
+		"rss", "peak", "cpus", "gc")
 	return &table{w: w}
 }
 
@@ -205,8 +275,18 @@ func (t *table) row(r *result) {
 	if r.checkDecide {
 		unexp = fmt.Sprint(r.unexpected)
 	}
+	rss, peak, cores, gc := "-", "-", "-", "-"
+	if r.srv != nil {
+		rss, peak = fmt.Sprintf("%.1fMB", mb(r.srv.rss)), fmt.Sprintf("%.1fMB", mb(r.srv.hwm))
+	}
+	if c, ok := r.cores(); ok {
+		cores = fmt.Sprintf("%.2f", c)
+	}
+	if g, ok := r.srv.gcShare(); ok {
+		gc = fmt.Sprintf("%.1f%%", 100*g)
+	}
 	fmt.Fprintf(t.w, rowFmt, r.server, r.callers, r.checks(), r.rate(), us(r.quantile(0.50)), us(r.quantile(0.99)),
-		us(r.quantile(0.999)), us(r.quantile(1)), r.errors, unexp)
+		us(r.quantile(0.999)), us(r.quantile(1)), r.errors, unexp, rss, peak, cores, gc)
 }
 
 // ratio prints mcpauthz's throughput as a share of the no-op server's, and

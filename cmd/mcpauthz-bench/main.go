@@ -12,8 +12,13 @@
 // reference policy, with its own RSA-2048 key, JWKS file and tokens, so one
 // command measures everything. With --addr it targets a running server
 // instead; that server must trust the tokens (see --jwks-out and --token).
+// With --processes (procs.go) it runs the real binary, `mcpauthz serve`, and
+// the no-op server each in a process of its own, pinned to --server-cpus,
+// with the load generator pinned to --client-cpus, and reports each
+// server's RSS and its collector's share of its CPU too.
 //
 //	go run ./cmd/mcpauthz-bench --concurrency 1,32 --duration 10s
+//	go run ./cmd/mcpauthz-bench --server-cpus 0 --client-cpus 1 --concurrency 1,32,128,512 --format json
 package main
 
 import (
@@ -56,8 +61,21 @@ type config struct {
 	baseline    bool
 	memLimit    int64
 	serveNoop   bool
+	processes   bool
+	serverBin   string
+	serverCPUs  string
+	clientCPUs  string
+	serverSets  stringList
+	format      string
 	soak        soakConfig
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, " ") }
+
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -98,8 +116,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.soak.serverPID, "soak-server-pid", 0, "during a soak, the server's process `id`, to read its RSS")
 	fs.DurationVar(&cfg.soak.settle, "soak-settle", 10*time.Second, "during a soak, how long the new key is published before tokens use it (more than the server's tokens.refresh_interval)")
 	fs.Int64Var(&cfg.memLimit, "memory-limit", 0, "set a soft memory limit like mcpauthz's limits.memory_limit_bytes (`bytes`; 0 leaves GOMEMLIMIT); whole process")
+	fs.BoolVar(&cfg.processes, "processes", false, "run mcpauthz (the real binary, `mcpauthz serve`) and the no-op server each in a process of its own, and report each one's RSS, CPU and collector CPU share; implied by --server-bin and --server-cpus")
+	fs.StringVar(&cfg.serverBin, "server-bin", "", "mcpauthz `binary` to run with --processes (default: built from ./cmd/mcpauthz into a temporary directory)")
+	fs.StringVar(&cfg.serverCPUs, "server-cpus", "", "with --processes, pin both servers to these CPUs (`list` as taskset -c takes it: 0 or 0-3,6)")
+	fs.StringVar(&cfg.clientCPUs, "client-cpus", "", "pin the load generator (this process) to these CPUs (`list`: 1 or 4-7); GOMAXPROCS follows")
+	fs.Var(&cfg.serverSets, "server-set", "with --processes, pass --set `key=value` to mcpauthz serve (e.g. sessions.bind_subject=true); repeatable")
+	fs.StringVar(&cfg.format, "format", "text", "output `format`: text (a table) or json (one document on standard output; the table goes to standard error)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.format != "text" && cfg.format != "json" {
+		return fmt.Errorf("--format: %q is neither text nor json", cfg.format)
+	}
+	if cfg.serverBin != "" || cfg.serverCPUs != "" || len(cfg.serverSets) > 0 {
+		cfg.processes = true
+	}
+	if cfg.processes && cfg.addr != "" {
+		return errors.New("--processes (or --server-bin, --server-cpus, --server-set) starts mcpauthz itself: it does not go with --addr")
+	}
+	if cfg.serverCPUs != "" {
+		if _, err := parseCPUList(cfg.serverCPUs); err != nil {
+			return fmt.Errorf("--server-cpus: %w", err)
+		}
 	}
 	for _, s := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -123,6 +161,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.serveNoop {
 		return serveNoop(stdout)
 	}
+	if cfg.clientCPUs != "" {
+		if _, err := pinSelf(cfg.clientCPUs); err != nil {
+			return err
+		}
+	}
 	if cfg.soak.duration > 0 {
 		return soak(ctx, &cfg, &cfg.soak, stdout)
 	}
@@ -137,53 +180,94 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return bench(ctx, &cfg, stdout)
+	return bench(ctx, &cfg, stdout, stderr)
 }
 
 // bench sets up the servers and the workload, runs every phase and prints
-// the table.
-func bench(ctx context.Context, cfg *config, stdout io.Writer) error {
+// the table, or with --format json the table on stderr and the report on
+// stdout.
+func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	w, err := newWorkload(cfg)
 	if err != nil {
 		return err
 	}
 	defer w.close()
+	out := stdout
+	if cfg.format == "json" {
+		out = stderr
+	}
+	rep := &report{Requests: len(w.reqs), Duration: cfg.duration.String(), Rounds: cfg.rounds, Warmup: cfg.warmup.String(),
+		Conns: cfg.conns, ServerCPUs: cfg.serverCPUs, ClientCPUs: cfg.clientCPUs}
 
 	// A server measured in its own process is compared with a no-op server
 	// in its own process: in one process, client and server hand calls
 	// over without waking another process's threads, which is faster.
-	var noop noopTarget
-	if cfg.addr != "" {
-		noop, err = startNoopProcess(ctx, cfg)
-	} else {
-		noop, err = startNoop()
-	}
-	if err != nil {
-		return err
-	}
-	defer noop.stop()
-
-	target := cfg.addr
-	var inproc *inProcess
-	if target == "" {
+	var (
+		noop                noopTarget
+		noopProbe, mcpProbe sampler
+		target              = cfg.addr
+		where               string
+		inproc              *inProcess
+	)
+	switch {
+	case cfg.processes:
+		rep.Mode, rep.Policy = "processes", cfg.policy
+		np, err := startNoopProcess(ctx, cfg, cfg.serverCPUs)
+		if err != nil {
+			return err
+		}
+		defer np.stop()
+		sp, err := startServerProcess(ctx, cfg, w, stderr)
+		if err != nil {
+			return err
+		}
+		defer sp.stop()
+		noop, noopProbe, mcpProbe, target = np, np, sp, sp.addr
+		pin := "unpinned"
+		if cfg.serverCPUs != "" {
+			// As the kernel has it, which shows that taskset took.
+			rep.ServerCPUsAllowed = statusText(fmt.Sprintf("/proc/%d/status", sp.cmd.Process.Pid), "Cpus_allowed_list")
+			pin = fmt.Sprintf("pinned to CPUs %s (Cpus_allowed_list %s)", cfg.serverCPUs, rep.ServerCPUsAllowed)
+		}
+		where = fmt.Sprintf("mcpauthz serve (pid %d, %s) and the no-op server (pid %d) in processes of their own, %s", sp.cmd.Process.Pid, cfg.policy, np.cmd.Process.Pid, pin)
+	case cfg.addr != "":
+		rep.Mode = "addr"
+		np, err := startNoopProcess(ctx, cfg, "")
+		if err != nil {
+			return err
+		}
+		defer np.stop()
+		noop, noopProbe = np, np
+		where = cfg.addr + ", no-op server in a process of its own"
+	default:
+		rep.Mode, rep.Policy = "in-process", cfg.policy
+		if noop, err = startNoop(); err != nil {
+			return err
+		}
+		defer noop.stop()
 		if inproc, err = startInProcess(ctx, cfg.policy, w.jwksPath); err != nil {
 			return err
 		}
 		defer inproc.stop()
 		target = inproc.addr
+		where = "in process (" + cfg.policy + "), no-op server in process too"
 	}
+	rep.Target = target
+	rep.Machine.CPUs, rep.Machine.GOMAXPROCS = runtime.NumCPU(), runtime.GOMAXPROCS(0)
+	rep.Machine.Go, rep.Machine.OS = runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH
+	rep.GCPercent, rep.MemoryLimitBytes = gcPercent(), cfg.memLimit
 
-	fmt.Fprintf(stdout, "machine: %d CPUs (GOMAXPROCS %d), %s %s/%s; harness and servers share it\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	where := "in process (" + cfg.policy + "), no-op server in process too"
-	if cfg.addr != "" {
-		where = cfg.addr + ", no-op server in a process of its own"
+	client := "harness and servers share it"
+	if cfg.clientCPUs != "" {
+		client = "load generator pinned to CPUs " + cfg.clientCPUs
 	}
-	fmt.Fprintf(stdout, "mcpauthz: %s; workload: %d distinct requests, 6 in 10 allowed tools/call, 1 each tools/list, initialize, ping, denied tools/call; RS256 JWT\n", where, len(w.reqs))
-	fmt.Fprintf(stdout, "each phase: %s measured per server in %d rounds, no-op and mcpauthz alternating, each after a %s warm-up; %d gRPC connection(s); GC percent %d, memory limit %s\n\n",
+	fmt.Fprintf(out, "machine: %d CPUs (GOMAXPROCS %d), %s %s/%s; %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, client)
+	fmt.Fprintf(out, "mcpauthz: %s; workload: %d distinct requests, 6 in 10 allowed tools/call, 1 each tools/list, initialize, ping, denied tools/call; RS256 JWT\n", where, len(w.reqs))
+	fmt.Fprintf(out, "each phase: %s measured per server in %d rounds, no-op and mcpauthz alternating, each after a %s warm-up; %d gRPC connection(s); GC percent %d, memory limit %s\n\n",
 		cfg.duration, cfg.rounds, cfg.warmup, cfg.conns, gcPercent(), memLimitString(debug.SetMemoryLimit(-1)))
 
-	tw := newTable(stdout)
+	tw := newTable(out)
 	slice := cfg.duration / time.Duration(cfg.rounds)
 	for _, c := range cfg.concurrency {
 		var n, m *result
@@ -191,11 +275,11 @@ func bench(ctx context.Context, cfg *config, stdout io.Writer) error {
 		for range cfg.rounds {
 			var nr *result
 			if cfg.baseline {
-				if nr, err = runPhase(ctx, "noop", noop.address(), c, slice, cfg, w, false); err != nil {
+				if nr, err = runPhase(ctx, "noop", noop.address(), c, slice, cfg, w, false, noopProbe); err != nil {
 					return err
 				}
 			}
-			mr, err := runPhase(ctx, "mcpauthz", target, c, slice, cfg, w, true)
+			mr, err := runPhase(ctx, "mcpauthz", target, c, slice, cfg, w, true, mcpProbe)
 			if err != nil {
 				return err
 			}
@@ -215,14 +299,18 @@ func bench(ctx context.Context, cfg *config, stdout io.Writer) error {
 			tw.ratio(m, n)
 			tw.rounds(shares)
 		}
+		rep.addPhase(c, n, m, shares)
 	}
 	if inproc != nil {
-		fmt.Fprintf(stdout, "\nin-process mcpauthz: %d decisions in total; %s\n", inproc.decisions(), memory())
+		fmt.Fprintf(out, "\nin-process mcpauthz: %d decisions in total; %s\n", inproc.decisions(), memory())
 		if cfg.reloads > 0 {
-			if err := inproc.reload(ctx, cfg.reloads, stdout); err != nil {
+			if err := inproc.reload(ctx, cfg.reloads, out); err != nil {
 				return err
 			}
 		}
+	}
+	if cfg.format == "json" {
+		return rep.write(stdout)
 	}
 	return nil
 }

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -83,60 +83,29 @@ type noopTarget interface {
 
 func (s *server) address() string { return s.addr }
 
-// serveNoop is --serve-noop: the no-op server until standard input closes.
+// serveNoop is --serve-noop: the no-op server until standard input
+// closes, with the runtime's and the process's metrics on a loopback HTTP
+// port. It prints both addresses on one line, gRPC first.
 func serveNoop(stdout io.Writer) error {
 	s, err := startNoop()
 	if err != nil {
 		return err
 	}
 	defer s.stop()
-	fmt.Fprintln(stdout, s.addr)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listening on loopback for metrics: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.Runtime()...)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(lis) }()
+	defer hs.Close()
+	fmt.Fprintln(stdout, s.addr, lis.Addr().String())
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return nil
-}
-
-// noopProcess is the no-op server in a child process of this harness.
-type noopProcess struct {
-	cmd   *exec.Cmd
-	stdin io.Closer
-	addr  string
-}
-
-func (p *noopProcess) address() string { return p.addr }
-
-func (p *noopProcess) stop() {
-	_ = p.stdin.Close()
-	_ = p.cmd.Wait()
-}
-
-// startNoopProcess runs this harness again with --serve-noop, with the
-// same collector settings, and reads the address it serves on.
-func startNoopProcess(ctx context.Context, cfg *config) (*noopProcess, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("finding the harness binary for the no-op process: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, exe, "--serve-noop",
-		"--gc-percent", strconv.Itoa(cfg.gcPercent), "--memory-limit", strconv.FormatInt(cfg.memLimit, 10))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the no-op process: %w", err)
-	}
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		_ = stdin.Close()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("reading the no-op process's address: %w", err)
-	}
-	return &noopProcess{cmd: cmd, stdin: stdin, addr: strings.TrimSpace(addr)}, nil
 }
 
 // inProcess is mcpauthz built from its packages as serve builds it: the
@@ -268,21 +237,28 @@ func (p *inProcess) reload(ctx context.Context, n int, out io.Writer) error {
 func mb(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // rss reads the resident set size of this process (Linux); 0 elsewhere.
-func rss() uint64 { return statusRSS("/proc/self/status") }
+func rss() uint64 { return statusField("/proc/self/status", "VmRSS") }
 
-// statusRSS reads VmRSS from a /proc/<pid>/status file; 0 when it cannot.
-func statusRSS(path string) uint64 {
+// statusField reads a size in kB (VmRSS, VmHWM) from a /proc/<pid>/status
+// file, in bytes; 0 when it cannot.
+func statusField(path, field string) uint64 {
+	kb, _ := strconv.ParseUint(strings.TrimSuffix(statusText(path, field), " kB"), 10, 64)
+	return kb << 10
+}
+
+// statusText reads a field of a /proc/<pid>/status file as text; "" when
+// it cannot.
+func statusText(path, field string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0
+		return ""
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
 		}
 	}
-	return 0
+	return ""
 }
 
 // memory describes this process's memory (harness and both servers).

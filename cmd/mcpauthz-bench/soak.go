@@ -287,7 +287,7 @@ func processRSS(pid int) uint64 {
 	if pid == 0 {
 		return 0
 	}
-	return statusRSS(fmt.Sprintf("/proc/%d/status", pid))
+	return statusField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS")
 }
 
 // histogram counts latencies in buckets 2% wide, from 1µs to about 17s,

@@ -4,11 +4,13 @@ package metrics
 
 import (
 	"context"
+	"regexp"
 	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 )
@@ -68,3 +70,21 @@ func (m *Metrics) Observe(_ context.Context, _ *decision.Request, d *decision.De
 }
 
 var _ decision.Observer = (*Metrics)(nil)
+
+// GCCPUMetric is the name under which Runtime exports the Go runtime's
+// estimate of the CPU time spent in garbage collection
+// (runtime/metrics /cpu/classes/gc/total:cpu-seconds). The load harness
+// reads it from a server's /metrics, with process_cpu_seconds_total, to
+// report the collector's share of the server's CPU.
+const GCCPUMetric = "go_cpu_classes_gc_total_cpu_seconds_total"
+
+// Runtime returns the collectors of the Go runtime and of the process a
+// server registers beside its own metrics: client_golang's defaults, plus
+// the collector's CPU time (GCCPUMetric), which the defaults leave out.
+func Runtime() []prometheus.Collector {
+	return []prometheus.Collector{
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/cpu/classes/gc/total:cpu-seconds$`)})),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	}
+}
