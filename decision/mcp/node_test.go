@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
+	"github.com/mcpauthz/mcpauthz/internal/nodetest"
 )
 
 // TestNodeAgrees runs testdata/jsonparse.mjs, JavaScript's JSON.parse as the
@@ -31,13 +32,7 @@ import (
 // It needs node on PATH; without it the test is skipped, unless
 // MCPAUTHZ_REQUIRE_NODE=1 (as CI sets it) makes that a failure.
 func TestNodeAgrees(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("MCPAUTHZ_REQUIRE_NODE") == "1" {
-			t.Fatalf("MCPAUTHZ_REQUIRE_NODE=1 but node is not on PATH: %v", err)
-		}
-		t.Skip("node is not on PATH (MCPAUTHZ_REQUIRE_NODE=1 makes this a failure)")
-	}
+	node := nodetest.Node(t)
 	bodies := nodeBodies(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
