@@ -41,17 +41,12 @@ func Node(t testing.TB) string {
 // the ones it pins.
 func Project(t testing.TB, dir string) {
 	t.Helper()
-	var pkg struct {
-		Dependencies map[string]string `json:"dependencies"`
-	}
-	if err := readJSON(filepath.Join(dir, "package.json"), &pkg); err != nil {
+	deps, err := Dependencies(dir)
+	if err != nil {
 		t.Fatalf("reading the npm project: %v", err)
 	}
-	if len(pkg.Dependencies) == 0 {
-		t.Fatalf("%s/package.json names no dependencies", dir)
-	}
-	for _, name := range slices.Sorted(maps.Keys(pkg.Dependencies)) {
-		want := pkg.Dependencies[name]
+	for _, name := range slices.Sorted(maps.Keys(deps)) {
+		want := deps[name]
 		var got struct {
 			Version string `json:"version"`
 		}
@@ -63,6 +58,21 @@ func Project(t testing.TB, dir string) {
 			missing(t, fmt.Sprintf("%s %s is installed, package.json pins %s (run npm ci --prefix %s)", name, got.Version, want, dir))
 		}
 	}
+}
+
+// Dependencies returns the dependencies that dir/package.json pins, name
+// to version; a package.json without any is an error.
+func Dependencies(dir string) (map[string]string, error) {
+	var pkg struct {
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	if err := readJSON(filepath.Join(dir, "package.json"), &pkg); err != nil {
+		return nil, err
+	}
+	if len(pkg.Dependencies) == 0 {
+		return nil, fmt.Errorf("%s/package.json names no dependencies", dir)
+	}
+	return pkg.Dependencies, nil
 }
 
 func missing(t testing.TB, why string) {
