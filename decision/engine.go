@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -64,6 +65,10 @@ type Options struct {
 	Upstream UpstreamCredentials
 	// EvalTimeout bounds one policy evaluation; default 1s.
 	EvalTimeout time.Duration
+	// EvalWorkers is how many goroutines evaluate policies (evalpool.go);
+	// 0 means two per core (GOMAXPROCS), a negative value evaluates on
+	// each caller's own goroutine.
+	EvalWorkers int
 	// MCP says which MCP revisions are accepted and how requests are held
 	// to their revision's rules (protocol.go).
 	MCP MCPOptions
@@ -106,6 +111,9 @@ type Engine struct {
 	// fullInput is set when an observer reads the input (decision logs):
 	// the whole input is then built, whatever the policy reads.
 	fullInput bool
+	// pool runs policy evaluations on long-lived goroutines; its workers
+	// stop once the Engine is unreachable.
+	pool *evalPool
 }
 
 // New builds an Engine.
@@ -134,7 +142,8 @@ func New(opts Options) (*Engine, error) {
 	opts.MCP.withDefaults()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &Engine{
+	pool := newEvalPool(opts.EvalWorkers)
+	e := &Engine{
 		opts:       opts,
 		qDecision:  "data." + opts.Package + ".decision",
 		qAllow:     "data." + opts.Package + ".allow",
@@ -145,7 +154,10 @@ func New(opts Options) (*Engine, error) {
 		badHeader:  (&token.Result{Present: true, Error: token.ErrMalformed}).Finish(),
 		noVerifier: (&token.Result{Present: true, Error: token.ErrUnavailable}).Finish(),
 		fullInput:  observesInput(opts.Observer),
-	}, nil
+		pool:       pool,
+	}
+	runtime.AddCleanup(e, (*evalPool).close, pool)
+	return e, nil
 }
 
 // Queries returns the queries the engine evaluates, for bundles.Options.Queries
@@ -568,7 +580,7 @@ func (e *Engine) eval(ctx context.Context, pol *Policy, input ast.Value) policyR
 		WithVirtualCache(&sc.vc).
 		WithBaseCache(&sc.bc).
 		WithRequestMetadata(sc.meta)
-	err := sc.q.Iter(ctx, sc.collect)
+	err := e.pool.iter(ctx, sc)
 	result, n := sc.result, sc.n
 	if err != nil {
 		return policyResult{err: e.evalError(ctx, err)}

@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,10 +28,19 @@ type evalScratch struct {
 	collect func(topdown.QueryResult) error
 	result  *ast.Term
 	n       int
+
+	// Set while a pool worker evaluates (evalpool.go): the caller's
+	// context, the evaluation's error or panic, and the signal that the
+	// worker is done with this scratch.
+	ctx      context.Context
+	err      error
+	panicked any
+	stack    []byte
+	done     chan struct{}
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	s := &evalScratch{meta: map[string]any{}}
+	s := &evalScratch{meta: map[string]any{}, done: make(chan struct{}, 1)}
 	s.collect = func(qr topdown.QueryResult) error {
 		s.n++
 		s.result = qr[resultVar]
@@ -61,6 +71,7 @@ func putScratch(s *evalScratch) {
 	s.cancel.done = nil
 	clear(s.meta)
 	s.result = nil
+	s.err = nil
 	scratchPool.Put(s)
 }
 

@@ -58,7 +58,7 @@ func (e *Engine) evalVisible(ctx context.Context, vq *visibleQuery, input ast.Va
 		WithVirtualCache(&sc.vc).
 		WithBaseCache(&sc.bc).
 		WithRequestMetadata(sc.meta)
-	if err := sc.q.Iter(ctx, sc.collect); err != nil {
+	if err := e.pool.iter(ctx, sc); err != nil {
 		return false, false, fmt.Errorf("evaluating %s: %w", e.qVisible, e.evalError(ctx, err))
 	}
 	switch {

@@ -206,6 +206,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		MetadataURL:  oauth.MetadataURL(cfg.Resource.URI),
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes,
 		EvalTimeout:  cfg.Policy.EvalTimeout.D(),
+		EvalWorkers:  cfg.Limits.EvalWorkers,
 		Observer:     decision.Observers(observers...),
 		DryRun:       cfg.Policy.DryRun,
 		Logger:       log.With("component", "decision"),

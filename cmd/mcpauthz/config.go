@@ -257,6 +257,9 @@ type LimitsConfig struct {
 	// which bounds the memory a high gc_percent would take. 0 leaves the
 	// runtime's setting (GOMEMLIMIT, else none).
 	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
+	// EvalWorkers is how many goroutines evaluate policies: calls beyond
+	// it wait for one (decision/evalpool.go says why). 0: two per core.
+	EvalWorkers int `json:"eval_workers"`
 }
 
 // DefaultGCPercent is the default limits.gc_percent. With the default 100
@@ -565,6 +568,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MemoryLimitBytes < 0 || (c.Limits.MemoryLimitBytes > 0 && c.Limits.MemoryLimitBytes < minMemoryLimit) {
 		bad("limits.memory_limit_bytes", "must be 0 (no limit) or at least %d", minMemoryLimit)
+	}
+	if c.Limits.EvalWorkers < 0 {
+		bad("limits.eval_workers", "must be 0 (two per core) or positive")
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -62,6 +62,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"gc_percent_too_low":    {"limits: {gc_percent: -2}", "limits.gc_percent"},
 		"gc_off_without_limit":  {"limits: {gc_percent: -1}", "limits.gc_percent"},
 		"memory_limit_too_low":  {"limits: {memory_limit_bytes: 1000}", "limits.memory_limit_bytes"},
+		"eval_workers_negative": {"limits: {eval_workers: -1}", "limits.eval_workers"},
 	}
 	checkConfigErrors(t, tests)
 }
