@@ -42,7 +42,8 @@ FUZZTIME ?= 10m
 # package:target of every fuzz target of a parser or of the Check path.
 FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential \
 	./transport/extauthz:FuzzDecodeCheck ./transport/extauthz:FuzzCheckAnswer ./decision/token:FuzzVerify \
-	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzDecideHeaders ./decision:FuzzRedactQuery
+	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzDecideHeaders ./decision:FuzzRedactQuery \
+	./internal/decisionlog:FuzzReadEvents
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10m), one after another, on one core each; findings land in testdata/fuzz
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \

@@ -203,21 +203,11 @@ func (l *Log) opaEvent(ev *event) opaEvent {
 	if ev.input != nil {
 		input, _ = ast.JSON(ev.input)
 	}
-	res := map[string]any{"allow": ev.d.Allow, "code": ev.d.Code}
-	if ev.d.Reason != "" {
-		res["reason"] = ev.d.Reason
-	}
-	if len(ev.d.Scopes) > 0 {
-		res["scopes"] = ev.d.Scopes
-	}
-	if !ev.d.Allow {
-		res["status"] = ev.d.Status
-	}
 	return opaEvent{
 		DecisionID: ev.d.ID,
 		Path:       l.path,
 		Input:      input,
-		Result:     res,
+		Result:     ResultOf(ev.d).event(),
 		Bundles:    map[string]any{"policy": map[string]any{"revision": ev.d.Revision}},
 		Timestamp:  ev.at.UTC().Format(time.RFC3339Nano),
 		Metrics:    map[string]any{"timer_server_handler_ns": ev.elapsed.Nanoseconds()},
