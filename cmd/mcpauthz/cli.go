@@ -87,6 +87,7 @@ development tokens and API keys.`,
 	root.AddCommand(
 		newServeCmd(),
 		newEvalCmd(),
+		newReplayCmd(),
 		newCheckCmd(),
 		newTestCmd(),
 		newFmtCmd(),

@@ -32,6 +32,7 @@ func TestHelpExitsZero(t *testing.T) {
 		"serve_help":      {[]string{"serve", "--help"}, []string{"--config", "--grpc-addr", "--http-addr", "--bundle"}, []string{"--request"}},
 		"help_serve":      {[]string{"help", "serve"}, []string{"--grpc-addr"}, []string{"Available Commands"}},
 		"eval_help":       {[]string{"eval", "--help"}, []string{"--request", "--bearer", "--input", "--config"}, []string{"--grpc-addr", "--http-addr"}},
+		"replay_help":     {[]string{"replay", "--help"}, []string{"--bundle", "--format", "--config"}, []string{"--grpc-addr"}},
 		"check_help":      {[]string{"check", "-h"}, []string{"--config"}, []string{"--verbose", "--grpc-addr"}},
 		"test_help":       {[]string{"help", "test"}, []string{"-v, --verbose", "--config"}, []string{"--grpc-addr"}},
 		"token_help":      {[]string{"token", "--help"}, []string{"--sub", "--ttl", "--aud"}, []string{"--grpc-addr"}},

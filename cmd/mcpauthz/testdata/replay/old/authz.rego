@@ -1,0 +1,17 @@
+# The policy in force when decisions.log was recorded.
+package mcp.authz
+
+default decision := {"allow": false, "reason": "authentication required"}
+
+decision := {"allow": count(problems) == 0, "reason": concat("; ", sort([p | some p in problems]))} if input.token.valid
+
+problems contains sprintf("tool %s is not allowed", [input.mcp.tool.name]) if {
+	input.mcp.method == "tools/call"
+	not input.mcp.tool.name in {"read_file", "search"}
+}
+
+# The rule the new policy changes. A call without a path is refused.
+problems contains "read_file may not read this path" if {
+	input.mcp.tool.name == "read_file"
+	not startswith(object.get(input.mcp.tool.arguments, "path", ""), "/data/")
+}
