@@ -29,8 +29,11 @@ type evalOutput struct {
 	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
 	Body            json.RawMessage   `json:"body,omitempty"`
 	UpstreamHeaders map[string]string `json:"upstream_headers,omitempty"`
-	Token           map[string]any    `json:"token"`
-	Errors          []string          `json:"errors,omitempty"`
+	// RateLimit is the decision's rate_limit, as Envoy's rate limit filter
+	// reads it (dynamic metadata rate_limit.<name>).
+	RateLimit map[string]string `json:"rate_limit,omitempty"`
+	Token     map[string]any    `json:"token"`
+	Errors    []string          `json:"errors,omitempty"`
 }
 
 // evalFlags are eval's own flags.
@@ -165,6 +168,12 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 	}
 	if !d.Allow {
 		out.Status = d.Status
+	}
+	if len(d.RateLimit) > 0 {
+		out.RateLimit = make(map[string]string, len(d.RateLimit))
+		for _, e := range d.RateLimit {
+			out.RateLimit[e.Name] = e.Value
+		}
 	}
 	if len(d.Body) > 0 {
 		out.Body = d.Body

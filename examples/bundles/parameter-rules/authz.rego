@@ -24,7 +24,7 @@ default decision := {
 # two decision values, so the policy never fails with a conflict.
 decision := object.union({"allow": false, "scopes": required_scopes}, deny) if {
 	deny
-} else := {"allow": true, "scopes": required_scopes, "headers": upstream_headers} if {
+} else := {"allow": true, "scopes": required_scopes, "headers": upstream_headers, "rate_limit": rate_limit} if {
 	not deny
 	input.token.valid == true
 	known_operation
