@@ -35,6 +35,14 @@ var listMethods = map[string]listKind{
 	"resources/templates/list": {"resourceTemplates", ItemResource},
 }
 
+// IsListMethod reports whether method is a list request whose answers are
+// filtered (tools/list, prompts/list, resources/list,
+// resources/templates/list).
+func IsListMethod(method string) bool {
+	_, ok := listMethods[method]
+	return ok
+}
+
 // ListRequest is a list request read from a request body: what its answer
 // must be filtered for.
 type ListRequest struct {
