@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/transport/extmcp"
 )
 
 // Config is the whole YAML configuration. Every key has a default, so an
@@ -24,6 +25,7 @@ type Config struct {
 	Tokens       TokensConfig    `json:"tokens"`
 	Sessions     SessionsConfig  `json:"sessions"`
 	Envoy        EnvoyConfig     `json:"envoy"`
+	Agentgateway ExtMcpConfig    `json:"agentgateway"`
 	MCP          MCPConfig       `json:"mcp"`
 	HTTP         HTTPConfig      `json:"http"`
 	Limits       LimitsConfig    `json:"limits"`
@@ -212,6 +214,14 @@ type SessionsConfig struct {
 	TTL         Duration `json:"ttl"`
 }
 
+// ExtMcpConfig tunes the ExtMcp server (agentgateway's mcpGuardrails).
+type ExtMcpConfig struct {
+	// MetadataKey is the metadata_context key where agentgateway's
+	// configuration puts the caller's authorization header value: the only
+	// caller a list result (CheckResponse) has.
+	MetadataKey string `json:"metadata_key"`
+}
+
 // EnvoyConfig tunes the ext_authz adapter.
 type EnvoyConfig struct {
 	MCPMetadataNamespace string `json:"mcp_metadata_namespace"`
@@ -362,6 +372,7 @@ func DefaultConfig() Config {
 			MaskDecision: "system/log/mask", DropDecision: "system/log/drop",
 			Reporting: DecisionLogReporting{MinDelaySeconds: 5, MaxDelaySeconds: 10, BufferSizeLimitBytes: 32 << 20},
 		},
+		Agentgateway: ExtMcpConfig{MetadataKey: extmcp.DefaultMetadataKey},
 		MCP: MCPConfig{
 			DefaultProtocolVersion: decision.DefaultProtocolVersion,
 			ProtocolVersions:       slices.Clone(decision.KnownProtocolVersions),
@@ -559,6 +570,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes <= 0 {
 		bad("limits.max_body_bytes", "must be positive")
+	}
+	if c.Agentgateway.MetadataKey == "" {
+		bad("agentgateway.metadata_key", "is empty; the caller of a list result comes only from it")
 	}
 	if c.Limits.GCPercent < -1 {
 		bad("limits.gc_percent", "must be -1 (off, with memory_limit_bytes), 0 (runtime default) or positive")

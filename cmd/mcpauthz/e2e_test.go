@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	extmcppb "github.com/mcpauthz/mcpauthz/proto/gen/go/agentgateway/dev/ext_mcp"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 )
 
@@ -191,6 +192,26 @@ decision_logs: {file: %q}
 		}
 		if !strings.Contains(d.GetBody(), `"id":17`) || !strings.Contains(d.GetBody(), `"isError":true`) {
 			t.Errorf("body = %s, want a tool error result for id 17", d.GetBody())
+		}
+	})
+	t.Run("agentgateway_ext_mcp", func(t *testing.T) {
+		// The same decisions through agentgateway's ExtMcp, on the same
+		// port and behind ext_authz's codec.
+		c := extmcppb.NewExtMcpClient(conn)
+		call := func(path string) *extmcppb.McpRequestResult {
+			res, err := c.CheckRequest(ctx, &extmcppb.McpRequest{ServiceNames: []string{"files"}, Method: "tools/call",
+				McpRequest: []byte(`{"name":"read_file","arguments":{"path":"` + path + `"}}`),
+				Headers:    []*extmcppb.McpHeader{{Key: "authorization", Value: []byte("Bearer " + tok)}}})
+			if err != nil {
+				t.Fatalf("CheckRequest: %v", err)
+			}
+			return res
+		}
+		if res := call("/data/reports/q3.csv"); res.GetPass() == nil || res.GetMetadata().GetFields()["subject"].GetStringValue() != "alice" {
+			t.Errorf("allowed call: %v", res)
+		}
+		if res := call("/etc/passwd"); res.GetError().GetCode() != extmcppb.AuthorizationError_PERMISSION_DENIED {
+			t.Errorf("denied call: %v", res)
 		}
 	})
 	t.Run("no_token_401_discovered_by_go_sdk", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/transport/authzen"
 	"github.com/mcpauthz/mcpauthz/transport/decisionapi"
 	"github.com/mcpauthz/mcpauthz/transport/extauthz"
+	"github.com/mcpauthz/mcpauthz/transport/extmcp"
 	"github.com/mcpauthz/mcpauthz/transport/extproc"
 )
 
@@ -20,10 +21,16 @@ import (
 // registerGRPCTransports adds the services of the gRPC listener: Envoy's
 // ext_authz (envoy.service.auth.v3.Authorization), Envoy's External
 // Processing (envoy.service.ext_proc.v3.ExternalProcessor, which filters
-// list answers) and the Decision API (mcpauthz.v1.DecisionService).
+// list answers), agentgateway's ExtMcp (agentgateway.dev.ext_mcp.ExtMcp:
+// calls decided, lists filtered) and the Decision API
+// (mcpauthz.v1.DecisionService).
 func (a *app) registerGRPCTransports(s *grpc.Server) {
 	items := decision.NewItemFilter(a.engine)
 	extproc.NewServer(items, a.log.With("component", "ext_proc")).Register(s)
+	extmcp.NewServer(a.engine, items, extmcp.Options{
+		MetadataKey: a.cfg.Agentgateway.MetadataKey,
+		Logger:      a.log.With("component", "ext_mcp"),
+	}).Register(s)
 	extauthz.NewServer(a.engine, extauthz.Options{
 		MCPMetadataNamespace: a.cfg.Envoy.MCPMetadataNamespace,
 		JWTMetadataNamespace: a.cfg.Tokens.FromEnvoyMetadata,
