@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -14,10 +15,23 @@ import (
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
+	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
 // Resource is the protected resource URI the test engines use.
 const Resource = "https://mcp.example.com/mcp"
+
+// Tokens verifies a fixed set of bearer tokens: each maps to its claims;
+// any other is a bad signature. Set it as decision.Options.Tokens.
+type Tokens map[string]map[string]any
+
+// Verify returns the claims of raw as a verified token.
+func (f Tokens) Verify(_ context.Context, raw string, _ *token.APIKeys) *token.Result {
+	if c, ok := f[raw]; ok {
+		return token.FromClaims(c, time.Now())
+	}
+	return (&token.Result{Present: true, Error: token.ErrBadSignature}).Finish()
+}
 
 // Snapshots serves one fixed policy.
 type Snapshots struct{ P *decision.Policy }

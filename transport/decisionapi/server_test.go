@@ -22,23 +22,12 @@ import (
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
-	"github.com/mcpauthz/mcpauthz/decision/token"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 	"github.com/mcpauthz/mcpauthz/transport/decisionapi"
 	"github.com/mcpauthz/mcpauthz/transport/extauthz"
 )
 
-// fakeTokens verifies a fixed set of bearer tokens.
-type fakeTokens map[string]map[string]any
-
-func (f fakeTokens) Verify(_ context.Context, raw string, _ *token.APIKeys) *token.Result {
-	if c, ok := f[raw]; ok {
-		return token.FromClaims(c, time.Now())
-	}
-	return (&token.Result{Present: true, Error: token.ErrBadSignature}).Finish()
-}
-
-var tokens = fakeTokens{
+var tokens = decisiontest.Tokens{
 	"alice-token": {"sub": "alice", "scope": "mcp:tools files:read"},
 	"bob-token":   {"sub": "bob", "scope": "mcp:tools payments:write", "team": "support"},
 }

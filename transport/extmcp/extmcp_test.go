@@ -5,29 +5,17 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
-	"github.com/mcpauthz/mcpauthz/decision/token"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/agentgateway/dev/ext_mcp"
 	"github.com/mcpauthz/mcpauthz/transport/extmcp"
 )
 
-// fakeTokens verifies a fixed set of bearer tokens.
-type fakeTokens map[string]map[string]any
-
-func (f fakeTokens) Verify(_ context.Context, raw string, _ *token.APIKeys) *token.Result {
-	if c, ok := f[raw]; ok {
-		return token.FromClaims(c, time.Now())
-	}
-	return (&token.Result{Present: true, Error: token.ErrBadSignature}).Finish()
-}
-
-var tokens = fakeTokens{
+var tokens = decisiontest.Tokens{
 	// alice sees (and may call) the tools read_file and search, the prompt
 	// summarize and the resources file:///a and file:///{path}.
 	"alice": {"sub": "alice", "scope": "tool:read_file tool:search prompt:summarize resource:file:///a resource:file:///{path}"},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	procfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -16,21 +15,10 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
-	"github.com/mcpauthz/mcpauthz/decision/token"
 	"github.com/mcpauthz/mcpauthz/transport/extproc"
 )
 
-// fakeTokens verifies a fixed set of bearer tokens.
-type fakeTokens map[string]map[string]any
-
-func (f fakeTokens) Verify(_ context.Context, raw string, _ *token.APIKeys) *token.Result {
-	if c, ok := f[raw]; ok {
-		return token.FromClaims(c, time.Now())
-	}
-	return (&token.Result{Present: true, Error: token.ErrBadSignature}).Finish()
-}
-
-var tokens = fakeTokens{
+var tokens = decisiontest.Tokens{
 	// alice sees the tools read_file and search, the prompt summarize and
 	// the resource file:///a.
 	"alice": {"sub": "alice", "scope": "tool:read_file tool:search prompt:summarize resource:file:///a resource:file:///{path}"},
