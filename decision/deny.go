@@ -48,6 +48,14 @@ const (
 	// CodeOriginNotAllowed is the code of a request whose Origin header is
 	// neither the MCP endpoint's origin nor in http.allowed_origins.
 	CodeOriginNotAllowed = "origin_refused"
+	// CodeToolPinMismatch is the code of a tools/call of a tool whose
+	// definition, as its server last listed it, does not match its pin
+	// (data.mcpauthz.tools[<name>].sha256).
+	CodeToolPinMismatch = "tool_pin_mismatch"
+	// CodeInvalidArguments is the code of a tools/call whose arguments do
+	// not validate against its tool's pinned input schema
+	// (data.mcpauthz.tools[<name>].input_schema).
+	CodeInvalidArguments = "invalid_arguments"
 )
 
 // CodeJSONRPCDenied is the JSON-RPC error code of a policy denial of a
@@ -83,6 +91,8 @@ const (
 	refuseBatchRemoved
 	refuseOrigin
 	refuseHiddenTool
+	refusePinMismatch
+	refuseInvalidArguments
 	numRefusals
 )
 
@@ -164,6 +174,13 @@ var denyTable = [numRefusals]denyRow{
 		code: CodeOriginNotAllowed, status: 403, rpc: CodeOriginRefused, body: rpcErrorShape},
 	refuseHiddenTool: {what: "a tools/call of a tool the visible rule hides from the caller: answered as if the tool did not exist",
 		code: CodePolicyDenied, status: 200, rpc: mcp.CodeInvalidParams, body: rpcErrorShape},
+	// The two pin refusals answer as the MCP server answers an unknown
+	// tool or bad arguments: a JSON-RPC error in a 200, so the client's
+	// session goes on and the model reads why.
+	refusePinMismatch: {what: "a tools/call of a tool whose definition, as its server last listed it, does not match its pin: answered as if the tool did not exist",
+		code: CodeToolPinMismatch, status: 200, rpc: mcp.CodeInvalidParams, body: rpcErrorShape},
+	refuseInvalidArguments: {what: "a tools/call whose arguments do not validate against its tool's pinned input schema",
+		code: CodeInvalidArguments, status: 200, rpc: mcp.CodeInvalidParams, body: rpcErrorShape},
 }
 
 // CodeOriginRefused is the JSON-RPC code of a request refused for its

@@ -140,6 +140,8 @@ var readmeRows = map[refusal]struct{ prefix, suggest string }{
 	refuseBatchRemoved:       {prefix: "a JSON-RPC batch in a request of 2025-06-18 or later"},
 	refuseOrigin:             {prefix: "an `Origin` header that is neither"},
 	refuseHiddenTool:         {prefix: "a `tools/call` of a tool the `visible` rule hides"},
+	refusePinMismatch:        {prefix: "a `tools/call` of a tool whose definition, as its server last listed it"},
+	refuseInvalidArguments:   {prefix: "a `tools/call` whose arguments do not validate"},
 	refuseSessionNotFound: {prefix: "a GET or DELETE whose `Mcp-Session-Id`",
 		suggest: "| a GET or DELETE whose `Mcp-Session-Id` is bound to another subject (`sessions.bind_subject: true`) | 404, no body, code `policy_denied` |"},
 }

@@ -114,6 +114,10 @@ type Engine struct {
 	// pool runs policy evaluations on long-lived goroutines; its workers
 	// stop once the Engine is unreachable.
 	pool *evalPool
+	// pins remembers the listed definitions of pinned tools (pins.go). It
+	// lives in the engine, not the policy, so that a new bundle judges
+	// what was listed before it.
+	pins pinMemory
 }
 
 // New builds an Engine.
@@ -394,6 +398,7 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 		lastInput = p.input(i)
 		outcomes[i] = outcome{msg: &p.body.Messages[i], res: e.eval(ctx, pol, lastInput)}
 		e.hideCall(ctx, pol, r, p, &outcomes[i])
+		e.checkPins(pol, r, &outcomes[i])
 	}
 	e.finishMessages(d, outcomes, p.body.Batch, p.tok)
 	return d, lastInput

@@ -100,6 +100,9 @@ type ListOutcome struct {
 	Errors []error
 	// Revision is the policy revision that decided.
 	Revision string
+	// PinMismatches are the pinned tools whose listed definition does not
+	// match their pin (hidden, whoever the caller; pins.go).
+	PinMismatches []PinMismatch
 }
 
 // CodeListUnfilterable is the JSON-RPC code of the error that replaces a
@@ -205,10 +208,14 @@ func (f *ItemFilter) FilterResult(ctx context.Context, r *Request, method, proto
 	}
 	res := ListOutcome{Items: len(raws)}
 	keep := make([]bool, len(raws))
-	vr, err := f.Visible(ctx, r, items)
+	var vr *VisibleResult
+	pol := f.e.opts.Snapshots.Current()
+	if pol != nil {
+		vr = f.visibleIn(ctx, pol, r, items)
+	}
 	switch {
-	case err != nil:
-		res.Emptied = err
+	case pol == nil:
+		res.Emptied = ErrNoPolicy
 	case vr.Token == nil || !vr.Token.Valid:
 		reason := "no valid credential"
 		if vr.Token != nil && vr.Token.Error != "" {
@@ -221,6 +228,16 @@ func (f *ItemFilter) FilterResult(ctx context.Context, r *Request, method, proto
 			keep[i] = v.Visible && readable[i]
 			if v.Err != nil {
 				res.Errors = append(res.Errors, v.Err)
+			}
+		}
+	}
+	if pol != nil {
+		// Pins are judged whoever the caller: what the server lists is
+		// remembered for the calls of every caller.
+		var pinned []bool
+		if pinned, res.PinMismatches = f.checkListedPins(ctx, pol, r, items, raws, readable); pinned != nil {
+			for i := range keep {
+				keep[i] = keep[i] && !pinned[i]
 			}
 		}
 	}

@@ -6,6 +6,7 @@ package decision
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -27,6 +28,38 @@ func (o observers) Observe(ctx context.Context, r *Request, d *Decision, input a
 	for _, ob := range o {
 		ob.Observe(ctx, r, d, input, elapsed)
 	}
+}
+
+// PinObserver is an Observer that is also told of each listed tool whose
+// definition does not match its pin (pins.go), when a list answer is
+// filtered. It must not block.
+type PinObserver interface {
+	Observer
+	ObservePinMismatch(ctx context.Context, r *Request, m *PinMismatch)
+}
+
+// ObservePinMismatch tells each observer that is a PinObserver.
+func (o observers) ObservePinMismatch(ctx context.Context, r *Request, m *PinMismatch) {
+	for _, ob := range o {
+		if po, ok := ob.(PinObserver); ok {
+			po.ObservePinMismatch(ctx, r, m)
+		}
+	}
+}
+
+// observePin tells the observer of a pin mismatch, if it listens; an
+// observer that panics is logged.
+func (e *Engine) observePin(ctx context.Context, r *Request, m *PinMismatch) {
+	po, ok := e.opts.Observer.(PinObserver)
+	if !ok {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("panic in a pin observer", "event_id", m.ID, "panic", fmt.Sprint(p))
+		}
+	}()
+	po.ObservePinMismatch(ctx, r, m)
 }
 
 // InputObserver is an Observer that reads the input it is given. The

@@ -37,11 +37,9 @@ type paramHeaders map[string][]paramBinding
 // toolsPath is where bundle data describes tools.
 var toolsPath = storage.MustParsePath("/mcpauthz/tools")
 
-// readParamHeaders indexes the x-mcp-header annotations of the input
-// schemas in data.mcpauthz.tools, so that a request reads no store. An
-// annotation mcpauthz cannot use (not a token, on a non-primitive, twice)
-// fails the activation, naming it.
-func readParamHeaders(ctx context.Context, store storage.Store) (paramHeaders, error) {
+// readToolsDoc reads data.mcpauthz.tools as plain Go values (numbers as
+// json.Number); nil when bundle data has none, or it is not an object.
+func readToolsDoc(ctx context.Context, store storage.Store) (map[string]any, error) {
 	doc, err := storage.ReadOne(ctx, store, toolsPath)
 	if err != nil {
 		if storage.IsNotFound(err) {
@@ -59,10 +57,15 @@ func readParamHeaders(ctx context.Context, store storage.Store) (paramHeaders, e
 			return nil, fmt.Errorf("reading data.mcpauthz.tools: %w", err)
 		}
 	}
-	tools, ok := doc.(map[string]any)
-	if !ok {
-		return nil, nil
-	}
+	tools, _ := doc.(map[string]any)
+	return tools, nil
+}
+
+// readParamHeaders indexes the x-mcp-header annotations of the input
+// schemas in data.mcpauthz.tools (readToolsDoc), so that a request reads
+// no store. An annotation mcpauthz cannot use (not a token, on a
+// non-primitive, twice) fails the activation, naming it.
+func readParamHeaders(tools map[string]any) (paramHeaders, error) {
 	var out paramHeaders
 	for name, t := range tools {
 		tool, _ := t.(map[string]any)

@@ -89,6 +89,9 @@ type Policy struct {
 	// params are the x-mcp-header annotations of the tools that bundle
 	// data describes (data.mcpauthz.tools[<name>].input_schema).
 	params paramHeaders
+	// pins are the tools pinned in data.mcpauthz.tools[<name>] (sha256,
+	// input_schema), their schemas compiled; nil when none is (pins.go).
+	pins toolPins
 	// needs is the input the policy can read.
 	needs *inputNeeds
 
@@ -137,8 +140,9 @@ var apiKeysPath = storage.MustParsePath("/mcpauthz/api_keys")
 
 // Activate builds the engine's state for snapshot s: the compiled decision
 // query and its read transaction, the input the policy reads, the API keys
-// of its data, and the visibility queries. It is the activation to give
-// bundles.NewManager. Malformed API keys fail it, and so fail the load; a
+// of its data, the tool pins and the visibility queries. It is the
+// activation to give bundles.NewManager. Malformed API keys, x-mcp-header
+// annotations or tool pins fail it, and so fail the load; a
 // policy with no decision or allow rule loads, and every request it sees
 // is denied with an evaluation error.
 func (r Rules) Activate(s *bundles.Snapshot) (*Policy, error) {
@@ -149,7 +153,14 @@ func (r Rules) Activate(s *bundles.Snapshot) (*Policy, error) {
 		return nil, err
 	}
 	p.keys = keys
-	if p.params, err = readParamHeaders(ctx, s.Store); err != nil {
+	tools, err := readToolsDoc(ctx, s.Store)
+	if err != nil {
+		return nil, err
+	}
+	if p.params, err = readParamHeaders(tools); err != nil {
+		return nil, err
+	}
+	if p.pins, err = readToolPins(tools); err != nil {
 		return nil, err
 	}
 	if err := p.compileQuery(ctx); err != nil {

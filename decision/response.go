@@ -117,6 +117,9 @@ type outcome struct {
 	res policyResult
 	// hidden: a tools/call of a tool the visible rule hides (hidden.go).
 	hidden bool
+	// pin: a tools/call the policy allowed that its tool's pin refuses
+	// (pins.go); nil otherwise.
+	pin *pinRefusal
 }
 
 // finishHTTPOnly completes a decision for GET and DELETE, which carry no message.
@@ -255,7 +258,8 @@ func (e *Engine) finishMessages(d *Decision, outs []outcome, batch bool, tok *to
 		deniedScopes = appendUnique(deniedScopes, outs[i].res.scopes...)
 		anyEvalErr = anyEvalErr || outs[i].res.err != nil
 	}
-	if first.res.status == 0 && !anyEvalErr && e.challenge(d, tok, deniedScopes, reason) {
+	// A pin refuses a call the policy allowed: no token would change that.
+	if first.pin == nil && first.res.status == 0 && !anyEvalErr && e.challenge(d, tok, deniedScopes, reason) {
 		return
 	}
 	if anyEvalErr && !tok.Valid && e.challenge(d, tok, nil, reason) {
@@ -316,6 +320,9 @@ func denyReason(res policyResult) string {
 func denialEntry(o *outcome) answer {
 	if o.hidden {
 		return answer{kind: refuseHiddenTool, id: o.msg.ID, message: "Unknown tool: " + o.msg.Tool.Name}
+	}
+	if o.pin != nil {
+		return answer{kind: o.pin.kind, id: o.msg.ID, message: o.pin.message}
 	}
 	reason := denyReason(o.res)
 	if o.res.rpcCode != 0 {

@@ -105,11 +105,16 @@ var (
 // body is ignored. The only error is ErrNoPolicy; an item whose evaluation
 // fails is hidden, with Basis BasisError.
 func (f *ItemFilter) Visible(ctx context.Context, r *Request, items []Item) (*VisibleResult, error) {
-	e := f.e
-	pol := e.opts.Snapshots.Current()
+	pol := f.e.opts.Snapshots.Current()
 	if pol == nil {
 		return nil, ErrNoPolicy
 	}
+	return f.visibleIn(ctx, pol, r, items), nil
+}
+
+// visibleIn is Visible under the policy pol.
+func (f *ItemFilter) visibleIn(ctx context.Context, pol *Policy, r *Request, items []Item) *VisibleResult {
+	e := f.e
 	tok := e.resolveToken(ctx, r, pol.keys)
 	shared := sharedInput{source: sourceInput(r), context: contextInput(r.Context), token: ast.NewTerm(tok.Value)}
 	shared.http = httpInput(r)
@@ -118,7 +123,7 @@ func (f *ItemFilter) Visible(ctx context.Context, r *Request, items []Item) (*Vi
 	for i := range items {
 		res.Items[i] = f.judge(ctx, pol, &shared, r, &items[i], false)
 	}
-	return res, nil
+	return res
 }
 
 // judge decides one item: by the visible rule, else by partial evaluation.

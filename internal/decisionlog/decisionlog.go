@@ -72,6 +72,9 @@ const decisionLogWarnEvery = time.Minute
 const decisionLogBatch = 64 << 10
 
 type event struct {
+	// pin, when set, is a tool pin mismatch (decision.PinObserver), not a
+	// decision: d and input are nil.
+	pin     *decision.PinMismatch
 	d       *decision.Decision
 	input   ast.Value
 	elapsed time.Duration
@@ -120,6 +123,19 @@ func (l *Log) Observe(_ context.Context, _ *decision.Request, d *decision.Decisi
 	}
 }
 
+// ObservePinMismatch queues an event for a listed tool that did not
+// match its pin; it never blocks.
+func (l *Log) ObservePinMismatch(_ context.Context, _ *decision.Request, m *decision.PinMismatch) {
+	select {
+	case l.ch <- event{pin: m, at: time.Now()}:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
+// PinPath is the path of the events that tell of a tool pin mismatch.
+const PinPath = "mcpauthz/tool_pin"
+
 // ObservesInput is true: the log records the whole input.
 func (l *Log) ObservesInput() bool { return true }
 
@@ -167,7 +183,9 @@ func (l *Log) run() {
 	}
 	for ev := range l.ch {
 		e := l.opaEvent(&ev)
-		if l.policy != nil {
+		// A pin event holds no input, and the mask and drop rules are
+		// written for decisions: it is written as it is.
+		if l.policy != nil && ev.pin == nil {
 			if pol := l.policy(); pol != nil && l.maskAndDrop(pol, &e) {
 				continue
 			}
@@ -199,6 +217,18 @@ func (l *Log) run() {
 // opaEvent builds the logged event of one decision. The conversion of the
 // input happens here, off the decision path.
 func (l *Log) opaEvent(ev *event) opaEvent {
+	if m := ev.pin; m != nil {
+		return opaEvent{
+			DecisionID: m.ID,
+			Path:       PinPath,
+			Result: map[string]any{"allow": false, "code": decision.CodeToolPinMismatch, "reason": m.Reason(),
+				"tool": m.Tool, "server": m.Server, "pinned_sha256": m.Pinned, "listed_sha256": m.Listed},
+			Bundles:   map[string]any{"policy": map[string]any{"revision": m.Revision}},
+			Timestamp: ev.at.UTC().Format(time.RFC3339Nano),
+			Metrics:   map[string]any{},
+			Labels:    map[string]any{"app": "mcpauthz"},
+		}
+	}
 	var input any
 	if ev.input != nil {
 		input, _ = ast.JSON(ev.input)
@@ -261,4 +291,7 @@ func (l *Log) Close() error {
 	return nil
 }
 
-var _ decision.InputObserver = (*Log)(nil)
+var (
+	_ decision.InputObserver = (*Log)(nil)
+	_ decision.PinObserver   = (*Log)(nil)
+)

@@ -1,5 +1,6 @@
 // Package metrics exports decisions to Prometheus: a counter by code and
-// a latency histogram. It observes the engine through decision.Observer.
+// a latency histogram, and a counter of tool pin mismatches by tool. It
+// observes the engine through decision.PinObserver.
 package metrics
 
 import (
@@ -19,6 +20,9 @@ import (
 type Metrics struct {
 	decisions *prometheus.CounterVec
 	latency   prometheus.Histogram
+	// pinMismatches counts listed tools that did not match their pin;
+	// its tool label takes only names bundle data pins.
+	pinMismatches *prometheus.CounterVec
 	// byCode caches the counter of each code so the hot path does no label
 	// lookup.
 	byCode sync.Map // string -> prometheus.Counter
@@ -48,9 +52,13 @@ func NewWith(reg prometheus.Registerer, dryRun bool) *Metrics {
 			Help:    "Time to make one decision, from request to answer, in seconds.",
 			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.25, 1},
 		}),
+		pinMismatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauthz_tool_pin_mismatches_total",
+			Help: "List answers in which a pinned tool's definition did not match its pin (data.mcpauthz.tools[<name>].sha256): the tool was hidden and its calls are refused.",
+		}, []string{"tool"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.latency)
+		reg.MustRegister(m.decisions, m.latency, m.pinMismatches)
 	}
 	return m
 }
@@ -69,7 +77,12 @@ func (m *Metrics) Observe(_ context.Context, _ *decision.Request, d *decision.De
 	m.latency.Observe(elapsed.Seconds())
 }
 
-var _ decision.Observer = (*Metrics)(nil)
+// ObservePinMismatch counts one listed tool that did not match its pin.
+func (m *Metrics) ObservePinMismatch(_ context.Context, _ *decision.Request, pm *decision.PinMismatch) {
+	m.pinMismatches.WithLabelValues(pm.Tool).Inc()
+}
+
+var _ decision.PinObserver = (*Metrics)(nil)
 
 // GCCPUMetric is the name under which Runtime exports the Go runtime's
 // estimate of the CPU time spent in garbage collection
