@@ -88,24 +88,34 @@ func TestDecisionLogEvents(t *testing.T) {
 // decisionsCounted reads mcpauthz_decisions_total for one code.
 func decisionsCounted(t *testing.T, reg *prometheus.Registry, code string) float64 {
 	t.Helper()
+	n, ok := counted(t, reg, "mcpauthz_decisions_total", "code", code)
+	if !ok {
+		t.Fatalf("no mcpauthz_decisions_total{code=%q}", code)
+	}
+	return n
+}
+
+// counted reads the counter metric{label=value}; ok is false when reg has
+// none.
+func counted(t *testing.T, reg *prometheus.Registry, metric, label, value string) (n float64, ok bool) {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "mcpauthz_decisions_total" {
+		if mf.GetName() != metric {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "code" && l.GetValue() == code {
-					return m.GetCounter().GetValue()
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue(), true
 				}
 			}
 		}
 	}
-	t.Fatalf("no mcpauthz_decisions_total{code=%q}", code)
-	return 0
+	return 0, false
 }
 
 // stuckWriter is a decision log sink that blocks every write until it is

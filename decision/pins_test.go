@@ -174,7 +174,7 @@ func TestToolPins(t *testing.T) {
 		}
 	}
 
-	if got := pinMismatchesCounted(t, reg, "read_file"); got != 1 {
+	if got, _ := counted(t, reg, "mcpauthz_tool_pin_mismatches_total", "tool", "read_file"); got != 1 {
 		t.Errorf("mcpauthz_tool_pin_mismatches_total{tool=read_file} = %v, want 1", got)
 	}
 	if got := decisionsCounted(t, reg, decision.CodeToolPinMismatch); got != 1 {
@@ -210,28 +210,6 @@ func TestToolPins(t *testing.T) {
 	if pinEvents != 1 || refusedCalls != 1 {
 		t.Errorf("decision log: %d pin events and %d refused calls, want 1 and 1:\n%s", pinEvents, refusedCalls, b)
 	}
-}
-
-// pinMismatchesCounted reads mcpauthz_tool_pin_mismatches_total for a tool.
-func pinMismatchesCounted(t *testing.T, reg *prometheus.Registry, tool string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "mcpauthz_tool_pin_mismatches_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "tool" && l.GetValue() == tool {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
 
 // TestToolPinsActivation: pins that cannot be used fail the bundle's
