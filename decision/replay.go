@@ -66,6 +66,10 @@ func (e *Engine) DecideInput(ctx context.Context, input ast.Value) (*Decision, e
 		// hideCall judges by the visible rule with the call just allowed
 		// (no partial evaluation), which reads no part of the request.
 		e.hideCall(ctx, pol, &Request{}, p, &o)
+		// A pinned input schema judges the recorded arguments again; a
+		// pinned digest judges what servers listed, which a replay never
+		// saw (its engine remembers no list).
+		e.checkPins(pol, &Request{}, &o)
 		e.finishMessages(d, []outcome{o}, false, tok)
 	}
 	d.stamp()
@@ -129,7 +133,7 @@ func messageOfInput(t *ast.Term) (*mcp.Message, error) {
 		m.ID, m.IDValue = raw, id.Value
 	}
 	if tt, ok := termValue(obj.Get(keyTool)).(ast.Object); ok {
-		m.Tool = &mcp.Named{Name: stringMember(tt, "name")}
+		m.Tool = &mcp.Named{Name: stringMember(tt, "name"), Arguments: termValue(tt.Get(keyArguments))}
 	}
 	return m, nil
 }

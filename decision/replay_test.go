@@ -21,6 +21,7 @@ import (
 func TestDecideInputAgreesWithDecide(t *testing.T) {
 	policy := decisiontest.NewEngine(t, "testdata/policy", nil)
 	hidden := decisiontest.NewEngine(t, "testdata/hidden", nil)
+	pinned := decisiontest.NewEngine(t, pinsBundle(t), nil)
 	call := func(id int, tool string) string {
 		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":{}}}`, id, tool)
 	}
@@ -43,6 +44,8 @@ func TestDecideInputAgreesWithDecide(t *testing.T) {
 		"get":             {policy, get},
 		"hidden_tool":     {hidden, post(call(2, "debug"), map[string]any{"sub": "alice", "scope": "mcp:tools"})},
 		"visible_tool":    {hidden, post(call(1, "search"), map[string]any{"sub": "alice", "scope": "mcp:tools"})},
+		"schema_valid":    {pinned, post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"service":"api"}}}`, caller)},
+		"schema_invalid":  {pinned, post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"replicas":"x"}}}`, caller)},
 	}
 	ctx := context.Background()
 	for name, tc := range tests {
