@@ -227,6 +227,9 @@ type prepared struct {
 	body   mcp.Body // empty for GET and DELETE
 	env    mcpEnv
 	tok    *token.Result
+	// hasVisible: the policy has a visible rule, so a tools/call's input
+	// carries input.item (callItem).
+	hasVisible bool
 }
 
 // prepare verifies the token, parses the body and builds the shared input.
@@ -243,7 +246,7 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 		d.refuse(denial{kind: refuseOrigin, reason: fmt.Sprintf("origin %q is not allowed", r.Headers["origin"])})
 		return nil, false
 	}
-	p := &prepared{needs: needs}
+	p := &prepared{needs: needs, hasVisible: pol.visible != nil}
 	if n := needs.sub("source"); n != nil {
 		p.shared.source = sourceInput(r)
 	}
@@ -325,14 +328,28 @@ func (e *Engine) bindSession(p *prepared, version string) {
 // input builds the policy input of message i (GET and DELETE: no message).
 func (p *prepared) input(i int) ast.Value {
 	if len(p.body.Messages) == 0 {
-		return p.shared.input(nil)
+		return p.shared.input(nil, nil)
 	}
+	m := &p.body.Messages[i]
 	var mcpTerm *ast.Term
 	if n := p.needs.sub("mcp"); n != nil {
-		mcpTerm = mcpInput(&p.body.Messages[i], i, &p.env, n)
+		mcpTerm = mcpInput(m, i, &p.env, n)
 	}
-	return p.shared.input(mcpTerm)
+	return p.shared.input(mcpTerm, p.callItem(m))
 }
+
+// callItem is input.item of a tools/call when the policy has a visible
+// rule: the tool, as the visible rule sees a listed one, judged by name
+// (hidden.go). The decision and the visible rule are then evaluated on the
+// same input, so the second reuses the rule values the first computed.
+func (p *prepared) callItem(m *mcp.Message) *ast.Term {
+	if !p.hasVisible || m.Kind != mcp.KindRequest || m.Method != "tools/call" || m.Tool == nil {
+		return nil
+	}
+	return ast.ObjectTerm(ast.Item(keyKind, itemKindTool), ast.Item(keyName, ast.StringTerm(m.Tool.Name)))
+}
+
+var itemKindTool = ast.InternedTerm(string(ItemTool))
 
 func (e *Engine) decide(ctx context.Context, r *Request) (*Decision, ast.Value) {
 	d, input := e.decideOnce(ctx, r)
@@ -396,8 +413,10 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 	var lastInput ast.Value
 	for i := range p.body.Messages {
 		lastInput = p.input(i)
-		outcomes[i] = outcome{msg: &p.body.Messages[i], res: e.eval(ctx, pol, lastInput)}
-		e.hideCall(ctx, pol, r, p, &outcomes[i])
+		sc := getScratch(lastInput, e.opts.EvalTimeout, ctx.Done())
+		outcomes[i] = outcome{msg: &p.body.Messages[i], res: e.evalOn(ctx, sc, pol)}
+		e.hideCall(ctx, sc, pol, p, &outcomes[i])
+		putScratch(sc)
 		e.checkPins(pol, r, &outcomes[i])
 	}
 	e.finishMessages(d, outcomes, p.body.Batch, p.tok)
@@ -569,14 +588,21 @@ var resultVar = ast.Var("x")
 // (rego's cancellation), the conversion of the result to Go values, and
 // OPA's per-call metrics, and reads the result as an ast.Value.
 func (e *Engine) eval(ctx context.Context, pol *Policy, input ast.Value) policyResult {
+	sc := getScratch(input, e.opts.EvalTimeout, ctx.Done())
+	defer putScratch(sc)
+	return e.evalOn(ctx, sc, pol)
+}
+
+// evalOn is eval on a scratch the caller got for the input and puts back:
+// a second query on the same input and scratch (the visible rule, in
+// hideCall) then reuses the rule values this one computed.
+func (e *Engine) evalOn(ctx context.Context, sc *evalScratch, pol *Policy) policyResult {
 	if pol.evalErr != nil {
 		return policyResult{err: pol.evalErr}
 	}
 	if err := ctx.Err(); err != nil {
 		return policyResult{err: fmt.Errorf("evaluating policy: %w", err)}
 	}
-	sc := getScratch(input, e.opts.EvalTimeout, ctx.Done())
-	defer putScratch(sc)
 	// The query is a copy of the snapshot's template, so nothing OPA sets
 	// on it while evaluating (its clock) carries over to the next call.
 	sc.q = *pol.tmpl

@@ -24,8 +24,11 @@ import (
 // than the decision itself).
 
 // hideCall marks o hidden when it is a tools/call whose tool the caller may
-// not see. It runs after the policy decided o.
-func (e *Engine) hideCall(ctx context.Context, pol *Policy, r *Request, p *prepared, o *outcome) {
+// not see. It runs after the policy decided o, on the scratch of that
+// evaluation: the call's input carries input.item (prepared.callItem), so
+// the visible rule runs on the same input and reuses the rule values the
+// decision computed (the caller's scopes, the configuration it read).
+func (e *Engine) hideCall(ctx context.Context, sc *evalScratch, pol *Policy, p *prepared, o *outcome) {
 	m, tok := o.msg, p.tok
 	if m.Kind != mcp.KindRequest || m.Method != "tools/call" || m.Tool == nil || !tok.Valid || o.res.err != nil {
 		return
@@ -37,17 +40,19 @@ func (e *Engine) hideCall(ctx context.Context, pol *Policy, r *Request, p *prepa
 	if !allowed && len(o.res.scopes) > 0 && !tok.HasScopes(o.res.scopes) {
 		return // step-up: the challenge answers
 	}
-	// The request's shared input was built for what the whole policy
-	// reads (needs.go covers every module), the visible rule included.
-	f := ItemFilter{e: e}
-	// allowed=true: where the rule is undefined, no partial evaluation.
-	v := f.judge(ctx, pol, &p.shared, r, &Item{Kind: ItemTool, Name: m.Tool.Name}, true)
-	if v.Visible {
+	visible, defined, err := e.evalVisibleOn(ctx, sc, e.visibleFor(pol))
+	if err == nil && (visible || !defined) {
+		// Where the rule is undefined for the tool, the call's own
+		// verdict stands.
 		return
 	}
-	reason := fmt.Sprintf("tool %q is hidden from this caller (visible rule, basis %s)", m.Tool.Name, v.Basis)
-	if v.Err != nil {
-		reason += ": " + v.Err.Error()
+	basis := BasisRule
+	if err != nil {
+		basis = BasisError
+	}
+	reason := fmt.Sprintf("tool %q is hidden from this caller (visible rule, basis %s)", m.Tool.Name, basis)
+	if err != nil {
+		reason += ": " + err.Error()
 	}
 	o.hidden = true
 	o.res = policyResult{reason: reason, scopes: o.res.scopes}

@@ -13,26 +13,38 @@ import (
 
 // BenchmarkShippedToolsCall is an allowed tools/call under the policy
 // mcpauthz ships (policies/): with its visible rule, every allowed call
-// also asks whether the caller may see the tool (lists and calls agree);
-// without_visible is the same policy with visible.rego left out, so the
-// difference is what that check costs.
+// also asks whether the caller may see the tool (lists and calls agree).
+// trivial_visible replaces that rule with `visible := true` (what asking
+// costs whatever the rule), without_visible leaves it out: the differences
+// are what the check costs.
 func BenchmarkShippedToolsCall(b *testing.B) {
-	without := b.TempDir()
-	for _, f := range []string{"authz.rego", "data.json"} {
-		src, err := os.ReadFile(filepath.Join("..", "policies", f))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(without, f), src, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for _, tc := range []struct{ name, dir string }{
-		{"with_visible", filepath.Join("..", "policies")},
-		{"without_visible", without},
+	for _, tc := range []struct{ name, visible string }{
+		{"with_visible", "visible.rego"},
+		{"trivial_visible", ""},
+		{"without_visible", "-"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			e := decisiontest.NewEngine(b, tc.dir, nil)
+			dir := b.TempDir()
+			files := map[string]string{"authz.rego": "", "data.json": "", "visible.rego": "package mcp.authz\nvisible := true\n"}
+			switch tc.visible {
+			case "-":
+				delete(files, "visible.rego")
+			case "visible.rego":
+				files["visible.rego"] = ""
+			}
+			for f, text := range files {
+				if text == "" {
+					src, err := os.ReadFile(filepath.Join("..", "policies", f))
+					if err != nil {
+						b.Fatal(err)
+					}
+					text = string(src)
+				}
+				if err := os.WriteFile(filepath.Join(dir, f), []byte(text), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			e := decisiontest.NewEngine(b, dir, nil)
 			r := &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com",
 				Body:       []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search","arguments":{"q":"x"}}}`),
 				Credential: token.Claimed(map[string]any{"sub": "alice", "scope": "mcp:tools"}),

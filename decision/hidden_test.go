@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
 	"github.com/mcpauthz/mcpauthz/decision/token"
@@ -51,6 +53,39 @@ func TestHiddenToolCall(t *testing.T) {
 			}
 			if strings.Contains(name, "hidden") && !strings.Contains(d.Reason, "hidden from this caller") {
 				t.Errorf("reason %q does not say the tool is hidden", d.Reason)
+			}
+		})
+	}
+}
+
+// TestCallInputCarriesItem: under a policy with a visible rule, a
+// tools/call's input carries input.item (the tool by kind and name), the
+// input on which the visible rule is evaluated after the decision; other
+// messages, and policies without a visible rule, have none.
+func TestCallInputCarriesItem(t *testing.T) {
+	caller := token.Claimed(map[string]any{"sub": "alice", "scope": "mcp:tools"})
+	tests := map[string]struct {
+		dir, body, want string
+	}{
+		"call_with_visible":    {"testdata/hidden", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{}}}`, `{"kind": "tool", "name": "search"}`},
+		"ping_with_visible":    {"testdata/hidden", `{"jsonrpc":"2.0","id":2,"method":"ping"}`, ""},
+		"call_without_visible": {"testdata/bench", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"search","arguments":{}}}`, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := decisiontest.NewEngine(t, tc.dir, nil)
+			r := &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com", Body: []byte(tc.body), Credential: caller,
+				Headers: map[string]string{"content-type": "application/json", "mcp-protocol-version": "2025-03-26"}}
+			ins, d := e.Inputs(context.Background(), r)
+			if d != nil {
+				t.Fatalf("refused: %s", d.Reason)
+			}
+			got := ""
+			if item := ins[0].(ast.Object).Get(ast.InternedTerm("item")); item != nil {
+				got = item.String()
+			}
+			if got != tc.want {
+				t.Fatalf("input.item = %q, want %q", got, tc.want)
 			}
 		})
 	}

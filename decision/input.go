@@ -335,11 +335,11 @@ type sharedInput struct {
 }
 
 // input assembles the whole policy input; mcpTerm is nil for GET and DELETE.
-func (s *sharedInput) input(mcpTerm *ast.Term) ast.Value {
+func (s *sharedInput) input(mcpTerm, item *ast.Term) ast.Value {
 	// A member the policy cannot read is left nil by the engine: omitted.
-	var arr [5][2]*ast.Term
+	var arr [6][2]*ast.Term
 	items := arr[:0]
-	for _, it := range [...][2]*ast.Term{{keyMCP, mcpTerm}, {keyToken, s.token}, {keyHTTP, s.http}, {keySource, s.source}, {keyContext, s.context}} {
+	for _, it := range [...][2]*ast.Term{{keyMCP, mcpTerm}, {keyToken, s.token}, {keyHTTP, s.http}, {keySource, s.source}, {keyContext, s.context}, {keyItem, item}} {
 		if it[1] != nil {
 			items = append(items, it)
 		}

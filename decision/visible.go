@@ -183,7 +183,7 @@ func (f *ItemFilter) byPartialEval(ctx context.Context, pol *Policy, s *sharedIn
 		return false, pol.partialErr
 	}
 	pq := &pol.partial
-	input := s.input(syntheticCall(it, r))
+	input := s.input(syntheticCall(it, r), nil)
 	ctx, cancel := context.WithTimeout(ctx, f.e.opts.EvalTimeout)
 	defer cancel()
 	pqs, err := pq.Partial(ctx, rego.EvalParsedInput(input), rego.EvalParsedUnknowns(unknownsByKind[it.Kind]))

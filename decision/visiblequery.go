@@ -52,6 +52,16 @@ func (e *Engine) evalVisible(ctx context.Context, vq *visibleQuery, input ast.Va
 	}
 	sc := getScratch(input, e.opts.EvalTimeout, ctx.Done())
 	defer putScratch(sc)
+	return e.evalVisibleOn(ctx, sc, vq)
+}
+
+// evalVisibleOn is evalVisible on a scratch already used for the same
+// input: the rule values in its cache stay valid and are reused.
+func (e *Engine) evalVisibleOn(ctx context.Context, sc *evalScratch, vq *visibleQuery) (visible, defined bool, err error) {
+	if vq.err != nil {
+		return false, false, vq.err
+	}
+	sc.result, sc.n = nil, 0
 	sc.q = *vq.tmpl
 	sc.q.WithInput(&sc.input).
 		WithCancel(&sc.cancel).
