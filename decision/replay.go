@@ -59,13 +59,20 @@ func (e *Engine) DecideInput(ctx context.Context, input ast.Value) (*Decision, e
 		if msg.Tool != nil {
 			d.Tool = msg.Tool.Name
 		}
-		p := &prepared{tok: tok, shared: sharedInput{
-			token: ast.NewTerm(tok.Value), http: obj.Get(keyHTTP), source: obj.Get(keySource), context: obj.Get(keyContext),
-		}}
-		o := outcome{msg: msg, res: e.eval(ctx, pol, input)}
-		// hideCall judges by the visible rule with the call just allowed
-		// (no partial evaluation), which reads no part of the request.
-		e.hideCall(ctx, pol, &Request{}, p, &o)
+		p := &prepared{tok: tok, hasVisible: pol.visible != nil}
+		if item := p.callItem(msg); item != nil && obj.Get(keyItem) == nil {
+			// Logged before calls carried input.item, or under a policy
+			// without a visible rule: the call is judged as Decide would.
+			obj = obj.Copy()
+			obj.Insert(keyItem, item)
+			input = obj
+		}
+		// As in Decide: the visible rule runs on the decision's input and
+		// scratch (hideCall).
+		sc := getScratch(input, e.opts.EvalTimeout, ctx.Done())
+		o := outcome{msg: msg, res: e.evalOn(ctx, sc, pol)}
+		e.hideCall(ctx, sc, pol, p, &o)
+		putScratch(sc)
 		// A pinned input schema judges the recorded arguments again; a
 		// pinned digest judges what servers listed, which a replay never
 		// saw (its engine remembers no list).
