@@ -46,6 +46,10 @@ type ListenConfig struct {
 	// Reflection registers gRPC server reflection on the gRPC port (default
 	// true), for grpcurl and friends; production turns it off.
 	Reflection bool `json:"reflection"`
+	// PProf serves Go's profiles (net/http/pprof) under /debug/pprof/ on
+	// the HTTP port, as opa run --pprof does (default false): for
+	// profiling a server under load; they show the process's internals.
+	PProf bool `json:"pprof"`
 }
 
 // TLSConfig turns on TLS (and mTLS with ClientCAFile) for the gRPC port.
