@@ -17,7 +17,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  ?= -X main.version=$(VERSION) -X main.buildCommit=$(COMMIT)
 
-.PHONY: help image buf-breaking build test test-short bench bench-smoke lint fmt vet generate check-generated tools run demo load load-scale fuzz clean
+.PHONY: help image buf-breaking build test test-short bench bench-growth bench-smoke lint fmt vet generate check-generated tools run demo load load-scale fuzz clean
 
 build: ## build the binary into bin/ (version and commit stamped in)
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mcpauthz
@@ -30,13 +30,21 @@ image: ## build the container image $(IMAGE):$(VERSION) and :latest (Dockerfile:
 
 test: ## the whole test suite, with the race detector, plus a one-pass run of every benchmark
 	$(GO) test -race -count=1 $(PKGS)
-	$(GO) test -run '^$$' -bench . -benchtime=1x $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchtime=1x -short $(PKGS)
 
 test-short: ## quick tests without -race
 	$(GO) test -count=1 $(PKGS)
 
 bench: ## every Go benchmark with allocations (see docs/performance.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+
+GROWTH_PKGS  ?= ./decision/ ./decision/token/ ./bundles/ ./cmd/mcpauthz/
+GROWTH_FLAGS ?= -count 3
+GROWTH_OUT   ?= bench-growth.txt
+
+bench-growth: ## the growth benchmarks (BenchmarkGrowth*, every size) into GROWTH_OUT, then the growth table (docs/performance.md)
+	$(GO) test -run '^$$' -bench '^BenchmarkGrowth' -benchmem -timeout 60m $(GROWTH_FLAGS) $(GROWTH_PKGS) > $(GROWTH_OUT)
+	$(GO) run ./cmd/mcpauthz-bench --growth < $(GROWTH_OUT)
 
 FUZZTIME ?= 10m
 # package:target of every fuzz target of a parser or of the Check path.

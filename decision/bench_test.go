@@ -53,6 +53,12 @@ type benchEnv struct {
 
 func newBenchEnv(b testing.TB, edit func(*Options)) *benchEnv {
 	b.Helper()
+	return newBenchEnvAt(b, benchPolicy, edit)
+}
+
+// newBenchEnvAt is newBenchEnv on the policy bundle in dir.
+func newBenchEnvAt(b testing.TB, dir string, edit func(*Options)) *benchEnv {
+	b.Helper()
 	ctx := context.Background()
 	v, toks, err := workload.NewVerified(ctx, b.TempDir(), 4)
 	if err != nil {
@@ -73,12 +79,12 @@ func newBenchEnv(b testing.TB, edit func(*Options)) *benchEnv {
 		b.Fatal(err)
 	}
 	pol, err := bundles.CompileWith(ctx, bundles.Options{
-		Sources:     []bundles.Source{bundles.DirSource(benchPolicy)},
+		Sources:     []bundles.Source{bundles.DirSource(dir)},
 		Queries:     rules.Queries(),
 		InputSchema: policies.InputSchema(),
 	}, rules.Activate)
 	if err != nil {
-		b.Fatalf("compiling %s: %v", benchPolicy, err)
+		b.Fatalf("compiling %s: %v", dir, err)
 	}
 	src.p = pol
 	return &benchEnv{e: e, snap: pol.Snapshot, pol: pol, tokens: toks, v: v}

@@ -67,6 +67,7 @@ type config struct {
 	clientCPUs  string
 	serverSets  stringList
 	format      string
+	growth      bool
 	soak        soakConfig
 }
 
@@ -122,8 +123,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.clientCPUs, "client-cpus", "", "pin the load generator (this process) to these CPUs (`list`: 1 or 4-7); GOMAXPROCS follows")
 	fs.Var(&cfg.serverSets, "server-set", "with --processes, pass --set `key=value` to mcpauthz serve (e.g. sessions.bind_subject=true); repeatable")
 	fs.StringVar(&cfg.format, "format", "text", "output `format`: text (a table) or json (one document on standard output; the table goes to standard error)")
+	fs.BoolVar(&cfg.growth, "growth", false, "read `go test -bench` output of the growth benchmarks on standard input and print the growth table (make bench-growth)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.growth {
+		return growth(os.Stdin, stdout)
 	}
 	if cfg.format != "text" && cfg.format != "json" {
 		return fmt.Errorf("--format: %q is neither text nor json", cfg.format)

@@ -44,7 +44,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,7 +55,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // buildBinary builds the real mcpauthz binary once for the e2e tests.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "mcpauthz")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
