@@ -74,11 +74,20 @@ func newBenchEnvAt(b testing.TB, dir string, edit func(*Options)) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rules, err := RulesIn(opts.Package)
+	pol := compileBench(b, dir, opts.Package)
+	src.p = pol
+	return &benchEnv{e: e, snap: pol.Snapshot, pol: pol, tokens: toks, v: v}
+}
+
+// compileBench compiles and activates the policy bundle in dir as serve
+// does (input schema, the rules of package pkg).
+func compileBench(b testing.TB, dir, pkg string) *Policy {
+	b.Helper()
+	rules, err := RulesIn(pkg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	pol, err := bundles.CompileWith(ctx, bundles.Options{
+	pol, err := bundles.CompileWith(context.Background(), bundles.Options{
 		Sources:     []bundles.Source{bundles.DirSource(dir)},
 		Queries:     rules.Queries(),
 		InputSchema: policies.InputSchema(),
@@ -86,8 +95,7 @@ func newBenchEnvAt(b testing.TB, dir string, edit func(*Options)) *benchEnv {
 	if err != nil {
 		b.Fatalf("compiling %s: %v", dir, err)
 	}
-	src.p = pol
-	return &benchEnv{e: e, snap: pol.Snapshot, pol: pol, tokens: toks, v: v}
+	return pol
 }
 
 // requests returns benchVariants requests of kind k (every kind of the mix

@@ -117,6 +117,54 @@ func BenchmarkGrowthPolicyTools(b *testing.B) {
 	}
 }
 
+// BenchmarkGrowthPinnedTools is the cost of N tools pinned in data
+// (data.mcpauthz.tools: a digest and an input schema each), the route
+// allowing all of them (as an object's keys). call: an allowed tools/call
+// of each tool in turn, its arguments validated against its pinned
+// schema; activate: compiling and activating the bundle (every schema
+// compiled), once per policy snapshot.
+func BenchmarkGrowthPinnedTools(b *testing.B) {
+	for _, n := range benchgrowth.Sizes(100, 10, 100, 1000, 10000) {
+		names := make([]string, n)
+		allow := make(map[string]bool, n)
+		pins := make(map[string]any, n)
+		for i := range names {
+			names[i] = "tool_" + strconv.Itoa(i)
+			allow[names[i]] = true
+			pins[names[i]] = map[string]any{
+				"sha256": fmt.Sprintf("%064x", i),
+				"input_schema": map[string]any{"type": "object", "required": []string{"path"}, "additionalProperties": false,
+					"properties": map[string]any{
+						"path": map[string]any{"type": "string", "pattern": fmt.Sprintf("^/data/%d/", i)},
+						"mode": map[string]any{"enum": []string{"r", "w"}},
+					}},
+			}
+		}
+		dir := writeBundle(b, fmt.Sprintf(toolsPolicy, `data.mcpauthz.config.server_tools[input.context.mcp_server][input.mcp.tool.name]`),
+			map[string]any{"mcpauthz": map[string]any{"tools": pins, "config": map[string]any{"server_tools": map[string]any{"files": allow}}}})
+		b.Run(fmt.Sprintf("call/tools=%d", n), func(b *testing.B) {
+			env := newBenchEnvAt(b, dir, nil)
+			reqs := make([]*Request, min(benchVariants, max(n, 64)))
+			for i := range reqs {
+				t := i % n
+				reqs[i] = growthCall(env, i, names[t], fmt.Sprintf(`{"path":"/data/%d/r-%d.csv","mode":"r"}`, t, i))
+			}
+			mustAllow(b, env.e, reqs)
+			// The pins are checked: arguments outside the schema are refused.
+			if d := env.e.Decide(context.Background(), growthCall(env, 0, names[0], `{"path":"/etc/passwd"}`)); d.Allow || d.Code != CodeInvalidArguments {
+				b.Fatalf("arguments outside the pinned schema: allow %v, code %s", d.Allow, d.Code)
+			}
+			benchDecide(b, env.e, reqs)
+		})
+		b.Run(fmt.Sprintf("activate/tools=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				compileBench(b, dir, "")
+			}
+		})
+	}
+}
+
 // BenchmarkGrowthPolicyRules is an allowed tools/call against a policy of
 // N decision rules, one per tool, each opening with an equality on the
 // tool's name (which OPA's rule index uses) and testing its argument.
