@@ -40,10 +40,14 @@ func ResultFrom(d *decision.Decision) *pb.McpRequestResult {
 	}}}
 }
 
+// headerMutation is the upstream header changes of an allowed decision;
+// the headers to set are allocated together.
 func headerMutation(d *decision.Decision) *pb.HeaderMutation {
 	hm := &pb.HeaderMutation{Set: make([]*pb.McpHeader, len(d.UpstreamHeaders))}
+	set := make([]pb.McpHeader, len(d.UpstreamHeaders))
 	for i, h := range d.UpstreamHeaders {
-		hm.Set[i] = &pb.McpHeader{Key: h.Name, Value: []byte(h.Value)}
+		set[i].Key, set[i].Value = h.Name, []byte(h.Value)
+		hm.Set[i] = &set[i]
 	}
 outer:
 	for _, name := range d.RemoveHeaders {
@@ -57,15 +61,26 @@ outer:
 	return hm
 }
 
+// metadataBlock holds the metadata of an allowed result, allocated
+// together.
+type metadataBlock struct {
+	s    structpb.Struct
+	v    [6]structpb.Value
+	kind [6]structpb.Value_StringValue
+}
+
+// metadata is the decision id, method, tool, subject, revision and code,
+// for agentgateway's CEL (and its logs) to join the decision log.
 func metadata(d *decision.Decision) *structpb.Struct {
-	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		"decision_id": structpb.NewStringValue(d.ID),
-		"method":      structpb.NewStringValue(d.Method),
-		"tool":        structpb.NewStringValue(d.Tool),
-		"subject":     structpb.NewStringValue(d.Subject),
-		"revision":    structpb.NewStringValue(d.Revision),
-		"code":        structpb.NewStringValue(d.Code),
-	}}
+	b := &metadataBlock{}
+	b.kind[0].StringValue, b.kind[1].StringValue, b.kind[2].StringValue = d.ID, d.Method, d.Tool
+	b.kind[3].StringValue, b.kind[4].StringValue, b.kind[5].StringValue = d.Subject, d.Revision, d.Code
+	for i := range b.v {
+		b.v[i].Kind = &b.kind[i]
+	}
+	b.s.Fields = map[string]*structpb.Value{"decision_id": &b.v[0], "method": &b.v[1], "tool": &b.v[2],
+		"subject": &b.v[3], "revision": &b.v[4], "code": &b.v[5]}
+	return &b.s
 }
 
 // jsonRPCError is a JSON-RPC error object; raw is its encoding.
