@@ -93,6 +93,7 @@ development tokens and API keys.`,
 		newFmtCmd(),
 		newTokenCmd(),
 		newAPIKeyCmd(),
+		newPinCmd(),
 		newVersionCmd(),
 	)
 	root.InitDefaultCompletionCmd()

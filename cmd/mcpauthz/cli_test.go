@@ -41,6 +41,7 @@ func TestHelpExitsZero(t *testing.T) {
 		"help_after_args": {[]string{"test", "policies", "--help"}, []string{"--verbose"}, nil},
 		"completion_help": {[]string{"completion", "--help"}, []string{"bash", "zsh", "fish"}, nil},
 		"version_help":    {[]string{"version", "--help"}, []string{"version"}, nil},
+		"pin_help":        {[]string{"pin", "--help"}, []string{"--upstream", "--header", "--from", "--schemas"}, []string{"--grpc-addr"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -79,6 +80,11 @@ func TestUsageErrors(t *testing.T) {
 		"eval_flag_of_serve":   {[]string{"check", "--grpc-addr", ":1", "policies"}, "unknown flag: --grpc-addr"},
 		"apikey_no_subcommand": {[]string{"apikey"}, "name a subcommand: mcpauthz apikey create"},
 		"points_at_help":       {[]string{"serve", "x.yml"}, "Run 'mcpauthz serve --help' for usage."},
+		"pin_no_source":        {[]string{"pin"}, "give --upstream URL or --from FILE (one of them)"},
+		"pin_two_sources":      {[]string{"pin", "--from", "a.json", "--upstream", "http://x"}, "one of them"},
+		"pin_header_with_from": {[]string{"pin", "--from", "a.json", "--header", "A: b"}, "--header goes with --upstream"},
+		"pin_bad_header":       {[]string{"pin", "--upstream", "http://x", "--header", "no colon"}, "not in the form 'Name: value'"},
+		"pin_file_as_argument": {[]string{"pin", "tools.json"}, "did you mean --from tools.json?"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
