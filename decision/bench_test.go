@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
@@ -137,7 +139,7 @@ func BenchmarkInputBuild(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				var d Decision
-				p, ok := env.e.prepareFor(ctx, reqs[i%len(reqs)], env.pol, &d, needs)
+				p, ok := env.e.prepareFor(ctx, reqs[i%len(reqs)], env.pol, &d, needs, nil)
 				if !ok {
 					b.Fatal(d.Reason)
 				}
@@ -364,3 +366,31 @@ func TestBenchPolicySameDecisions(t *testing.T) {
 		t.Fatalf("%d of %d inputs allowed: the table does not exercise both outcomes", allowed, n)
 	}
 }
+
+// BenchmarkDecideTraced is BenchmarkDecide with tracing on: every decision
+// continues a traceparent header and records its spans into the SDK's
+// batch processor (the exporter discards them). unsampled is a caller's
+// trace that is not sampled: nothing is recorded.
+func BenchmarkDecideTraced(b *testing.B) {
+	for name, flags := range map[string]string{"sampled": "01", "unsampled": "00"} {
+		b.Run(name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}))
+			b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			env := newBenchEnv(b, func(o *Options) { o.Tracer = tp.Tracer(TracerName) })
+			reqs := env.requests(b, workload.ToolsCall)
+			for i, r := range reqs {
+				c := *r
+				c.Headers = maps.Clone(r.Headers)
+				c.Headers["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-" + flags
+				reqs[i] = &c
+			}
+			benchDecide(b, env.e, reqs)
+		})
+	}
+}
+
+// discardSpans is an exporter that drops what it is given.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }

@@ -17,6 +17,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/topdown"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
 	"github.com/mcpauthz/mcpauthz/decision/token"
@@ -80,8 +81,13 @@ type Options struct {
 
 	// Observer, when set, sees every decision (metrics, decision logs).
 	Observer Observer
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Tracer, when set, makes every decision an OpenTelemetry span
+	// continuing the caller's trace (trace.go); nil turns tracing off at
+	// no cost. Give it TracerProvider.Tracer(TracerName).
+	Tracer trace.Tracer
+
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Observer is told of each decision after it is made. It must not block.
@@ -184,12 +190,23 @@ func (e *Engine) newID() string {
 // becomes a closed decision whose Code and Reason say why.
 func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 	start := time.Now()
-	d, input := e.decideSafely(ctx, r)
+	var tr *traceRecorder
+	if e.opts.Tracer != nil {
+		tr = &traceRecorder{}
+	}
+	d, input := e.decideSafely(ctx, r, tr)
 	d.DryRun = e.opts.DryRun
 	d.stamp()
 	d.makeValidUTF8()
+	var span trace.Span
+	if tr != nil {
+		ctx, span = e.startTrace(ctx, r, d, tr, start)
+	}
 	if e.opts.Observer != nil {
 		e.observe(ctx, r, d, input, time.Since(start))
+	}
+	if span != nil {
+		span.End()
 	}
 	if d.DryRun && !d.Allow {
 		// Observers may hold d (the decision log writes it later): the
@@ -200,13 +217,13 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 }
 
 // decideSafely is decide with a panic turned into a denial.
-func (e *Engine) decideSafely(ctx context.Context, r *Request) (d *Decision, input ast.Value) {
+func (e *Engine) decideSafely(ctx context.Context, r *Request, tr *traceRecorder) (d *Decision, input ast.Value) {
 	defer func() {
 		if p := recover(); p != nil {
 			d, input = e.recoverDecision(p, d), nil
 		}
 	}()
-	return e.decide(ctx, r)
+	return e.decide(ctx, r, tr)
 }
 
 // observe tells the observer of d; an observer that panics is logged, and
@@ -235,11 +252,12 @@ type prepared struct {
 // prepare verifies the token, parses the body and builds the shared input.
 // When the request cannot reach the policy it returns a finished denial.
 func (e *Engine) prepare(ctx context.Context, r *Request, pol *Policy, d *Decision) (*prepared, bool) {
-	return e.prepareFor(ctx, r, pol, d, allInput)
+	return e.prepareFor(ctx, r, pol, d, allInput, nil)
 }
 
-// prepareFor is prepare building only the input that needs names.
-func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Decision, needs *inputNeeds) (*prepared, bool) {
+// prepareFor is prepare building only the input that needs names, timing
+// its stages for tr (nil: not traced).
+func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Decision, needs *inputNeeds, tr *traceRecorder) (*prepared, bool) {
 	if !e.opts.MCP.originAllowed(r) {
 		// DNS rebinding: a page of another origin driving the browser. It
 		// is refused before its token is verified.
@@ -258,7 +276,9 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 	p.shared.http = httpInputFor(r, needs.sub("http"))
 
 	keys := pol.keys
+	tr.begin(stageToken)
 	p.tok = e.resolveToken(ctx, r, keys)
+	tr.end(stageToken, false)
 	d.Token = p.tok
 	p.shared.token = ast.NewTerm(p.tok.Value)
 
@@ -269,6 +289,7 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 			d.refuse(denial{kind: pr.kind, reason: pr.reason, entry: answer{data: pr.data}})
 			return nil, false
 		}
+		tr.protocolVersion(v)
 		e.bindSession(p, v)
 		return p, true
 	}
@@ -278,7 +299,9 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 		return nil, false
 	}
 	// A policy that never reads input.mcp.params does not pay for building it.
+	tr.begin(stageParse)
 	body, err := mcp.ParseWith(r.Body, mcp.Options{SkipParams: needs.sub("mcp").sub("params") == nil})
+	tr.end(stageParse, err != nil)
 	if err != nil {
 		code := mcp.CodeParseError
 		var perr *mcp.Error
@@ -293,6 +316,9 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 	if t := body.Messages[0].Tool; t != nil {
 		d.Tool = t.Name
 	}
+	if !body.Batch {
+		tr.message(&body.Messages[0])
+	}
 	v, pr := e.revision(r, pol, &body)
 	if pr != nil {
 		var id []byte
@@ -303,6 +329,7 @@ func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Dec
 		return nil, false
 	}
 	p.body = body
+	tr.protocolVersion(v)
 	e.bindSession(p, v)
 	if body.Batch {
 		p.env.batchSize = len(body.Messages)
@@ -351,10 +378,12 @@ func (p *prepared) callItem(m *mcp.Message) *ast.Term {
 
 var itemKindTool = ast.InternedTerm(string(ItemTool))
 
-func (e *Engine) decide(ctx context.Context, r *Request) (*Decision, ast.Value) {
-	d, input := e.decideOnce(ctx, r)
+func (e *Engine) decide(ctx context.Context, r *Request, tr *traceRecorder) (*Decision, ast.Value) {
+	d, input := e.decideOnce(ctx, r, tr)
 	if d.Allow && e.opts.Upstream != nil {
+		tr.begin(stageUpstream)
 		e.upstreamCredential(ctx, r, d)
+		tr.end(stageUpstream, !d.Allow)
 	}
 	if d.Allow && queryHasAccessToken(r.Path) {
 		// A token in the query string is never a credential and is never
@@ -378,7 +407,7 @@ func queryHasAccessToken(target string) bool {
 	return ok
 }
 
-func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Value) {
+func (e *Engine) decideOnce(ctx context.Context, r *Request, tr *traceRecorder) (*Decision, ast.Value) {
 	d := &Decision{ID: e.newID()}
 	if r.Unreadable != "" {
 		e.unreadable(r, d)
@@ -394,7 +423,7 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 	if !e.fullInput {
 		needs = pol.needs
 	}
-	p, ok := e.prepareFor(ctx, r, pol, d, needs)
+	p, ok := e.prepareFor(ctx, r, pol, d, needs, tr)
 	if !ok {
 		return d, nil
 	}
@@ -406,11 +435,16 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 			return d, nil
 		}
 		input := p.input(0)
-		e.finishHTTPOnly(d, e.eval(ctx, pol, input), p.tok)
+		tr.begin(stageEvaluate)
+		res := e.eval(ctx, pol, input)
+		tr.end(stageEvaluate, res.err != nil)
+		e.finishHTTPOnly(d, res, p.tok)
 		return d, input
 	}
 	outcomes := make([]outcome, len(p.body.Messages))
 	var lastInput ast.Value
+	failed := false
+	tr.begin(stageEvaluate)
 	for i := range p.body.Messages {
 		lastInput = p.input(i)
 		sc := getScratch(lastInput, e.opts.EvalTimeout, ctx.Done())
@@ -418,7 +452,9 @@ func (e *Engine) decideOnce(ctx context.Context, r *Request) (*Decision, ast.Val
 		e.hideCall(ctx, sc, pol, p, &outcomes[i])
 		putScratch(sc)
 		e.checkPins(pol, r, &outcomes[i])
+		failed = failed || outcomes[i].res.err != nil
 	}
+	tr.end(stageEvaluate, failed)
 	e.finishMessages(d, outcomes, p.body.Batch, p.tok)
 	return d, lastInput
 }
