@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision"
@@ -35,6 +36,7 @@ type app struct {
 	resource oauth.Resource
 	metrics  *metrics.Metrics
 	declog   *decisionlog.Log
+	tracing  *sdktrace.TracerProvider // nil: tracing is off
 }
 
 // bundleSources turns the config's bundle entries into bundle sources; with
@@ -211,6 +213,12 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		DryRun:       cfg.Policy.DryRun,
 		Logger:       log.With("component", "decision"),
 	}
+	if cfg.Tracing.OTLPEndpoint != "" {
+		if a.tracing, err = newTracerProvider(ctx, &cfg.Tracing); err != nil {
+			return nil, err
+		}
+		eopts.Tracer = a.tracing.Tracer(decision.TracerName)
+	}
 	if eopts.MCP, err = mcpOptions(&cfg); err != nil {
 		return nil, err
 	}
@@ -254,6 +262,9 @@ func (a *app) close() {
 	}
 	if a.declog != nil {
 		errs = append(errs, a.declog.Close())
+	}
+	if a.tracing != nil {
+		errs = append(errs, shutdownTracing(a.tracing))
 	}
 	if err := errors.Join(errs...); err != nil {
 		a.log.Warn("closing", "error", err)

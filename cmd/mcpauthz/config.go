@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -31,6 +32,7 @@ type Config struct {
 	Limits       LimitsConfig    `json:"limits"`
 	Log          LogConfig       `json:"log"`
 	DecisionLogs DecisionLogConf `json:"decision_logs"`
+	Tracing      TracingConfig   `json:"tracing"`
 	// UpstreamCredentials give allowed requests the credential they carry
 	// to the MCP server (the client's own token never goes upstream).
 	UpstreamCredentials []UpstreamCredentialConfig `json:"upstream_credentials"`
@@ -294,6 +296,23 @@ type LogConfig struct {
 	Format string `json:"format"`
 }
 
+// TracingConfig exports a span per decision over OTLP/gRPC (tracing.go);
+// tracing is off while OTLPEndpoint is "".
+type TracingConfig struct {
+	// OTLPEndpoint is the collector's OTLP/gRPC address, host:port.
+	OTLPEndpoint string `json:"otlp_endpoint"`
+	// Insecure sends in plaintext; otherwise TLS, verified with the
+	// system's roots or CAFile.
+	Insecure bool   `json:"insecure"`
+	CAFile   string `json:"ca_file"`
+	// SampleRatio is the share of new traces recorded (a request without
+	// a trace context); a caller's trace is recorded when the caller
+	// sampled it, whatever the ratio. Default 1.
+	SampleRatio float64 `json:"sample_ratio"`
+	// ServiceName is the service.name of the spans; default "mcpauthz".
+	ServiceName string `json:"service_name"`
+}
+
 // DecisionLogConf configures decision logs in OPA's event format.
 type DecisionLogConf struct {
 	Console bool   `json:"console"`
@@ -377,6 +396,7 @@ func DefaultConfig() Config {
 			Reporting: DecisionLogReporting{MinDelaySeconds: 5, MaxDelaySeconds: 10, BufferSizeLimitBytes: 32 << 20},
 		},
 		Agentgateway: ExtMcpConfig{MetadataKey: extmcp.DefaultMetadataKey},
+		Tracing: TracingConfig{SampleRatio: 1, ServiceName: "mcpauthz"},
 		MCP: MCPConfig{
 			DefaultProtocolVersion: decision.DefaultProtocolVersion,
 			ProtocolVersions:       slices.Clone(decision.KnownProtocolVersions),
@@ -557,6 +577,7 @@ func (c *Config) Validate() error {
 	c.validateUpstream(bad)
 	c.validateMCP(bad)
 	c.validateDecisionLogs(bad)
+	c.validateTracing(bad)
 	if err := token.CheckRequiredTyp(c.Tokens.RequiredTyp); err != nil {
 		bad("tokens.required_typ", "%v", err)
 	}
@@ -630,6 +651,27 @@ func (c *Config) validateDecisionLogs(bad func(key, format string, args ...any))
 	}
 	if r.BufferSizeLimitBytes <= 0 {
 		bad("decision_logs.reporting.buffer_size_limit_bytes", "must be positive")
+	}
+}
+
+// validateTracing checks the tracing section.
+func (c *Config) validateTracing(bad func(key, format string, args ...any)) {
+	t := &c.Tracing
+	if t.OTLPEndpoint != "" {
+		// An address as listen's, but one that can be dialled.
+		checkListenAddr("tracing.otlp_endpoint", t.OTLPEndpoint, bad)
+		if host, port, err := net.SplitHostPort(t.OTLPEndpoint); err == nil && (host == "" || port == "0") {
+			bad("tracing.otlp_endpoint", "%q needs a host and a port (e.g. \"otel-collector:4317\")", t.OTLPEndpoint)
+		}
+	}
+	if t.Insecure && t.CAFile != "" {
+		bad("tracing.ca_file", "and tracing.insecure are exclusive")
+	}
+	if t.SampleRatio < 0 || t.SampleRatio > 1 {
+		bad("tracing.sample_ratio", "must be between 0 and 1")
+	}
+	if t.ServiceName == "" {
+		bad("tracing.service_name", "is empty")
 	}
 }
 
