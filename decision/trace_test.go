@@ -2,6 +2,7 @@ package decision_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -32,7 +33,7 @@ func tracedEngine(t *testing.T, edit func(*decision.Options)) (*decision.Engine,
 }
 
 // recordingTracer is a tracer whose ended spans rec keeps.
-func recordingTracer(t *testing.T) (trace.Tracer, *tracetest.SpanRecorder) {
+func recordingTracer(t testing.TB) (trace.Tracer, *tracetest.SpanRecorder) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
@@ -393,4 +394,55 @@ func TestTraceNoSecrets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzTraceContext: any traceparent and tracestate, in the header and in
+// params._meta, leave the decision as it is without tracing, never panic,
+// and give one decision span whose parent, when it has one, is one of the
+// traceparents sent.
+func FuzzTraceContext(f *testing.F) {
+	f.Add(headerParent, "vendor=h", metaParent, "vendor=m")
+	f.Add(headerParent, "", "", "")
+	f.Add("", "", metaParent, "")
+	f.Add("00-zz-yy-01", "=,=,", "01-"+metaTraceID+"-"+metaSpanID+"-01-extra", "a=b,c=d")
+	f.Add("ff-"+headerTraceID+"-"+headerSpanID+"-01", "", "00-00000000000000000000000000000000-"+metaSpanID+"-01", "")
+	f.Add("\xff\xfe", "\x00", "00-"+metaTraceID+"-"+metaSpanID+"-0x", strings.Repeat("k=v,", 40))
+	plain := decisiontest.NewEngine(f, "testdata/policy", nil)
+	tracer, rec := recordingTracer(f)
+	traced := decisiontest.NewEngine(f, "testdata/policy", func(o *decision.Options) { o.Tracer = tracer })
+	f.Fuzz(func(t *testing.T, hParent, hState, mParent, mState string) {
+		members := ""
+		for k, v := range map[string]string{"traceparent": mParent, "tracestate": mState} {
+			if v != "" {
+				b, _ := json.Marshal(v)
+				members += `,"` + k + `":` + string(b)
+			}
+		}
+		set := map[string]string{"traceparent": hParent, "tracestate": hState}
+		want := plain.Decide(context.Background(), req2026(callWithMeta(members), set))
+		rec.Reset()
+		got := traced.Decide(context.Background(), req2026(callWithMeta(members), set))
+		if got.Allow != want.Allow || got.Code != want.Code || got.Status != want.Status || got.Reason != want.Reason {
+			t.Fatalf("traced decision %v %s %d %q, untraced %v %s %d %q", got.Allow, got.Code, got.Status, got.Reason,
+				want.Allow, want.Code, want.Status, want.Reason)
+		}
+		var root sdktrace.ReadOnlySpan
+		for _, s := range rec.Ended() {
+			if s.Name() == decision.SpanDecide {
+				if root != nil {
+					t.Fatal("two decision spans")
+				}
+				root = s
+			}
+		}
+		if root == nil {
+			return // an unsampled caller's trace
+		}
+		if p := root.Parent(); p.IsValid() {
+			id := p.TraceID().String() + "-" + p.SpanID().String()
+			if !strings.Contains(strings.ToLower(hParent), id) && !strings.Contains(strings.ToLower(mParent), id) {
+				t.Fatalf("parent %s is none of the traceparents sent (%q, %q)", id, hParent, mParent)
+			}
+		}
+	})
 }
