@@ -396,7 +396,7 @@ func DefaultConfig() Config {
 			Reporting: DecisionLogReporting{MinDelaySeconds: 5, MaxDelaySeconds: 10, BufferSizeLimitBytes: 32 << 20},
 		},
 		Agentgateway: ExtMcpConfig{MetadataKey: extmcp.DefaultMetadataKey},
-		Tracing: TracingConfig{SampleRatio: 1, ServiceName: "mcpauthz"},
+		Tracing:      TracingConfig{SampleRatio: 1, ServiceName: "mcpauthz"},
 		MCP: MCPConfig{
 			DefaultProtocolVersion: decision.DefaultProtocolVersion,
 			ProtocolVersions:       slices.Clone(decision.KnownProtocolVersions),
