@@ -49,7 +49,7 @@ bench-growth: ## the growth benchmarks (BenchmarkGrowth*, every size) into GROWT
 FUZZTIME ?= 10m
 # package:target of every fuzz target of a parser or of the Check path.
 FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential \
-	./transport/extauthz:FuzzDecodeCheck ./transport/extauthz:FuzzCheckAnswer ./decision/token:FuzzVerify \
+	./transport/extauthz:FuzzDecodeCheck ./transport/extauthz:FuzzCheckAnswer ./transport/extauthz:FuzzRateLimitAnswer ./decision/token:FuzzVerify \
 	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzDecideHeaders ./decision:FuzzRedactQuery \
 	./internal/decisionlog:FuzzReadEvents \
 	./transport/extmcp:FuzzEnvelope ./transport/extmcp:FuzzCheck \

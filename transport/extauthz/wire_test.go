@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -316,4 +317,68 @@ func TestWireKeepsNoCopyOfTheBuffer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzRateLimitAnswer: a policy returns rate_limit {name: value} for any
+// name and value. The engine allows exactly the well-formed ones (decided
+// here independently) and denies the rest with eval_error; both encoders
+// give the same answer; an allowed answer carries rate_limit.<name> with
+// the value, and a denied one no rate_limit key.
+func FuzzRateLimitAnswer(f *testing.F) {
+	for _, s := range [][2]string{{"subject", "alice"}, {"tool", "query"}, {"sub.ject", "x"}, {"", "x"},
+		{"k", ""}, {"k", "a\nb"}, {"k", "\xff"}, {strings.Repeat("n", 65), "v"}, {"k", strings.Repeat("v", 257)}, {"k-_9Z", "ü €"}} {
+		f.Add(s[0], s[1])
+	}
+	e := decisiontest.NewEngine(f, "../../decision/testdata/ratelimit", nil)
+	claims := map[string]any{"iss": "https://auth.example.com", "aud": decisiontest.Resource, "sub": "alice",
+		"exp": float64(4102444800)}
+	f.Fuzz(func(t *testing.T, name, value string) {
+		r := &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com",
+			Headers:    map[string]string{"content-type": "application/json"},
+			Body:       []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query","arguments":{}}}`),
+			Credential: token.Claimed(claims),
+			Context:    map[string]string{"shape": "from_context", "name": name, "value": value}}
+		d := e.Decide(context.Background(), r)
+		if want := wellFormedRateLimit(name, value); d.Allow != want {
+			t.Fatalf("rate_limit {%q: %q}: allowed %v, want %v (%s %v)", name, value, d.Allow, want, d.Code, d.Errors)
+		}
+		if !d.Allow && d.Code != decision.CodeEvalError {
+			t.Fatalf("denied with %s, want %s", d.Code, decision.CodeEvalError)
+		}
+		var got authv3.CheckResponse
+		if err := proto.Unmarshal(appendCheckResponse(nil, d), &got); err != nil {
+			t.Fatal(err)
+		}
+		want := ResponseFromDecision(d)
+		if !proto.Equal(&got, want) {
+			t.Fatalf("wire response:\n%v\nResponseFromDecision:\n%v", &got, want)
+		}
+		fields := want.GetDynamicMetadata().GetFields()
+		for k, v := range fields {
+			if strings.HasPrefix(k, decision.RateLimitKeyPrefix) && (!d.Allow || k != decision.RateLimitKeyPrefix+name || v.GetStringValue() != value) {
+				t.Fatalf("metadata %s = %v, allowed %v, for rate_limit {%q: %q}", k, v, d.Allow, name, value)
+			}
+		}
+		if _, ok := fields[decision.RateLimitKeyPrefix+name]; d.Allow && !ok {
+			t.Fatalf("allowed without metadata %s%s: %v", decision.RateLimitKeyPrefix, name, fields)
+		}
+	})
+}
+
+// wellFormedRateLimit is the documented rule for one rate_limit entry.
+func wellFormedRateLimit(name, value string) bool {
+	if name == "" || len(name) > 64 || value == "" || len(value) > 256 || !utf8.ValidString(value) {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	for _, c := range value {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -43,3 +43,6 @@ limits := {"subject": concat("", ["x" | some _ in numbers.range(1, 256)])} if in
 limits := {sprintf("k%d", [i]): "v" | some i in numbers.range(1, 17)} if input.context.shape == "too_many"
 
 limits := {sprintf("k%d", [i]): "v" | some i in numbers.range(1, 16)} if input.context.shape == "most"
+
+# One entry named and valued by the route's context, for the fuzz target.
+limits := {input.context.name: input.context.value} if input.context.shape == "from_context"
