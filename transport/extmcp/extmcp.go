@@ -219,7 +219,7 @@ func (s *Server) CheckResponse(ctx context.Context, in *pb.McpResponse) (out *pb
 	}()
 	method := in.GetMethod()
 	if !decision.IsListMethod(method) {
-		return passResponse, nil
+		return passResponse(), nil
 	}
 	r, version, why := callerOf(in.GetMetadataContext(), s.key)
 	if why != "" {
@@ -247,13 +247,16 @@ func (s *Server) CheckResponse(ctx context.Context, in *pb.McpResponse) (out *pb
 		s.log.Warn("visibility evaluation failed; item hidden", "method", method, "error", e)
 	}
 	if !changed {
-		return passResponse, nil
+		return passResponse(), nil
 	}
 	return &pb.McpResponseResult{Result: &pb.McpResponseResult_Mutated{Mutated: filtered}}, nil
 }
 
-// passResponse is the answer that changes nothing; it is never modified.
-var passResponse = &pb.McpResponseResult{Result: &pb.McpResponseResult_Pass{Pass: &pb.Pass{}}}
+// passResponse is the answer that changes nothing (a new one each time:
+// the caller owns what it is given).
+func passResponse() *pb.McpResponseResult {
+	return &pb.McpResponseResult{Result: &pb.McpResponseResult_Pass{Pass: &pb.Pass{}}}
+}
 
 // unfilterable refuses a list result that cannot be shown unfiltered: the
 // JSON-RPC internal error the other list filters answer with.
