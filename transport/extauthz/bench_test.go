@@ -194,3 +194,25 @@ func BenchmarkDecodeCheck(b *testing.B) {
 // benchJWTShape is a bearer token of an RS256 JWT's length (the decoders
 // do not verify it).
 var benchJWTShape = strings.Repeat("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.", 22)
+
+// BenchmarkResponseRateLimit is the rendering of an allowed decision with
+// two rate_limit entries, by the generated types and by the wire encoder:
+// what a policy's rate_limit adds to BenchmarkResponseFromDecision.
+func BenchmarkResponseRateLimit(b *testing.B) {
+	d := &decision.Decision{ID: "0123456789ab-1", Allow: true, Code: decision.CodeAllowed, Revision: "rev-1",
+		UpstreamHeaders: []decision.Header{{Name: "x-mcp-subject", Value: "agent-a"}}, RemoveHeaders: []string{"authorization"},
+		RateLimit: []decision.RateLimitEntry{{Name: "subject", Value: "agent-a"}, {Name: "tool", Value: "query"}}}
+	b.Run("generated", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = ResponseFromDecision(d)
+		}
+	})
+	b.Run("wire", func(b *testing.B) {
+		buf := make([]byte, 0, 1024)
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = appendCheckResponse(buf[:0], d)
+		}
+	})
+}
