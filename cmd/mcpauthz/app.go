@@ -214,7 +214,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		Logger:       log.With("component", "decision"),
 	}
 	if cfg.Tracing.OTLPEndpoint != "" {
-		if a.tracing, err = newTracerProvider(ctx, &cfg.Tracing); err != nil {
+		if a.tracing, err = newTracerProvider(ctx, &cfg.Tracing, log.With("component", "tracing")); err != nil {
 			return nil, err
 		}
 		eopts.Tracer = a.tracing.Tracer(decision.TracerName)

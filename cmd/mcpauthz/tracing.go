@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -21,7 +23,13 @@ const tracingShutdownTimeout = 5 * time.Second
 // goroutine of its own: a decision only hands its spans over. The
 // exporter connects lazily and retries, so a collector that is down does
 // not stop the server (spans are dropped when the batch queue is full).
-func newTracerProvider(ctx context.Context, c *TracingConfig) (*sdktrace.TracerProvider, error) {
+func newTracerProvider(ctx context.Context, c *TracingConfig, log *slog.Logger) (*sdktrace.TracerProvider, error) {
+	// The SDK reports failed exports to one process-wide handler (the
+	// only way it offers); they go to the service log, in its format,
+	// instead of the standard library's logger.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("tracing: exporting spans failed", "endpoint", c.OTLPEndpoint, "error", err)
+	}))
 	opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(c.OTLPEndpoint)}
 	switch {
 	case c.Insecure:

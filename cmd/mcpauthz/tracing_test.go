@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,8 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
@@ -183,5 +186,48 @@ func TestTracingConfigErrors(t *testing.T) {
 	cfg.Tracing.OTLPEndpoint, cfg.Tracing.CAFile = "collector:4317", filepath.Join(t.TempDir(), "missing.pem")
 	if _, err := buildApp(context.Background(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "tracing.ca_file") {
 		t.Errorf("a missing ca_file: %v, want an error naming tracing.ca_file", err)
+	}
+}
+
+// TestTracingCollectorDown: a collector that cannot be reached slows no
+// decision; closing the app gives up on the flush after the shutdown
+// timeout and says so, and the SDK's export errors reach the service log.
+func TestTracingCollectorDown(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close() // nothing listens there any more
+	cfg := DefaultConfig()
+	cfg.Tracing.OTLPEndpoint, cfg.Tracing.Insecure = addr, true
+	var logs syncBuffer
+	a, err := buildApp(context.Background(), cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.bundles.Reload(context.Background()); err != nil {
+		a.close()
+		t.Fatal(err)
+	}
+	// What the SDK reports of a failed export reaches the service log.
+	otel.Handle(errors.New("export refused"))
+	start := time.Now()
+	for range 100 {
+		a.engine.Decide(context.Background(), &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com",
+			Headers: map[string]string{"content-type": "application/json"}, Body: []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)})
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("100 decisions took %v with the collector down", d)
+	}
+	start = time.Now()
+	a.close()
+	if d := time.Since(start); d > tracingShutdownTimeout+5*time.Second {
+		t.Errorf("closing took %v", d)
+	}
+	for _, want := range []string{`"msg":"tracing: exporting spans failed"`, `"error":"tracing: flushing spans: context deadline exceeded"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no %s in the log:\n%s", want, logs.String())
+		}
 	}
 }
