@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain lets the test binary stand in for the harness when the harness
@@ -181,5 +183,28 @@ process_cpu_seconds_total_extra 99
 	}
 	if _, err := parseSamples(strings.NewReader("process_cpu_seconds_total x\n"), "process_cpu_seconds_total"); err == nil {
 		t.Error("a value that is not a number was accepted")
+	}
+}
+
+// TestServerStats sums rounds: CPU adds up, memory is the last round's,
+// and a round whose CPU could not be read leaves the phase without a GC
+// share rather than with a wrong one.
+func TestServerStats(t *testing.T) {
+	a := serverSample{rss: 10, hwm: 12, cpu: 1, gcCPU: 0.1, hasCPU: true, hasGC: true}
+	b := serverSample{rss: 20, hwm: 25, cpu: 3, gcCPU: 0.3, hasCPU: true, hasGC: true}
+	c := serverSample{rss: 30, hwm: 35, cpu: 4, gcCPU: 0.4, hasCPU: true, hasGC: true}
+	s := between(a, b).add(between(b, c))
+	if g, ok := s.gcShare(); !ok || math.Abs(g-0.1) > 1e-9 || s.rss != 30 || s.hwm != 35 || math.Abs(s.cpu-3) > 1e-9 {
+		t.Errorf("two rounds: %+v, GC share %v %v", s, g, ok)
+	}
+	starved := c
+	starved.hasCPU, starved.hasGC = false, false
+	s = between(a, b).add(between(b, starved))
+	if g, ok := s.gcShare(); ok || s.rss != 30 {
+		t.Errorf("a round without CPU figures: GC share %v %v, RSS %d", g, ok, s.rss)
+	}
+	r := &result{elapsed: 2 * time.Second, srv: between(a, b)}
+	if cores, ok := r.cores(); !ok || cores != 1 {
+		t.Errorf("2 CPU seconds in 2 s: %v CPUs busy", cores)
 	}
 }

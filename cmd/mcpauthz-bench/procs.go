@@ -95,7 +95,7 @@ func (p *serverProcess) sample(ctx context.Context) (serverSample, error) {
 // scrape reads the unlabelled samples named in names from a Prometheus
 // text exposition.
 func scrape(ctx context.Context, url string, names ...string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
