@@ -53,7 +53,8 @@ FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential \
 	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzDecideHeaders ./decision:FuzzRedactQuery \
 	./internal/decisionlog:FuzzReadEvents \
 	./transport/extmcp:FuzzEnvelope ./transport/extmcp:FuzzCheck \
-	./decision:FuzzTraceContext
+	./decision:FuzzTraceContext \
+	./decision/toolpin:FuzzTools ./decision/toolpin:FuzzCanonical
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10m), one after another, on one core each; findings land in testdata/fuzz
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \

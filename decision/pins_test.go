@@ -284,3 +284,43 @@ func BenchmarkToolCallPins(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFilterToolsListPins: filtering a tools/list answer of 50 tools
+// when none is pinned and when all are (each then digested once per
+// answer).
+func BenchmarkFilterToolsListPins(b *testing.B) {
+	tools := make([]string, 50)
+	pins := make([]string, 50)
+	for i := range tools {
+		tools[i] = fmt.Sprintf(`{"name":"tool_%d","description":"Tool number %d reads things.","inputSchema":{"type":"object","properties":{"path":{"type":"string"},"limit":{"type":"integer","minimum":1}},"required":["path"]},"annotations":{"readOnlyHint":true}}`, i, i)
+		d, err := toolpin.DigestJSON([]byte(tools[i]))
+		if err != nil {
+			b.Fatal(err)
+		}
+		pins[i] = fmt.Sprintf(`"tool_%d":{"sha256":%q}`, i, d)
+	}
+	result := []byte(`{"tools":[` + strings.Join(tools, ",") + `]}`)
+	for name, data := range map[string]string{
+		"unpinned": `{}`,
+		"pinned":   `{"mcpauthz":{"tools":{` + strings.Join(pins, ",") + `}}}`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			for f, body := range map[string]string{"authz.rego": pinsPolicy, "data.json": data} {
+				if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			f := decision.NewItemFilter(decisiontest.NewEngine(b, dir, nil))
+			r := post("", claims("alice", "mcp:tools"))
+			if _, res, _, err := f.FilterResult(context.Background(), r, "tools/list", "2025-06-18", result); err != nil || res.Hidden != 0 {
+				b.Fatalf("hidden %d, err %v", res.Hidden, err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				f.FilterResult(context.Background(), r, "tools/list", "2025-06-18", result)
+			}
+		})
+	}
+}

@@ -33,6 +33,10 @@ func TestCanonicalRFC8785(t *testing.T) {
 			if string(got) != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
+			direct, err := canonicalJSON([]byte(tc.in))
+			if err != nil || string(direct) != tc.want {
+				t.Errorf("written straight: %s (%v)\nwant %s", direct, err, tc.want)
+			}
 		})
 	}
 }
@@ -65,4 +69,66 @@ func TestParseRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// canonicalJSON is the canonical form of data written straight from it,
+// as DigestJSON writes a tool's members.
+func canonicalJSON(data []byte) ([]byte, error) {
+	sc, err := newScanner(data)
+	if err != nil {
+		return nil, err
+	}
+	out, err := sc.canonical(nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	return out, sc.end()
+}
+
+// FuzzCanonical: the two ways in agree on any bytes. The canonical form
+// written straight from the input is that of the value Parse reads (both
+// fail, or both give the same bytes), the canonical form is a fixed point,
+// and DigestJSON is Digest of what Parse reads.
+func FuzzCanonical(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"t","description":"d","inputSchema":{"type":"object"},"annotations":{"readOnlyHint":true},"title":"x"}`,
+		`{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001, -0, 1e400]}`,
+		`{"\u20ac":1,"\r":2,"\ufb33":3,"1":4,"\ud83d\ude00":5,"\u0080":6,"\u00f6":7}`,
+		`{"name":"a","name":"b"}`, `{"name":"a","x":{"k":1,"k":2}}`, `"\ud800"`, `"\ud83d\ude00\u0000\/"`, `[1,[2,[3]],{}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		direct, errDirect := canonicalJSON(data)
+		v, errParse := Parse(data)
+		var viaTree []byte
+		errTree := errParse
+		if errParse == nil {
+			viaTree, errTree = Canonical(nil, v)
+		}
+		if (errDirect == nil) != (errTree == nil) {
+			t.Fatalf("%q: direct error %v, tree error %v", data, errDirect, errTree)
+		}
+		if errDirect == nil {
+			if string(direct) != string(viaTree) {
+				t.Fatalf("%q: direct %s, tree %s", data, direct, viaTree)
+			}
+			again, err := canonicalJSON(direct)
+			if err != nil || string(again) != string(direct) {
+				t.Fatalf("canonical form %s is not a fixed point: %s (%v)", direct, again, err)
+			}
+		}
+		d1, err1 := DigestJSON(data)
+		obj, isObj := v.(map[string]any)
+		if errParse != nil || !isObj {
+			if err1 == nil {
+				t.Fatalf("%q: DigestJSON accepted what Parse reads as no object (%v)", data, errParse)
+			}
+			return
+		}
+		d2, err2 := Digest(obj)
+		if (err1 == nil) != (err2 == nil) || d1 != d2 {
+			t.Fatalf("%q: DigestJSON %s (%v), Digest %s (%v)", data, d1, err1, d2, err2)
+		}
+	})
 }

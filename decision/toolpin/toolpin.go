@@ -22,8 +22,9 @@ import (
 	"sort"
 )
 
-// definitionMembers are the members of a tool its digest covers.
-var definitionMembers = [...]string{"name", "description", "inputSchema", "annotations"}
+// definitionMembers are the members of a tool its digest covers, in
+// canonical (sorted) order.
+var definitionMembers = [...]string{"annotations", "description", "inputSchema", "name"}
 
 // Digest returns the digest of tool, a tools/list entry as Parse reads it.
 func Digest(tool map[string]any) (string, error) {
@@ -41,17 +42,60 @@ func Digest(tool map[string]any) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// DigestJSON returns the digest of raw, one tools/list entry as sent.
+// DigestJSON returns the digest of raw, one tools/list entry as sent:
+// Digest of what Parse reads, written straight from raw (the list
+// filter digests every pinned tool of every answer).
 func DigestJSON(raw []byte) (string, error) {
-	v, err := Parse(raw)
+	sc, err := newScanner(raw)
 	if err != nil {
 		return "", err
 	}
-	tool, ok := v.(map[string]any)
-	if !ok {
+	if sc.next() != '{' {
 		return "", errors.New("tool is not a JSON object")
 	}
-	return Digest(tool)
+	// The covered members' canonical values, in definitionMembers order,
+	// which is also the order of their names.
+	var (
+		vals  [len(definitionMembers)][]byte
+		names []string
+	)
+	err = sc.members(0, func(name []byte) error {
+		for _, n := range names {
+			if n == string(name) {
+				return fmt.Errorf("JSON object has two members named %q", n)
+			}
+		}
+		names = append(names, string(name))
+		for i, k := range definitionMembers {
+			if k == string(name) {
+				v, err := sc.canonical(nil, 1)
+				vals[i] = v
+				return err
+			}
+		}
+		return sc.skip(1)
+	})
+	if err == nil {
+		err = sc.end()
+	}
+	if err != nil {
+		return "", err
+	}
+	def := make([]byte, 0, 256)
+	def = append(def, '{')
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		if len(def) > 1 {
+			def = append(def, ',')
+		}
+		def = appendString(def, definitionMembers[i])
+		def = append(append(def, ':'), v...)
+	}
+	def = append(def, '}')
+	sum := sha256.Sum256(def)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // ValidDigest reports whether s is a digest as Digest writes it: 64

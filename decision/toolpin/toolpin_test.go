@@ -2,6 +2,7 @@ package toolpin
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -31,7 +32,7 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-func readTools(t *testing.T) []map[string]any {
+func readTools(t testing.TB) []map[string]any {
 	t.Helper()
 	b, err := os.ReadFile("testdata/tools-list.json")
 	if err != nil {
@@ -200,4 +201,20 @@ func FuzzTools(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkDigestJSON: the digest of one listed tool, as the list filter
+// computes it for each pinned tool of an answer.
+func BenchmarkDigestJSON(b *testing.B) {
+	tools := readTools(b)
+	raw, err := json.Marshal(tools[1]) // deploy: schema and annotations
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DigestJSON(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
