@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -237,6 +239,13 @@ func resultText(r decisionlog.Result) string {
 	}
 	if len(r.Scopes) > 0 {
 		s += " scopes=" + strings.Join(r.Scopes, ",")
+	}
+	if len(r.RateLimit) > 0 {
+		var rl []string
+		for _, k := range slices.Sorted(maps.Keys(r.RateLimit)) {
+			rl = append(rl, k+":"+r.RateLimit[k])
+		}
+		s += " rate_limit=" + strings.Join(rl, ",")
 	}
 	return s
 }

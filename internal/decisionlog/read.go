@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 
 	"github.com/mcpauthz/mcpauthz/decision"
@@ -23,6 +24,9 @@ type Result struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// Status is the HTTP status of a denial; 0 on allow.
 	Status int `json:"status,omitempty"`
+	// RateLimit is the policy's rate_limit of an allowed decision: what
+	// Envoy's rate limit service counted the call against.
+	RateLimit map[string]string `json:"rate_limit,omitempty"`
 }
 
 // ResultOf is the Result of d, as its event records it.
@@ -31,13 +35,19 @@ func ResultOf(d *decision.Decision) Result {
 	if !d.Allow {
 		r.Status = d.Status
 	}
+	if len(d.RateLimit) > 0 {
+		r.RateLimit = make(map[string]string, len(d.RateLimit))
+		for _, e := range d.RateLimit {
+			r.RateLimit[e.Name] = e.Value
+		}
+	}
 	return r
 }
 
 // Equal reports whether r and o record the same outcome.
 func (r Result) Equal(o Result) bool {
 	return r.Allow == o.Allow && r.Code == o.Code && r.Reason == o.Reason && r.Status == o.Status &&
-		slices.Equal(r.Scopes, o.Scopes)
+		slices.Equal(r.Scopes, o.Scopes) && maps.Equal(r.RateLimit, o.RateLimit)
 }
 
 // event is the result member of an event: a map, so that mask rules can
@@ -52,6 +62,14 @@ func (r Result) event() map[string]any {
 	}
 	if !r.Allow {
 		m["status"] = r.Status
+	}
+	if len(r.RateLimit) > 0 {
+		// map[string]any, as mask rules walk it.
+		rl := make(map[string]any, len(r.RateLimit))
+		for k, v := range r.RateLimit {
+			rl[k] = v
+		}
+		m["rate_limit"] = rl
 	}
 	return m
 }

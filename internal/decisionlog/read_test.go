@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
@@ -158,4 +159,39 @@ func FuzzReadEvents(f *testing.F) {
 			t.Fatalf("reading back %d events: %d, %v", len(evs), n, err)
 		}
 	})
+}
+
+// TestResultRateLimit: an allowed decision's rate_limit is in its event's
+// result and read back, so that replay tells a changed rate_limit apart.
+func TestResultRateLimit(t *testing.T) {
+	var buf bytes.Buffer
+	dl, err := decisionlog.New(decisionlog.Options{Writer: &buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &decision.Decision{ID: "d1", Allow: true, Code: decision.CodeAllowed,
+		RateLimit: []decision.RateLimitEntry{{Name: "subject", Value: "alice"}, {Name: "tool", Value: "query"}}}
+	dl.Observe(context.Background(), nil, d, ast.NewObject(), time.Millisecond)
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"rate_limit":{"subject":"alice","tool":"query"}`) {
+		t.Fatalf("the event does not record the rate_limit: %s", buf.String())
+	}
+	var got []decisionlog.Result
+	if err := decisionlog.ReadEvents(&buf, func(_ int, ev *decisionlog.Recorded) error {
+		got = append(got, ev.Result)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := decisionlog.ResultOf(d)
+	if len(got) != 1 || !got[0].Equal(want) {
+		t.Fatalf("read back %+v, want %+v", got, want)
+	}
+	other := decisionlog.ResultOf(&decision.Decision{Allow: true, Code: decision.CodeAllowed,
+		RateLimit: []decision.RateLimitEntry{{Name: "subject", Value: "alice"}}})
+	if want.Equal(other) {
+		t.Error("results with different rate limits are equal")
+	}
 }
