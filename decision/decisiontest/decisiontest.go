@@ -47,20 +47,7 @@ func NewEngine(t testing.TB, dir string, edit func(*decision.Options)) *decision
 	if edit != nil {
 		edit(&opts)
 	}
-	// The policy is compiled and activated first, as the server's bundle
-	// manager does, and the engine is built on it.
-	rules, err := decision.RulesIn(opts.Package)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := bundles.CompileWith(context.Background(), bundles.Options{
-		Sources: []bundles.Source{bundles.DirSource(dir)},
-		Queries: rules.Queries(),
-	}, rules.Activate)
-	if err != nil {
-		t.Fatalf("compiling %s: %v", dir, err)
-	}
-	opts.Snapshots = &Snapshots{P: pol}
+	opts.Snapshots = &Snapshots{P: Compile(t, dir, opts.Package)}
 	e, err := decision.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -86,4 +73,23 @@ func Dial(t testing.TB, register func(*grpc.Server), opts ...grpc.ServerOption) 
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// Compile compiles the bundle directory dir and activates it for the rules
+// of Rego package pkg ("" is the default), as the server's bundle manager
+// does before a policy becomes current.
+func Compile(t testing.TB, dir, pkg string) *decision.Policy {
+	t.Helper()
+	rules, err := decision.RulesIn(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := bundles.CompileWith(context.Background(), bundles.Options{
+		Sources: []bundles.Source{bundles.DirSource(dir)},
+		Queries: rules.Queries(),
+	}, rules.Activate)
+	if err != nil {
+		t.Fatalf("compiling %s: %v", dir, err)
+	}
+	return pol
 }

@@ -79,6 +79,10 @@ type event struct {
 	input   ast.Value
 	elapsed time.Duration
 	at      time.Time
+	// shadow, when set, makes this a shadow difference event: d is the
+	// live decision, shadow the shadow bundle's, which took shadowElapsed.
+	shadow        *decision.Decision
+	shadowElapsed time.Duration
 }
 
 // New starts the writer.
@@ -133,6 +137,18 @@ func (l *Log) ObservePinMismatch(_ context.Context, _ *decision.Request, m *deci
 	}
 }
 
+// ObserveShadow queues the event of a decision the shadow bundle decided
+// otherwise (see internal/shadow): live is the decision as made, shadow
+// the shadow bundle's, input the input the shadow decided on. It never
+// blocks; a full buffer drops the event and counts it.
+func (l *Log) ObserveShadow(live, shadow *decision.Decision, input ast.Value, elapsed, shadowElapsed time.Duration) {
+	select {
+	case l.ch <- event{d: live, input: input, elapsed: elapsed, at: time.Now(), shadow: shadow, shadowElapsed: shadowElapsed}:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
 // PinPath is the path of the events that tell of a tool pin mismatch.
 const PinPath = "mcpauthz/tool_pin"
 
@@ -159,6 +175,11 @@ type opaEvent struct {
 	// DryRun marks a decision made under policy.dry_run: result is the
 	// policy's real outcome, and the request was allowed.
 	DryRun bool `json:"dry_run,omitempty"`
+	// ShadowResult is what the shadow bundle decided where it differs
+	// from result; Shadow marks such an event, a second event of the
+	// decision (same decision_id) beside its own.
+	ShadowResult map[string]any `json:"shadow_result,omitempty"`
+	Shadow       bool           `json:"shadow,omitempty"`
 }
 
 // run writes the queued events until Close. Events are encoded into a batch
@@ -233,7 +254,7 @@ func (l *Log) opaEvent(ev *event) opaEvent {
 	if ev.input != nil {
 		input, _ = ast.JSON(ev.input)
 	}
-	return opaEvent{
+	e := opaEvent{
 		DecisionID: ev.d.ID,
 		Path:       l.path,
 		Input:      input,
@@ -244,6 +265,12 @@ func (l *Log) opaEvent(ev *event) opaEvent {
 		Labels:     map[string]any{"app": "mcpauthz"},
 		DryRun:     ev.d.DryRun,
 	}
+	if ev.shadow != nil {
+		e.Shadow, e.ShadowResult = true, ResultOf(ev.shadow).event()
+		e.Bundles["shadow"] = map[string]any{"revision": ev.shadow.Revision}
+		e.Metrics["timer_shadow_ns"] = ev.shadowElapsed.Nanoseconds()
+	}
+	return e
 }
 
 // writeFailed logs a failure of the sink, at most once a
