@@ -21,6 +21,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision/upstream"
 	"github.com/mcpauthz/mcpauthz/internal/decisionlog"
 	"github.com/mcpauthz/mcpauthz/internal/metrics"
+	"github.com/mcpauthz/mcpauthz/internal/shadow"
 	"github.com/mcpauthz/mcpauthz/policies"
 )
 
@@ -37,6 +38,10 @@ type app struct {
 	metrics  *metrics.Metrics
 	declog   *decisionlog.Log
 	tracing  *sdktrace.TracerProvider // nil: tracing is off
+	// shadowBundles and shadow are the shadow bundle and what decides
+	// live requests again with it (shadow.bundles); nil without one.
+	shadowBundles *bundles.Manager[*decision.Policy]
+	shadow        *shadow.Shadow
 }
 
 // bundleSources turns the config's bundle entries into bundle sources; with
@@ -46,8 +51,14 @@ func bundleSources(cfg *Config, log *slog.Logger) ([]bundles.Source, error) {
 		log.Info("no bundles configured: using the embedded default policy (policies/)")
 		return []bundles.Source{bundles.FSSource(policies.FS(), bundles.WithName("embedded:policies"))}, nil
 	}
-	out := make([]bundles.Source, 0, len(cfg.Bundles))
-	for i, b := range cfg.Bundles {
+	return sourcesOf("bundles", cfg.Bundles)
+}
+
+// sourcesOf turns a list of bundle entries (bundles, shadow.bundles) into
+// bundle sources.
+func sourcesOf(section string, list []BundleConfig) ([]bundles.Source, error) {
+	out := make([]bundles.Source, 0, len(list))
+	for i, b := range list {
 		var opts []bundles.SourceOption
 		if b.Name != "" {
 			opts = append(opts, bundles.WithName(b.Name))
@@ -69,7 +80,7 @@ func bundleSources(cfg *Config, log *slog.Logger) ([]bundles.Source, error) {
 		if b.BearerTokenFile != "" {
 			t, err := os.ReadFile(b.BearerTokenFile)
 			if err != nil {
-				return nil, fmt.Errorf("bundles[%d].bearer_token_file: %w", i, err)
+				return nil, fmt.Errorf("%s[%d].bearer_token_file: %w", section, i, err)
 			}
 			remote.Bearer = strings.TrimSpace(string(t))
 		}
@@ -248,6 +259,12 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	if a.bundles, err = bundles.NewManager(bopts, rules.Activate); err != nil {
 		return nil, fmt.Errorf("bundles: %w", err)
 	}
+	if len(cfg.Shadow.Bundles) > 0 {
+		if err := a.buildShadow(&cfg, eopts); err != nil {
+			return nil, err
+		}
+		eopts.Observer = decision.Observers(append(observers, a.shadow)...)
+	}
 	eopts.Snapshots = a.bundles
 	if a.engine, err = decision.New(eopts); err != nil {
 		return nil, err
@@ -255,10 +272,43 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	return a, nil
 }
 
+// buildShadow builds the shadow bundle's manager and the shadow that
+// decides live requests again with it, with the live engine's options
+// eopts. Its differences go to the decision log (when there is one).
+func (a *app) buildShadow(cfg *Config, eopts decision.Options) error {
+	rules, err := decision.RulesIn(cfg.Policy.Package)
+	if err != nil {
+		return err
+	}
+	sources, err := sourcesOf("shadow.bundles", cfg.Shadow.Bundles)
+	if err != nil {
+		return err
+	}
+	log := a.log.With("component", "shadow")
+	// Its loads are not exported as metrics: the live bundles' metrics
+	// have the same names. Its log lines say what it loaded.
+	bopts := bundleOptions(cfg, sources, rules.Queries(), log, nil)
+	if a.shadowBundles, err = bundles.NewManager(bopts, rules.Activate); err != nil {
+		return fmt.Errorf("shadow.bundles: %w", err)
+	}
+	eopts.Snapshots, eopts.Logger = a.shadowBundles, log
+	if a.shadow, err = shadow.New(shadow.Options{
+		Engine: eopts, QueueSize: cfg.Shadow.QueueSize, Log: a.declog, Registerer: a.registry, Logger: log,
+	}); err != nil {
+		return err
+	}
+	log.Info("a shadow bundle decides live requests again; its differences are logged and counted", "bundles", len(sources))
+	return nil
+}
+
 func (a *app) close() {
 	var errs []error
 	if a.tokens != nil {
 		a.tokens.Close()
+	}
+	if a.shadow != nil {
+		// Before the decision log: the shadow hands it its last differences.
+		a.shadow.Close()
 	}
 	if a.declog != nil {
 		errs = append(errs, a.declog.Close())

@@ -33,6 +33,8 @@ type Config struct {
 	Log          LogConfig       `json:"log"`
 	DecisionLogs DecisionLogConf `json:"decision_logs"`
 	Tracing      TracingConfig   `json:"tracing"`
+	// Shadow evaluates a candidate bundle beside the active one.
+	Shadow ShadowConfig `json:"shadow"`
 	// UpstreamCredentials give allowed requests the credential they carry
 	// to the MCP server (the client's own token never goes upstream).
 	UpstreamCredentials []UpstreamCredentialConfig `json:"upstream_credentials"`
@@ -343,6 +345,17 @@ type DecisionLogReporting struct {
 	BufferSizeLimitBytes int64 `json:"buffer_size_limit_bytes"`
 }
 
+// ShadowConfig names a candidate bundle (the shadow bundle) that decides
+// live requests again off the decision path; the decisions it decides
+// otherwise are logged and counted. Bundles has the shape of the top-level
+// bundles; none turns the shadow off.
+type ShadowConfig struct {
+	Bundles []BundleConfig `json:"bundles"`
+	// QueueSize bounds the decisions waiting for the shadow worker; past
+	// it they are dropped and counted, never waited for.
+	QueueSize int `json:"queue_size"`
+}
+
 // Duration is a time.Duration written as "30s" in YAML.
 type Duration time.Duration
 
@@ -389,6 +402,7 @@ func DefaultConfig() Config {
 		},
 		Sessions: SessionsConfig{MaxSessions: 100000, TTL: Duration(24 * time.Hour)},
 		Envoy:    EnvoyConfig{MCPMetadataNamespace: "envoy.filters.http.mcp"},
+		Shadow:   ShadowConfig{QueueSize: 1024},
 		Limits:   LimitsConfig{MaxBodyBytes: 1 << 20, MaxConcurrentStreams: 1000, GCPercent: DefaultGCPercent},
 		Log:      LogConfig{Level: "info", Format: "json"},
 		DecisionLogs: DecisionLogConf{
@@ -532,30 +546,10 @@ func (c *Config) Validate() error {
 	if c.Listen.TLS.ClientCAFile != "" && c.Listen.TLS.CertFile == "" {
 		bad("listen.tls.client_ca_file", "needs cert_file and key_file")
 	}
-	for i, b := range c.Bundles {
-		key := fmt.Sprintf("bundles[%d]", i)
-		set := 0
-		for _, v := range []string{b.Path, b.URL, b.OCI} {
-			if v != "" {
-				set++
-			}
-		}
-		switch {
-		case set == 0:
-			bad(key, "needs one of path, url and oci")
-		case set > 1:
-			bad(key, "sets more than one of path, url and oci; use one")
-		case b.URL != "" && !strings.HasPrefix(b.URL, "https://") && !strings.HasPrefix(b.URL, "http://"):
-			bad(key+".url", "%q is not an http(s) URL", b.URL)
-		case b.OCI != "" && !ociTagged(b.OCI):
-			bad(key+".oci", "%q is not a registry/repository:tag (or @digest) reference", b.OCI)
-		}
-		if b.MinDelay > b.MaxDelay && b.MaxDelay != 0 {
-			bad(key+".min_delay", "is larger than max_delay")
-		}
-		if v := b.Verification; v != nil && v.PublicKeyFile == "" {
-			bad(key+".verification.public_key_file", "is required to verify signatures")
-		}
+	validateBundles("bundles", c.Bundles, bad)
+	validateBundles("shadow.bundles", c.Shadow.Bundles, bad)
+	if c.Shadow.QueueSize <= 0 {
+		bad("shadow.queue_size", "must be positive")
 	}
 	if c.Policy.Package == "" {
 		bad("policy.package", "is empty")
@@ -622,6 +616,35 @@ func (c *Config) Validate() error {
 		bad("log.format", "%q is not json or text", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// validateBundles checks a list of bundle sources (bundles, shadow.bundles).
+func validateBundles(section string, list []BundleConfig, bad func(key, format string, args ...any)) {
+	for i, b := range list {
+		key := fmt.Sprintf("%s[%d]", section, i)
+		set := 0
+		for _, v := range []string{b.Path, b.URL, b.OCI} {
+			if v != "" {
+				set++
+			}
+		}
+		switch {
+		case set == 0:
+			bad(key, "needs one of path, url and oci")
+		case set > 1:
+			bad(key, "sets more than one of path, url and oci; use one")
+		case b.URL != "" && !strings.HasPrefix(b.URL, "https://") && !strings.HasPrefix(b.URL, "http://"):
+			bad(key+".url", "%q is not an http(s) URL", b.URL)
+		case b.OCI != "" && !ociTagged(b.OCI):
+			bad(key+".oci", "%q is not a registry/repository:tag (or @digest) reference", b.OCI)
+		}
+		if b.MinDelay > b.MaxDelay && b.MaxDelay != 0 {
+			bad(key+".min_delay", "is larger than max_delay")
+		}
+		if v := b.Verification; v != nil && v.PublicKeyFile == "" {
+			bad(key+".verification.public_key_file", "is required to verify signatures")
+		}
+	}
 }
 
 // validateDecisionLogs checks decision_logs.service and reporting.

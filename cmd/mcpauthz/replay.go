@@ -123,6 +123,7 @@ func cmdReplay(ctx context.Context, f *replayFlags, path string, stdout, stderr 
 	// Replay observes nothing: the configured sinks are not opened, so
 	// replaying never writes to the production decision log.
 	cfg.DecisionLogs.Console, cfg.DecisionLogs.File, cfg.DecisionLogs.Service = false, "", nil
+	cfg.Shadow.Bundles = nil
 	a, err := buildApp(ctx, cfg, newLogger(stderr, cfg.Log))
 	if err != nil {
 		return false, err

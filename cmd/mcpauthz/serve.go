@@ -167,6 +167,17 @@ func (a *app) serve(ctx context.Context) error {
 			a.log.Error("first policy load failed; still watching for a good one", "error", err)
 		}
 	}()
+	if a.shadowBundles != nil {
+		// The shadow bundle loads beside the live one; readiness does not
+		// wait for it, and until it loads nothing is compared.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.shadowBundles.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error("first shadow bundle load failed; still watching for a good one", "error", err)
+			}
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
