@@ -72,7 +72,8 @@ arrays of an upload, gzip-compressed or not; "-" reads standard input.
 
 A result is the decision's allow, code, status, reason and scopes.
 Events without an input (refused before the policy ran), of one element
-of a JSON-RPC batch, and shadow difference events are skipped and listed.
+of a JSON-RPC batch, shadow difference events and tool pin events are
+skipped and listed.
 An input a mask rule changed is replayed as logged and its change marked:
 the masking, not the policy, may be the cause.
 
@@ -165,8 +166,11 @@ func (rep *replayReport) replay(ctx context.Context, e *decision.Engine, i int, 
 		rep.Skips = append(rep.Skips, replaySkip{DecisionID: ev.DecisionID, Why: why})
 		return nil
 	}
-	if ev.Shadow {
+	switch {
+	case ev.Shadow:
 		return skip("a shadow difference event (the decision's own event is replayed)")
+	case ev.Path == decisionlog.PinPath:
+		return skip("a tool pin mismatch event, not a decision")
 	}
 	if raw := bytes.TrimSpace(ev.Input); len(raw) == 0 || string(raw) == "null" {
 		return skip("no input: refused before the policy ran")

@@ -85,6 +85,11 @@ func TestReplay(t *testing.T) {
 	if err := os.WriteFile(unmasked, []byte(strings.Join(kept, "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	withPin := filepath.Join(t.TempDir(), "pin.log")
+	pinEvent := `{"decision_id":"pin-1","path":"mcpauthz/tool_pin","result":{"allow":false,"code":"tool_pin_mismatch"}}` + "\n"
+	if err := os.WriteFile(withPin, []byte(strings.Join(kept, "")+pinEvent), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	notALog := filepath.Join(t.TempDir(), "not.log")
 	if err := os.WriteFile(notALog, []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -100,6 +105,7 @@ func TestReplay(t *testing.T) {
 		"changed_text":     {[]string{"--bundle", "testdata/replay/new", log}, 1, "want.txt", "", ""},
 		"changed_json":     {[]string{"--bundle", "testdata/replay/new", "-f", "json", log}, 1, "want.json", "", ""},
 		"same_policy":      {[]string{"--bundle", "testdata/replay/old", unmasked}, 0, "", "0 changed, 7 unchanged, 2 skipped", ""},
+		"pin_event":        {[]string{"--bundle", "testdata/replay/old", withPin}, 0, "", "pin-1: a tool pin mismatch event, not a decision", ""},
 		"masked_changes":   {[]string{"--bundle", "testdata/replay/old", log}, 1, "", "(input masked: the masking may be the cause)", ""},
 		"missing_log":      {[]string{"--bundle", "testdata/replay/new", "testdata/replay/none.log"}, 2, "", "", "no such file"},
 		"not_a_log":        {[]string{"--bundle", "testdata/replay/new", notALog}, 2, "", "", "not.log: after 0 events"},

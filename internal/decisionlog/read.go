@@ -78,6 +78,8 @@ func (r Result) event() map[string]any {
 // was made on and the result it had.
 type Recorded struct {
 	DecisionID string `json:"decision_id"`
+	// Path is the decision's path, or PinPath for a tool pin event.
+	Path string `json:"path"`
 	// Input is the policy input as logged; absent when the request was
 	// refused before the policy ran (unreadable, too large, malformed).
 	Input  json.RawMessage `json:"input"`
