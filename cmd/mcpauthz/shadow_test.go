@@ -58,11 +58,12 @@ decision_logs: {file: %q}
 	if err := <-served; err != nil {
 		t.Fatal(err)
 	}
+	// Closing drains the shadow's queue: every decision is compared.
+	a.close()
 	mfs, err := a.registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.close()
 	var exported []string
 	for _, mf := range mfs {
 		if strings.HasPrefix(mf.GetName(), "mcpauthz_shadow_") {
