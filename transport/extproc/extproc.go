@@ -11,7 +11,6 @@
 package extproc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -139,10 +138,9 @@ type streamState struct {
 	req  decision.Request
 	list *decision.ListRequest // nil: not a list request
 
-	mode     bodyMode
-	collect  []byte // jsonBody: the body so far
-	sse      sseSplitter
-	answered bool // sseBody: the answer to the list request has gone by
+	mode    bodyMode
+	collect []byte                    // jsonBody: the body so far
+	sse     *decision.ListEventStream // sseBody: the events so far
 }
 
 // handle answers one ProcessingRequest; a panic becomes a continue.
@@ -286,7 +284,7 @@ func (st *streamState) responseBody(b *procv3.HttpBody) *procv3.ProcessingRespon
 			st.srv.log.Warn("list answer too large to filter; replaced by an error", "list", st.list.String(), "limit", st.srv.maxAnswer)
 			st.collect, st.mode = nil, tooLarge
 			if eof {
-				out = decision.ListError(st.list, "the list answer is too large to filter")
+				out = decision.ListError(st.list, decision.ErrListTooLarge)
 			}
 			break
 		}
@@ -296,11 +294,11 @@ func (st *streamState) responseBody(b *procv3.HttpBody) *procv3.ProcessingRespon
 		}
 	case failBody:
 		if eof {
-			out = decision.ListError(st.list, "the list answer could not be read: its content coding is not supported")
+			out = decision.ListError(st.list, decision.ErrListEncoded)
 		}
 	case tooLarge:
 		if eof {
-			out = decision.ListError(st.list, "the list answer is too large to filter")
+			out = decision.ListError(st.list, decision.ErrListTooLarge)
 		}
 	case sseBody:
 		out, changed = st.events(b.GetBody(), eof)
@@ -319,66 +317,19 @@ func (st *streamState) responseBody(b *procv3.HttpBody) *procv3.ProcessingRespon
 }
 
 // events passes the complete events of a chunk on, the answer to the list
-// request filtered; an event cut by the chunk's end waits for the rest.
-// changed is false when the chunk goes on exactly as it came.
+// request filtered (decision.ListEventStream); an event cut by the chunk's
+// end waits for the rest. changed is false when the chunk goes on exactly
+// as it came.
 func (st *streamState) events(chunk []byte, eof bool) (out []byte, changed bool) {
-	var buf []byte
-	st.sse.feed(chunk, eof, func(ev []byte) {
-		buf = append(buf, st.event(ev)...)
-	})
-	if len(st.sse.pending) > st.srv.maxAnswer {
-		// An event that never ends: it is dropped, and stands for an
-		// unreadable answer (fail closed).
-		st.srv.log.Warn("SSE event too large to filter; dropped", "list", st.list.String(), "limit", st.srv.maxAnswer)
-		st.sse = sseSplitter{}
-		if !st.answered {
-			st.answered = true
-			buf = append(buf, "data: "...)
-			buf = append(buf, decision.ListError(st.list, "the list answer is too large to filter")...)
-			buf = append(buf, "\n\n"...)
-		}
+	if st.sse == nil {
+		st.sse = decision.NewListEventStream(st.list, st.srv.maxAnswer, st.srv.log, st.filter)
 	}
-	if len(st.sse.pending) == 0 && string(buf) == string(chunk) {
-		return nil, false
-	}
-	return buf, true
-}
-
-// event is what goes on for one event: itself, unless it is (or could be)
-// the answer to the list request. The first answer is filtered; data that
-// cannot be read strictly might be the answer to a lenient reader, so it is
-// replaced by an error answer; after the answer, another answer or
-// unreadable data is dropped.
-func (st *streamState) event(ev []byte) []byte {
-	e := parseEvent(ev)
-	if !e.hasData || len(bytes.TrimSpace(e.data)) == 0 {
-		return ev // a priming event, or one with no message
-	}
-	msg, res := st.filter(e.data)
-	if res.Malformed == nil && !res.Answer {
-		return ev
-	}
-	if st.answered {
-		return nil
-	}
-	st.answered = true
-	if string(msg) == string(e.data) {
-		return ev
-	}
-	return e.render(msg)
+	return st.sse.Feed(chunk, eof)
 }
 
 // filter runs the engine's list filter on one JSON-RPC message.
 func (st *streamState) filter(msg []byte) ([]byte, decision.ListOutcome) {
 	out, res := st.srv.filter.FilterResponse(st.ctx, &st.req, st.list, msg)
-	switch {
-	case res.Malformed != nil:
-		st.srv.log.Warn("list answer unreadable; replaced by an error", "list", st.list.String(), "error", res.Malformed)
-	case res.Emptied != nil:
-		st.srv.log.Info("list answer emptied", "list", st.list.String(), "why", res.Emptied.Error(), "items", res.Items)
-	}
-	for _, err := range res.Errors {
-		st.srv.log.Warn("visibility evaluation failed; item hidden", "list", st.list.String(), "error", err)
-	}
+	decision.LogListOutcome(st.srv.log, st.list, res)
 	return out, res
 }

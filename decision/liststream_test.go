@@ -1,0 +1,122 @@
+package decision_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/decision/token"
+)
+
+// listStream starts filtering the answer to a tools/list of id 7 for a
+// verified caller, on the hidden-tools policy (search and search_limited
+// are shown).
+func listStream(t testing.TB, f *decision.ItemFilter, maxEvent int) *decision.ListEventStream {
+	t.Helper()
+	r := &decision.Request{Method: "POST", Path: "/mcp", Headers: map[string]string{},
+		Credential: token.Claimed(map[string]any{"sub": "alice"}),
+		Body:       []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`)}
+	lr := f.ListRequestOf(r)
+	if lr == nil {
+		t.Fatal("not a list request")
+	}
+	return decision.NewListEventStream(lr, maxEvent, nil, func(msg []byte) ([]byte, decision.ListOutcome) {
+		return f.FilterResponse(context.Background(), r, lr, msg)
+	})
+}
+
+// feedAll feeds stream in chunks of n bytes and returns what went on.
+func feedAll(s *decision.ListEventStream, stream []byte, n int) []byte {
+	var out []byte
+	for i := 0; ; i += n {
+		end := min(i+n, len(stream))
+		chunk := stream[i:end]
+		o, changed := s.Feed(chunk, end == len(stream))
+		if !changed {
+			o = chunk
+		}
+		out = append(out, o...)
+		if end == len(stream) {
+			return out
+		}
+	}
+}
+
+// TestListEventStream: the answer is filtered whatever the cuts; the
+// events around it go on unchanged; an event that never ends is dropped
+// for an error answer; a second answer is dropped.
+func TestListEventStream(t *testing.T) {
+	f := decision.NewItemFilter(decisiontest.NewEngine(t, "testdata/hidden", nil))
+	const (
+		progress = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n"
+		answer   = "id: 3\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"debug\"},{\"name\":\"search\"}]}}\n\n"
+		filtered = "id: 3\ndata: {\"id\":7,\"jsonrpc\":\"2.0\",\"result\":{\"tools\":[{\"name\":\"search\"}]}}\n\n"
+		comment  = ": keep-alive\n\n"
+	)
+	tests := map[string]struct {
+		in, want string
+		max      int
+		sizes    []int // chunk sizes; default the whole stream, 1, 2, 7 and 61
+		// prefix: want is what the output starts with (the rest of a
+		// dropped event, not an event, may follow).
+		prefix bool
+	}{
+		"answer_between_events": {in: progress + answer + comment, want: progress + filtered + comment, max: 1 << 20},
+		"second_answer_dropped": {in: answer + answer + comment, want: filtered + comment, max: 1 << 20},
+		"no_answer":             {in: progress + comment, want: progress + comment, max: 1 << 20},
+		// Cut before its end, an event past the bound is dropped (whole,
+		// it is read, and found unreadable).
+		"event_too_large": {in: progress + "data: " + strings.Repeat("x", 300), max: 150, sizes: []int{1, 7, 61}, prefix: true,
+			want: progress + "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32603,\"message\":\"" + decision.ErrListTooLarge + "\"}}\n\n"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			sizes := tc.sizes
+			if sizes == nil {
+				sizes = []int{len(tc.in), 1, 2, 7, 61}
+			}
+			for _, n := range sizes {
+				got := feedAll(listStream(t, f, tc.max), []byte(tc.in), n)
+				if string(got) != tc.want && !(tc.prefix && strings.HasPrefix(string(got), tc.want)) {
+					t.Fatalf("chunks of %d:\n got %q\nwant %q", n, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestListEventStreamHolds: a complete event goes on at once; only an
+// incomplete one is held.
+func TestListEventStreamHolds(t *testing.T) {
+	f := decision.NewItemFilter(decisiontest.NewEngine(t, "testdata/hidden", nil))
+	s := listStream(t, f, 1<<20)
+	ev := "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":1}}\n\n"
+	if out, changed := s.Feed([]byte(ev+"data: {\"jsonrpc\""), false); !changed || string(out) != ev || !s.Holding() {
+		t.Fatalf("out %q changed %v holding %v: want the complete event, the rest held", out, changed, s.Holding())
+	}
+	if out, changed := s.Feed([]byte(ev[:0]), false); !changed || len(out) != 0 {
+		t.Fatalf("empty chunk: out %q changed %v", out, changed)
+	}
+}
+
+// FuzzListEventStream feeds an event stream to the filter of a list
+// answer, whole and cut into chunks of every size the fuzzer picks, and
+// requires the same output both ways (where the cuts fall never changes
+// what goes on) and no panic.
+func FuzzListEventStream(f *testing.F) {
+	items := decision.NewItemFilter(decisiontest.NewEngine(f, "testdata/hidden", nil))
+	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"x\"}]}}\n\n"), uint8(1))
+	f.Add([]byte("id: 1\r\ndata: {\"jsonrpc\":\"2.0\",\r\ndata: \"method\":\"ping\"}\r\n\r\n: c\r\r"), uint8(3))
+	f.Add([]byte("event: m\rdata:{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":1,\"message\":\"m\"}}\r\r"), uint8(2))
+	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\ndata: \n\n"), uint8(5))
+	f.Fuzz(func(t *testing.T, stream []byte, size uint8) {
+		whole := feedAll(listStream(t, items, 1<<20), stream, max(len(stream), 1))
+		cut := feedAll(listStream(t, items, 1<<20), stream, int(size%64)+1)
+		if !bytes.Equal(whole, cut) {
+			t.Fatalf("output depends on the cuts:\nwhole %q\n  cut %q", whole, cut)
+		}
+	})
+}
