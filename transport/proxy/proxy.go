@@ -1,0 +1,370 @@
+// Package proxy is an authorizing reverse proxy for the MCP Streamable HTTP
+// transport, for laptops, tests and small deployments where Envoy is not
+// at hand (Envoy with ext_authz and ext_proc stays the production path).
+// Each request is decided by the engine as the ext_authz path decides it; a
+// denial is answered with the engine's exact response (status, headers,
+// JSON-RPC body), an allowed request goes to the upstream MCP server
+// without the caller's token and with the decision's headers, and the
+// answer to a list request is filtered by the policy's visible rule (a
+// JSON body, or the one event of a text/event-stream that answers it,
+// every other event passing on as soon as it is complete). The verdicts,
+// the denials and the rewrite are the engine's; this package only moves
+// HTTP bytes.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+)
+
+// Decider makes decisions; *decision.Engine is one.
+type Decider interface {
+	Decide(ctx context.Context, r *decision.Request) *decision.Decision
+}
+
+// Lists filters list answers; *decision.ItemFilter is one.
+type Lists interface {
+	ListRequestOf(r *decision.Request) *decision.ListRequest
+	FilterResponse(ctx context.Context, r *decision.Request, lr *decision.ListRequest, msg []byte) ([]byte, decision.ListOutcome)
+}
+
+// DefaultMaxAnswerBytes bounds what is held of a list answer: a JSON body,
+// or one SSE event not yet complete.
+const DefaultMaxAnswerBytes = 8 << 20
+
+// Options configure the proxy.
+type Options struct {
+	// Upstream is the URL of the MCP endpoint every request goes to (its
+	// scheme, host and path; the query is the caller's). Required.
+	Upstream string
+	// ForwardToken passes the caller's authorization header upstream
+	// (upstream.forward_token). Off by default: MCP forbids passing the
+	// token through, and the engine removes it; an upstream credential the
+	// decision sets replaces it either way.
+	ForwardToken bool
+	// Context is the route context of every request (input.context), as
+	// Envoy's context_extensions give it: e.g. {mcp_server: files}.
+	Context map[string]string
+	// MaxBodyBytes bounds the request body read (limits.max_body_bytes):
+	// a larger body is decided as truncated, which the engine refuses
+	// with 413. Default decision.DefaultMaxBodyBytes.
+	MaxBodyBytes int
+	// MaxAnswerBytes bounds what is held of a list answer; past it the
+	// answer is replaced by a JSON-RPC error (fail closed). Default
+	// DefaultMaxAnswerBytes.
+	MaxAnswerBytes int
+	// Transport sends the upstream requests; default http.DefaultTransport.
+	Transport http.RoundTripper
+	// Logger receives the proxy's errors; default: discard.
+	Logger *slog.Logger
+}
+
+// Handler is the proxy: an http.Handler for the MCP endpoint.
+type Handler struct {
+	engine   Decider
+	lists    Lists
+	opts     Options
+	upstream *url.URL
+	rp       *httputil.ReverseProxy
+	log      *slog.Logger
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New builds the proxy on an engine and its item filter.
+func New(engine Decider, lists Lists, opts Options) (*Handler, error) {
+	u, err := url.Parse(opts.Upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("proxy: upstream %q is not an absolute http(s) URL", opts.Upstream)
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = decision.DefaultMaxBodyBytes
+	}
+	if opts.MaxAnswerBytes <= 0 {
+		opts.MaxAnswerBytes = DefaultMaxAnswerBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{engine: engine, lists: lists, opts: opts, upstream: u, log: opts.Logger}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.upstreamFailed,
+		Transport:      opts.Transport,
+		// Every write is flushed at once: events of a stream reach the
+		// caller as they come.
+		FlushInterval: -1,
+		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	return h, nil
+}
+
+// exchange is what the proxy knows of one allowed request, carried from
+// ServeHTTP to the upstream request and its response.
+type exchange struct {
+	req  *decision.Request
+	d    *decision.Decision
+	list *decision.ListRequest // nil: not a list request
+}
+
+type exchangeKey struct{}
+
+// ServeHTTP decides the request and answers it: the denial, or the
+// upstream's answer.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req := h.request(r)
+	d := h.engine.Decide(r.Context(), req)
+	if !d.Allow {
+		writeDenial(w, d)
+		return
+	}
+	x := &exchange{req: req, d: d}
+	if h.lists != nil {
+		x.list = h.lists.ListRequestOf(req)
+	}
+	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
+	// The body was read to be decided: what goes upstream is exactly what
+	// was decided.
+	out.Body = io.NopCloser(bytes.NewReader(req.Body))
+	out.ContentLength = int64(len(req.Body))
+	h.rp.ServeHTTP(w, out)
+}
+
+// request reads r as the engine sees a request: what Envoy's ext_authz
+// CheckRequest carries (method, path, host, lowercase headers, the body up
+// to the bound, the peer) and the route context.
+func (h *Handler) request(r *http.Request) *decision.Request {
+	req := &decision.Request{
+		Method:        r.Method,
+		Path:          r.RequestURI,
+		Host:          r.Host,
+		Headers:       make(map[string]string, len(r.Header)),
+		SourceAddress: r.RemoteAddr,
+		Context:       h.opts.Context,
+	}
+	if !strings.HasPrefix(req.Path, "/") {
+		req.Path = r.URL.RequestURI() // absolute-form or "*"
+	}
+	for k, vs := range r.Header {
+		req.Headers[strings.ToLower(k)] = strings.Join(vs, ",")
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return req
+	}
+	// One byte past the bound tells a body that is too large: the engine
+	// refuses it (413) as it refuses a body Envoy cut.
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(h.opts.MaxBodyBytes)+1))
+	switch {
+	case err != nil:
+		req.Unreadable = "reading the request body: " + err.Error()
+	case len(body) > h.opts.MaxBodyBytes:
+		req.Body, req.Truncated = body[:h.opts.MaxBodyBytes], true
+	default:
+		req.Body = body
+	}
+	return req
+}
+
+// writeDenial writes the engine's denial as Envoy writes a DeniedHttpResponse
+// (its headers overwrite, in order).
+func writeDenial(w http.ResponseWriter, d *decision.Decision) {
+	for _, hd := range d.ResponseHeaders {
+		w.Header().Set(hd.Name, hd.Value)
+	}
+	status := d.Status
+	if status == 0 {
+		status = http.StatusForbidden // never reached: every denial has a status
+	}
+	if len(d.Body) > 0 {
+		w.Header().Set("Content-Length", strconv.Itoa(len(d.Body)))
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(d.Body)
+}
+
+// rewrite turns the allowed request into the upstream one: the upstream's
+// URL, the caller's query without the parameters the decision removes, the
+// caller's token removed (unless forwarded), the decision's headers set.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	x := pr.In.Context().Value(exchangeKey{}).(*exchange)
+	out := pr.Out
+	out.URL.Scheme, out.URL.Host = h.upstream.Scheme, h.upstream.Host
+	out.URL.Path, out.URL.RawPath = h.upstream.Path, h.upstream.RawPath
+	out.URL.RawQuery = withoutParams(pr.In.URL.RawQuery, x.d.RemoveQueryParams)
+	out.Host = ""
+	pr.SetXForwarded()
+	for _, name := range x.d.RemoveHeaders {
+		if h.opts.ForwardToken && name == "authorization" {
+			continue
+		}
+		out.Header.Del(name)
+	}
+	for _, hd := range x.d.UpstreamHeaders {
+		out.Header.Set(hd.Name, hd.Value)
+	}
+	if x.list != nil {
+		// The answer is read to be filtered: it is asked for without a
+		// content coding (the transport still asks for gzip and decodes it).
+		out.Header.Del("Accept-Encoding")
+	}
+}
+
+// withoutParams returns the query without the named parameters, as sent
+// otherwise (only a query that has one of them is re-encoded).
+func withoutParams(rawQuery string, names []string) string {
+	if len(names) == 0 || rawQuery == "" {
+		return rawQuery
+	}
+	parts := strings.Split(rawQuery, "&")
+	kept := parts[:0]
+	for _, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if key, err := url.QueryUnescape(k); err == nil && contains(names, key) {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, "&")
+}
+
+func contains(names []string, s string) bool {
+	for _, n := range names {
+		if n == s {
+			return true
+		}
+	}
+	return false
+}
+
+// modifyResponse adds the decision's response headers and filters the
+// answer to a list request.
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	x := resp.Request.Context().Value(exchangeKey{}).(*exchange)
+	for _, hd := range x.d.ResponseHeaders {
+		resp.Header.Add(hd.Name, hd.Value)
+	}
+	if x.list != nil {
+		h.filterAnswer(resp, x)
+	}
+	return nil
+}
+
+// filterAnswer filters the answer to a list request: a JSON body whole, an
+// event stream event by event. An answer it cannot read (a content coding
+// it does not know, a JSON body past the bound) is replaced by a JSON-RPC
+// error: never shown unfiltered.
+func (h *Handler) filterAnswer(resp *http.Response, x *exchange) {
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	enc := strings.TrimSpace(strings.ToLower(resp.Header.Get("Content-Encoding")))
+	switch {
+	case enc != "" && enc != "identity":
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Set("Content-Type", "application/json")
+		replaceBody(resp, decision.ListError(x.list, decision.ErrListEncoded))
+	case ct == "application/json":
+		replaceBody(resp, h.filterJSON(resp.Request.Context(), resp.Body, x))
+	case ct == "text/event-stream":
+		s := decision.NewListEventStream(x.list, h.opts.MaxAnswerBytes, h.log, func(msg []byte) ([]byte, decision.ListOutcome) {
+			return h.filter(resp.Request.Context(), x, msg)
+		})
+		resp.Body = &eventStream{src: resp.Body, stream: s, buf: make([]byte, 32<<10)}
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+	}
+}
+
+// filterJSON reads and filters a JSON answer, or returns the error that
+// replaces it.
+func (h *Handler) filterJSON(ctx context.Context, body io.ReadCloser, x *exchange) []byte {
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, int64(h.opts.MaxAnswerBytes)+1))
+	switch {
+	case err != nil:
+		h.log.Warn("list answer could not be read; replaced by an error", "list", x.list.String(), "error", err)
+		return decision.ListError(x.list, "the list answer could not be read: "+err.Error())
+	case len(b) > h.opts.MaxAnswerBytes:
+		h.log.Warn("list answer too large to filter; replaced by an error", "list", x.list.String(), "limit", h.opts.MaxAnswerBytes)
+		return decision.ListError(x.list, decision.ErrListTooLarge)
+	}
+	out, _ := h.filter(ctx, x, b)
+	return out
+}
+
+// filter runs the engine's list filter on one JSON-RPC message.
+func (h *Handler) filter(ctx context.Context, x *exchange, msg []byte) ([]byte, decision.ListOutcome) {
+	out, res := h.lists.FilterResponse(ctx, x.req, x.list, msg)
+	decision.LogListOutcome(h.log, x.list, res)
+	return out, res
+}
+
+// replaceBody sets a new, complete body on resp.
+func replaceBody(resp *http.Response, b []byte) {
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+}
+
+// eventStream is the body of an event stream answering a list request: it
+// reads the upstream's chunks as they come and gives each complete event
+// on at once, the answer filtered.
+type eventStream struct {
+	src    io.ReadCloser
+	stream *decision.ListEventStream
+	buf    []byte // what was read from src
+	out    []byte // what is still to be given on (in buf, or the filter's)
+	err    error  // src's end: io.EOF or why it failed
+}
+
+// Read gives what is ready; it reads the upstream only when nothing is,
+// so an event is never held once complete.
+func (e *eventStream) Read(p []byte) (int, error) {
+	for len(e.out) == 0 {
+		if e.err != nil {
+			return 0, e.err
+		}
+		n, err := e.src.Read(e.buf)
+		out, changed := e.stream.Feed(e.buf[:n], err != nil)
+		if !changed {
+			out = e.buf[:n]
+		}
+		e.out, e.err = out, err
+	}
+	n := copy(p, e.out)
+	e.out = e.out[n:]
+	return n, nil
+}
+
+// Close closes the upstream body.
+func (e *eventStream) Close() error { return e.src.Close() }
+
+// upstreamFailed answers a request the upstream did not answer: 502, with
+// the decision id so the logs join.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // the caller went away
+	}
+	x, _ := r.Context().Value(exchangeKey{}).(*exchange)
+	id := ""
+	if x != nil {
+		id = x.d.ID
+	}
+	h.log.Warn("upstream request failed", "decision_id", id, "error", err)
+	w.Header().Set(decision.DecisionIDHeader, id)
+	http.Error(w, "mcpauthz proxy: the upstream MCP server did not answer", http.StatusBadGateway)
+}
