@@ -42,6 +42,8 @@ type app struct {
 	// live requests again with it (shadow.bundles); nil without one.
 	shadowBundles *bundles.Manager[*decision.Policy]
 	shadow        *shadow.Shadow
+	// proxy, when set (mcpauthz proxy), is served on listen.proxy.
+	proxy http.Handler
 }
 
 // bundleSources turns the config's bundle entries into bundle sources; with

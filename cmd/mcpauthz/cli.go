@@ -86,6 +86,7 @@ development tokens and API keys.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newServeCmd(),
+		newProxyCmd(),
 		newEvalCmd(),
 		newReplayCmd(),
 		newCheckCmd(),

@@ -38,6 +38,8 @@ type Config struct {
 	// UpstreamCredentials give allowed requests the credential they carry
 	// to the MCP server (the client's own token never goes upstream).
 	UpstreamCredentials []UpstreamCredentialConfig `json:"upstream_credentials"`
+	// Upstream is the MCP server `mcpauthz proxy` forwards to.
+	Upstream UpstreamConfig `json:"upstream"`
 	// given holds the paths of the keys the file or --set gave (Given).
 	given map[string]bool
 }
@@ -54,6 +56,9 @@ type ListenConfig struct {
 	// the HTTP port, as opa run --pprof does (default false): for
 	// profiling a server under load; they show the process's internals.
 	PProf bool `json:"pprof"`
+	// Proxy is where `mcpauthz proxy` serves the MCP endpoint (serve
+	// ignores it).
+	Proxy string `json:"proxy"`
 }
 
 // TLSConfig turns on TLS (and mTLS with ClientCAFile) for the gRPC port.
@@ -230,6 +235,19 @@ type ExtMcpConfig struct {
 	MetadataKey string `json:"metadata_key"`
 }
 
+// UpstreamConfig is the MCP server behind `mcpauthz proxy`.
+type UpstreamConfig struct {
+	// URL is the upstream MCP endpoint (--upstream overrides it).
+	URL string `json:"url"`
+	// ForwardToken passes the caller's authorization header upstream. Off:
+	// MCP forbids token passthrough; turn it on only for an upstream that
+	// verifies the same tokens itself.
+	ForwardToken bool `json:"forward_token"`
+	// Context is the route context of every proxied request
+	// (input.context), as Envoy's context_extensions give it.
+	Context map[string]string `json:"context"`
+}
+
 // EnvoyConfig tunes the ext_authz adapter.
 type EnvoyConfig struct {
 	MCPMetadataNamespace string `json:"mcp_metadata_namespace"`
@@ -389,7 +407,7 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // DefaultConfig returns the configuration with every default filled in.
 func DefaultConfig() Config {
 	return Config{
-		Listen:   ListenConfig{GRPC: "127.0.0.1:9191", HTTP: "127.0.0.1:8181", Reflection: true},
+		Listen:   ListenConfig{GRPC: "127.0.0.1:9191", HTTP: "127.0.0.1:8181", Reflection: true, Proxy: "127.0.0.1:8080"},
 		Watch:    WatchConfig{Debounce: Duration(300 * time.Millisecond)},
 		Policy:   PolicyConfig{Package: "mcp.authz", EvalTimeout: Duration(time.Second)},
 		Resource: ResourceConfig{URI: "https://mcp.example.com/mcp", AuthorizationServers: []string{"https://auth.example.com"}},
@@ -534,7 +552,7 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	for key, addr := range map[string]string{"listen.grpc": c.Listen.GRPC, "listen.http": c.Listen.HTTP} {
+	for key, addr := range map[string]string{"listen.grpc": c.Listen.GRPC, "listen.http": c.Listen.HTTP, "listen.proxy": c.Listen.Proxy} {
 		if addr == "" {
 			continue // "" turns that listener off
 		}
@@ -569,6 +587,11 @@ func (c *Config) Validate() error {
 	checkAlgorithms("tokens.algorithms", c.Tokens.Algorithms, bad)
 	c.validateIssuers(bad)
 	c.validateUpstream(bad)
+	if u := c.Upstream.URL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			bad("upstream.url", "%q is not an absolute http(s) URL", u)
+		}
+	}
 	c.validateMCP(bad)
 	c.validateDecisionLogs(bad)
 	c.validateTracing(bad)

@@ -63,6 +63,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"gc_off_without_limit":  {"limits: {gc_percent: -1}", "limits.gc_percent"},
 		"memory_limit_too_low":  {"limits: {memory_limit_bytes: 1000}", "limits.memory_limit_bytes"},
 		"eval_workers_negative": {"limits: {eval_workers: -1}", "limits.eval_workers"},
+		"bad_proxy_addr":        {"listen: {proxy: 'nonsense'}", "listen.proxy"},
+		"relative_upstream":     {"upstream: {url: '127.0.0.1:3001/mcp'}", "upstream.url"},
+		"upstream_unknown_key":  {"upstream: {forward_tokens: true}", "upstream.forward_tokens"},
 	}
 	checkConfigErrors(t, tests)
 }

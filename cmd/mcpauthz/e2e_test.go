@@ -66,6 +66,38 @@ func buildBinary(t testing.TB) string {
 	return bin
 }
 
+// binary is the real binary running one command, its output collected.
+type binary struct {
+	cmd    *exec.Cmd
+	logs   syncBuffer
+	exited chan error // receives its end once
+	// stopped is set by a test that saw it end (from exited).
+	stopped bool
+}
+
+// startBinary starts bin with args and env; when the test ends it is
+// killed unless stopped, and its output is logged if the test failed.
+func startBinary(t *testing.T, bin string, env []string, args ...string) *binary {
+	t.Helper()
+	b := &binary{cmd: exec.Command(bin, args...), exited: make(chan error, 1)}
+	b.cmd.Env = env
+	b.cmd.Stdout, b.cmd.Stderr = &b.logs, &b.logs
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.exited <- b.cmd.Wait() }()
+	t.Cleanup(func() {
+		if !b.stopped {
+			_ = b.cmd.Process.Kill()
+			<-b.exited
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", args[0], b.logs.String())
+		}
+	})
+	return b
+}
+
 // TestEndToEnd starts the real binary and talks to it as Envoy and as an MCP
 // client would: gRPC health, ext_authz Check allowed and denied by an
 // argument rule, the 401 challenge, and the MCP Go SDK discovering the
@@ -106,27 +138,8 @@ decision_logs: {file: %q}
 	}
 	tok := strings.TrimSpace(string(out))
 
-	var logs syncBuffer
-	srv := exec.Command(bin, "serve", "--config", cfgPath)
-	srv.Env = env
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = srv.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-
-	waitReady(t, "http://"+httpAddr+"/readyz", exited)
+	srv := startBinary(t, bin, env, "serve", "--config", cfgPath)
+	waitReady(t, "http://"+httpAddr+"/readyz", srv.exited)
 
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -337,12 +350,12 @@ decision_logs: {file: %q}
 	})
 
 	// Graceful stop on SIGTERM: exit code 0.
-	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		stopped = true
+	case err := <-srv.exited:
+		srv.stopped = true
 		if err != nil {
 			t.Errorf("exit after SIGTERM: %v", err)
 		}
@@ -357,7 +370,7 @@ decision_logs: {file: %q}
 	if !strings.Contains(string(decisions), `"access_token":["REDACTED"]`) {
 		t.Errorf("the decision log lacks the refused request with its token erased")
 	}
-	for sink, text := range map[string]string{"server log": logs.String(), "decision log": string(decisions)} {
+	for sink, text := range map[string]string{"server log": srv.logs.String(), "decision log": string(decisions)} {
 		for i, line := range strings.Split(text, "\n") {
 			for what, s := range secrets {
 				if strings.Contains(line, s) {

@@ -126,6 +126,12 @@ func cmdServe(ctx context.Context, f *serveFlags, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return serveConfig(ctx, cfg, stderr, nil)
+}
+
+// serveConfig builds the app of cfg and serves it until ctx ends;
+// complete, when set, adds to the app before it serves (the proxy).
+func serveConfig(ctx context.Context, cfg Config, stderr io.Writer, complete func(*app) error) error {
 	log := newLogger(stderr, cfg.Log)
 	a, err := buildApp(ctx, cfg, log)
 	if err != nil {
@@ -133,6 +139,11 @@ func cmdServe(ctx context.Context, f *serveFlags, stderr io.Writer) error {
 	}
 	defer a.close()
 	applyRuntimeLimits(cfg.Limits, log)
+	if complete != nil {
+		if err := complete(a); err != nil {
+			return err
+		}
+	}
 	return a.serve(ctx)
 }
 
@@ -224,6 +235,15 @@ func (a *app) serve(ctx context.Context) error {
 		}()
 	}
 
+	proxySrv, err := a.listenProxy(errc)
+	if err != nil {
+		grpcSrv.Stop()
+		if httpSrv != nil {
+			_ = httpSrv.Close()
+		}
+		return err
+	}
+
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -241,6 +261,7 @@ func (a *app) serve(ctx context.Context) error {
 	case <-time.After(10 * time.Second):
 		grpcSrv.Stop()
 	}
+	stopProxy(proxySrv)
 	if httpSrv != nil {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = httpSrv.Shutdown(sctx)

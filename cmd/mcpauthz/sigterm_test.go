@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -96,25 +95,8 @@ log: {level: info, format: text}
 		t.Fatal(err)
 	}
 
-	var logs syncBuffer
-	srv := exec.Command(bin, "serve", "--config", cfgPath)
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = srv.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-	waitReady(t, "http://"+httpAddr+"/readyz", exited)
+	srv := startBinary(t, bin, os.Environ(), "serve", "--config", cfgPath)
+	waitReady(t, "http://"+httpAddr+"/readyz", srv.exited)
 
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -175,7 +157,7 @@ log: {level: info, format: text}
 	}
 	waitFor(t, 10*time.Second, func() bool { return idp.arrived.Load() >= inFlight })
 
-	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// Load after the signal: quick Checks (no token, so a 401 answer)
@@ -232,8 +214,8 @@ log: {level: info, format: text}
 	}
 
 	select {
-	case err := <-exited:
-		stopped = true
+	case err := <-srv.exited:
+		srv.stopped = true
 		if err != nil {
 			t.Errorf("exit after SIGTERM: %v, want status 0", err)
 		}

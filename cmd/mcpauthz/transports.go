@@ -12,6 +12,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/transport/extauthz"
 	"github.com/mcpauthz/mcpauthz/transport/extmcp"
 	"github.com/mcpauthz/mcpauthz/transport/extproc"
+	"github.com/mcpauthz/mcpauthz/transport/proxy"
 )
 
 // The transports: each adapts the engine to one protocol, and they are
@@ -57,4 +58,27 @@ func (a *app) registerHTTPTransports(mux *http.ServeMux) {
 		MCPEndpoint: a.cfg.Resource.URI,
 		Logger:      a.log.With("component", "authzen"),
 	}).Register(mux)
+}
+
+// proxyHandler builds the transport of the proxy listener (mcpauthz
+// proxy): the authorizing reverse proxy to upstream.url, with the
+// Protected Resource Metadata served on its origin, where MCP clients look
+// for it.
+func (a *app) proxyHandler() (http.Handler, error) {
+	p, err := proxy.New(a.engine, decision.NewItemFilter(a.engine), proxy.Options{
+		Upstream:     a.cfg.Upstream.URL,
+		ForwardToken: a.cfg.Upstream.ForwardToken,
+		Context:      a.cfg.Upstream.Context,
+		MaxBodyBytes: a.cfg.Limits.MaxBodyBytes,
+		Logger:       a.log.With("component", "proxy"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	prm := a.resource.Handler()
+	mux.Handle("/.well-known/oauth-protected-resource", prm)
+	mux.Handle("/.well-known/oauth-protected-resource/", prm)
+	mux.Handle("/", p)
+	return mux, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/internal/mcptest"
 	"github.com/mcpauthz/mcpauthz/transport/proxy"
 )
 
@@ -21,12 +22,13 @@ import (
 // search and transfer, but transfer also needs payments:write, which
 // payer has.
 var tokens = decisiontest.Tokens{
-	"alice": {"sub": "alice", "scope": "tool:echo tool:search tool:transfer"},
-	"payer": {"sub": "payer", "scope": "tool:echo tool:search tool:transfer payments:write"},
+	"alice": {"sub": "alice", "scope": mcptest.Scopes},
+	"payer": {"sub": "payer", "scope": mcptest.StepUpScopes},
 }
 
+// newEngine is an engine on the policy of mcptest's scenario.
 func newEngine(t testing.TB, edit func(*decision.Options)) *decision.Engine {
-	return decisiontest.NewEngine(t, "testdata/policy", func(o *decision.Options) {
+	return decisiontest.NewEngine(t, mcptest.PolicyDir(), func(o *decision.Options) {
 		o.Tokens = tokens
 		if edit != nil {
 			edit(o)

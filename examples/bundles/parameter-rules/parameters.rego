@@ -129,3 +129,13 @@ transfer_problem := "transfer: amount must be a number" if {
 
 # The limit of the caller's team (claim "team"), null when none is configured.
 team_limit := object.get(object.get(data.mcpauthz.config, "transfer_limits", {}), input.token.claims.team, null)
+
+# --- echo (the reference server "everything"): no credentials in messages ----
+
+# A message that carries an AWS access key id is refused: a tool argument is
+# a way out for a secret the model has seen.
+argument_violations contains "echo: the message carries what looks like an AWS access key id" if {
+	tool_name == "echo"
+	is_string(arguments.message)
+	regex.match(`AKIA[0-9A-Z]{16}`, arguments.message)
+}

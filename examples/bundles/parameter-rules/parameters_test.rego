@@ -288,3 +288,24 @@ test_visible_prompts_and_resources_follow_scopes if {
 	authz.visible with input as list_item("files", "resource", "r", ["mcp:resources"])
 	not authz.visible with input as list_item("files", "resource", "r", [])
 }
+
+# --- echo ----------------------------------------------------------------------
+
+echo(message) := call("everything", "echo", {"message": message})
+
+test_echo_allowed if {
+	d := authz.decision with input as echo("hello")
+	d.allow == true
+}
+
+test_echo_with_aws_key_denied if {
+	d := authz.decision with input as echo("my key is AKIAIOSFODNN7EXAMPLE")
+	d.allow == false
+	d.reason == "echo: the message carries what looks like an AWS access key id"
+}
+
+test_everything_route_serves_only_its_tools if {
+	d := authz.decision with input as call("everything", "get-env", {})
+	d.allow == false
+	d.reason == `tool "get-env" is not available on server "everything"`
+}

@@ -1,4 +1,4 @@
-# Test policy of the proxy: a caller sees a tool when its token has the
+# The policy of the mcptest scenario (the proxy's tests): a caller sees a tool when its token has the
 # scope "tool:<name>" (or "admin"), and may call what it sees; echo refuses
 # a text mentioning a secret (an argument rule), transfer needs the scope
 # payments:write (a step-up), and debug may be called but is never shown
