@@ -81,6 +81,10 @@ type Options struct {
 
 	// Observer, when set, sees every decision (metrics, decision logs).
 	Observer Observer
+	// ToolListings, when set, is the memory of listed tool definitions
+	// (pins.go) this engine shares with another deciding the same traffic
+	// (the shadow bundle's engine shares the live one's); nil: its own.
+	ToolListings *ToolListings
 	// Tracer, when set, makes every decision an OpenTelemetry span
 	// continuing the caller's trace (trace.go); nil turns tracing off at
 	// no cost. Give it TracerProvider.Tracer(TracerName).
@@ -123,7 +127,7 @@ type Engine struct {
 	// pins remembers the listed definitions of pinned tools (pins.go). It
 	// lives in the engine, not the policy, so that a new bundle judges
 	// what was listed before it.
-	pins pinMemory
+	pins *ToolListings
 }
 
 // New builds an Engine.
@@ -165,6 +169,10 @@ func New(opts Options) (*Engine, error) {
 		noVerifier: (&token.Result{Present: true, Error: token.ErrUnavailable}).Finish(),
 		fullInput:  observesInput(opts.Observer),
 		pool:       pool,
+		pins:       opts.ToolListings,
+	}
+	if e.pins == nil {
+		e.pins = &ToolListings{}
 	}
 	runtime.AddCleanup(e, (*evalPool).close, pool)
 	return e, nil

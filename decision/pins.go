@@ -150,6 +150,11 @@ type pinMemory struct {
 	full atomic.Bool
 }
 
+// ToolListings is an engine's memory of the definitions of pinned tools
+// as their servers last listed them (Options.ToolListings). The zero
+// value is empty and ready.
+type ToolListings struct{ pinMemory }
+
 // listed records digest as the definition of tool last listed by server.
 func (pm *pinMemory) listed(server, tool, digest string) {
 	k := pinKey{server, tool}

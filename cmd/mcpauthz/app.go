@@ -262,6 +262,8 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		return nil, fmt.Errorf("bundles: %w", err)
 	}
 	if len(cfg.Shadow.Bundles) > 0 {
+		// Both engines judge tool pins by the same listings.
+		eopts.ToolListings = &decision.ToolListings{}
 		if err := a.buildShadow(&cfg, eopts); err != nil {
 			return nil, err
 		}

@@ -30,11 +30,12 @@ const DefaultQueueSize = 1024
 // Options configure a Shadow.
 type Options struct {
 	// Engine are the options of the shadow engine: those of the live
-	// engine with Snapshots handing out the shadow bundle's policies. New
-	// overrides what must not happen twice or on the decision path: no
-	// token verifier (the live decision's verified credential is reused),
-	// no upstream credentials, no dry run, no observer, evaluation on the
-	// worker's own goroutine.
+	// engine with Snapshots handing out the shadow bundle's policies (and
+	// the live engine's ToolListings, so that tool pins judge what the
+	// live engine saw listed). New overrides what must not happen twice
+	// or on the decision path: no token verifier (the live decision's
+	// verified credential is reused), no upstream credentials, no tracer,
+	// no dry run, no observer, evaluation on the worker's own goroutine.
 	Engine decision.Options
 	// QueueSize bounds the decisions waiting for the worker; default
 	// DefaultQueueSize.
@@ -100,7 +101,9 @@ func New(o Options) (*Shadow, error) {
 		}
 	}
 	eo := o.Engine
-	eo.Tokens, eo.Upstream, eo.DryRun = nil, nil, false
+	// The live decision verified the token, fetched the upstream
+	// credential and traced itself; its dry run is the live answer's.
+	eo.Tokens, eo.Upstream, eo.Tracer, eo.DryRun = nil, nil, nil, false
 	eo.Observer = &s.seen
 	// One worker: evaluating on its own goroutine (stack grown once) keeps
 	// the shadow off the live engine's evaluation pool.
