@@ -21,26 +21,6 @@ import (
 // end-to-end tests run (`npm ci --prefix e2e/node` installs it).
 const nodeProject = "../../e2e/node"
 
-// waitListening waits until addr accepts TCP connections, failing if the
-// program whose end exited receives stops first.
-func waitListening(t *testing.T, addr string, exited <-chan error) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			t.Fatalf("exited before listening on %s: %v", addr, err)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("nothing listening on %s within 60s", addr)
-}
-
 // everythingCall is one tools/call the TypeScript client makes, and how
 // the end-to-end test reads its answer.
 type everythingCall struct {
@@ -159,7 +139,13 @@ func TestEverythingThroughProxy(t *testing.T) {
 	}
 	server := startBinary(t, node, append(os.Environ(), "PORT="+port),
 		filepath.Join(nodeProject, "node_modules/@modelcontextprotocol/server-everything/dist/index.js"), "streamableHttp")
-	waitListening(t, upstreamAddr, server.exited)
+	waitUp(t, "server-everything on "+upstreamAddr, server.exited, func() bool {
+		c, err := net.DialTimeout("tcp", upstreamAddr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 
 	const config = "../../examples/config/dev.yaml"
 	bundle, err := filepath.Abs("../../examples/bundles/parameter-rules")
@@ -168,13 +154,7 @@ func TestEverythingThroughProxy(t *testing.T) {
 	}
 	resource := "http://" + proxyAddr + "/mcp"
 	env := append(os.Environ(), "MCPAUTHZ_DEV_KEY="+filepath.Join(dir, "key", "dev.pem"))
-	mint := exec.Command(bin, "token", "--config", config, "--set", "resource.uri="+resource, "--sub", "alice", "--scope", "mcp:tools")
-	mint.Env = env
-	out, err := mint.Output()
-	if err != nil {
-		t.Fatalf("mcpauthz token: %v", err)
-	}
-	tok := strings.TrimSpace(string(out))
+	tok := mintToken(t, bin, env, "--config", config, "--set", "resource.uri="+resource, "--sub", "alice", "--scope", "mcp:tools")
 
 	proxy := startBinary(t, bin, env, "proxy", "--config", config, "--set", "resource.uri="+resource, "--bundle", bundle,
 		"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--proxy-addr", proxyAddr,

@@ -129,14 +129,7 @@ decision_logs: {file: %q}
 	}
 	env := append(os.Environ(), "MCPAUTHZ_DEV_KEY="+filepath.Join(dir, "key", "dev.pem"))
 
-	// Mint a development token with the same binary.
-	mint := exec.Command(bin, "token", "--config", cfgPath, "--sub", "alice", "--scope", "mcp:tools")
-	mint.Env = env
-	out, err := mint.Output()
-	if err != nil {
-		t.Fatalf("mcpauthz token: %v", err)
-	}
-	tok := strings.TrimSpace(string(out))
+	tok := mintToken(t, bin, env, "--config", cfgPath, "--sub", "alice", "--scope", "mcp:tools")
 
 	srv := startBinary(t, bin, env, "serve", "--config", cfgPath)
 	waitReady(t, "http://"+httpAddr+"/readyz", srv.exited)
@@ -381,26 +374,49 @@ decision_logs: {file: %q}
 	}
 }
 
+// mintToken mints a development token with the real binary (mcpauthz
+// token args...), its key named by env's MCPAUTHZ_DEV_KEY.
+func mintToken(t *testing.T, bin string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"token"}, args...)...)
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("mcpauthz token: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // waitReady polls the readiness endpoint until the first policy load.
 func waitReady(t *testing.T, url string, exited <-chan error) {
+	t.Helper()
+	waitUp(t, url, exited, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// waitUp polls up until it holds, for 60s at most, failing if the program
+// whose end exited receives stops first; what names the wait.
+func waitUp(t *testing.T, what string, exited <-chan error, up func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			t.Fatalf("server exited before it was ready: %v", err)
+			t.Fatalf("exited before %s was up: %v", what, err)
 		default:
 		}
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if up() {
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s not ready within 60s", url)
+	t.Fatalf("%s not up within 60s", what)
 }
 
 func httpGet(t *testing.T, url string) string {

@@ -5,9 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/mcpauthz/mcpauthz/internal/mcptest"
@@ -44,13 +42,7 @@ log: {level: debug, format: text}
 	}
 	env := append(os.Environ(), "MCPAUTHZ_DEV_KEY="+filepath.Join(dir, "key", "dev.pem"))
 	mint := func(scopes string) string {
-		cmd := exec.Command(bin, "token", "--config", cfgPath, "--sub", "alice", "--scope", scopes)
-		cmd.Env = env
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("mcpauthz token: %v", err)
-		}
-		return strings.TrimSpace(string(out))
+		return mintToken(t, bin, env, "--config", cfgPath, "--sub", "alice", "--scope", scopes)
 	}
 	grants := map[string]string{"": mint(mcptest.Scopes), "payments:write": mint(mcptest.StepUpScopes)}
 
