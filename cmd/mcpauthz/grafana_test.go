@@ -73,11 +73,11 @@ var descFields = regexp.MustCompile(`fqName: "([^"]+)".*constLabels: \{([^}]*)\}
 // appMetrics lists every metric the app registers, with its labels, and
 // the type of those that Gather returns (all but vectors with no child
 // yet). The configuration turns on what registers metrics of its own (the
-// decision log).
+// decision log, the shadow bundle).
 func appMetrics(t *testing.T) map[string]*registeredMetric {
 	t.Helper()
 	dir := t.TempDir()
-	a := loadedApp(t, fmt.Sprintf("tokens: {dev: true, dev_key_file: %q}\ndecision_logs: {file: %q}\n",
+	a := loadedApp(t, fmt.Sprintf("tokens: {dev: true, dev_key_file: %q}\ndecision_logs: {file: %q}\nshadow: {bundles: [{path: ../../policies}]}\n",
 		filepath.Join(dir, "dev-key.pem"), filepath.Join(dir, "decisions.jsonl")))
 	defer a.close()
 	// One decision, so that the decision counter (a vector) has a child
