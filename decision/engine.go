@@ -97,7 +97,10 @@ type Options struct {
 // Observer is told of each decision after it is made. It must not block.
 // The input it is given has its credentials erased (see Redacted); req is
 // the request as received, credentials included, so an observer that
-// records anything of req must erase them itself.
+// records anything of req must erase them itself. An observer may keep
+// req, d and input after Observe returns (the decision log writes d
+// later; the shadow bundle decides req again): none of them is changed
+// once Decide has returned, by the engine or by a transport.
 type Observer interface {
 	Observe(ctx context.Context, req *Request, d *Decision, input ast.Value, elapsed time.Duration)
 }
