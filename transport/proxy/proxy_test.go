@@ -92,8 +92,17 @@ func start(t testing.TB, e *decision.Engine, handler http.HandlerFunc, edit func
 	return px.URL + "/mcp", u
 }
 
-// post sends one MCP POST with the bearer token tok ("" for none).
+// post sends one MCP POST with the bearer token tok ("" for none); the
+// answer's body is closed when the test ends.
 func post(t testing.TB, url, tok, body string, hdr ...string) *http.Response {
+	t.Helper()
+	resp := send(t, url, tok, body, hdr...)
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// send is post without the cleanup: the caller closes the body.
+func send(t testing.TB, url, tok, body string, hdr ...string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
@@ -111,7 +120,6 @@ func post(t testing.TB, url, tok, body string, hdr ...string) *http.Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { resp.Body.Close() })
 	return resp
 }
 
