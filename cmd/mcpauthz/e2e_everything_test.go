@@ -9,8 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -236,8 +236,9 @@ func (w callWant) check(o callOutcome) error {
 	return nil
 }
 
-// TestEverythingVersionAgrees: `docker compose up` runs the version of
-// server-everything that e2e/node pins and the end-to-end test runs.
+// TestEverythingVersionAgrees: `docker compose up` and the README's "Try
+// it without Envoy" run the version of server-everything that e2e/node
+// pins and the end-to-end test runs.
 func TestEverythingVersionAgrees(t *testing.T) {
 	deps, err := nodetest.Dependencies(nodeProject)
 	if err != nil {
@@ -248,11 +249,20 @@ func TestEverythingVersionAgrees(t *testing.T) {
 	if v == "" {
 		t.Fatalf("e2e/node/package.json does not pin %s", name)
 	}
-	compose, err := os.ReadFile("../../docker-compose.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := `"` + name + "@" + v + `"`; !strings.Contains(string(compose), want) {
-		t.Errorf("docker-compose.yaml does not run %s (the version e2e/node pins)", want)
+	named := regexp.MustCompile(regexp.QuoteMeta(name) + `@([^\s"']+)`)
+	for _, file := range []string{"docker-compose.yaml", "README.md"} {
+		b, err := os.ReadFile(filepath.Join("../..", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := named.FindAllSubmatch(b, -1)
+		if len(ms) == 0 {
+			t.Errorf("%s names no version of %s", file, name)
+		}
+		for _, m := range ms {
+			if string(m[1]) != v {
+				t.Errorf("%s runs %s@%s; e2e/node pins %s", file, name, m[1], v)
+			}
+		}
 	}
 }
