@@ -22,6 +22,9 @@ type ListEventStream struct {
 
 	sse      sseSplitter
 	answered bool // the answer to the list request has gone by
+	// dropping: an event past the bound was dropped and the rest of it,
+	// up to its blank line, is not yet behind us.
+	dropping bool
 }
 
 // NewListEventStream starts filtering the event stream answering lr.
@@ -43,13 +46,17 @@ func NewListEventStream(lr *ListRequest, maxEvent int, logger *slog.Logger, filt
 func (s *ListEventStream) Feed(chunk []byte, eof bool) (out []byte, changed bool) {
 	var buf []byte
 	s.sse.feed(chunk, eof, func(ev []byte) {
+		if s.dropping {
+			s.dropping = false // the end of the event dropped below
+			return
+		}
 		buf = append(buf, s.event(ev)...)
 	})
 	if len(s.sse.pending) > s.max {
-		// An event that never ends: it is dropped, and stands for an
-		// unreadable answer (fail closed).
+		// An event that never ends: it is dropped, its rest too as it
+		// comes, and it stands for an unreadable answer (fail closed).
 		s.log.Warn("SSE event too large to filter; dropped", "list", s.list.String(), "limit", s.max)
-		s.sse = sseSplitter{}
+		s.sse, s.dropping = sseSplitter{}, true
 		if !s.answered {
 			s.answered = true
 			buf = append(buf, "data: "...)
