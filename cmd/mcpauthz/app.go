@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,23 @@ type app struct {
 	shadow        *shadow.Shadow
 	// proxy, when set (mcpauthz proxy), is served on listen.proxy.
 	proxy http.Handler
+	// serving is told, once, that the first policy is loaded (serve sets
+	// it to switch gRPC health to SERVING); nil outside serve.
+	serving     func()
+	servingOnce sync.Once
+}
+
+// ready reports whether a policy is loaded, and tells serve's health
+// server the first time it is, so that /readyz never answers 200 while
+// gRPC health still says NOT_SERVING.
+func (a *app) ready() bool {
+	if !a.bundles.Ready() {
+		return false
+	}
+	if a.serving != nil {
+		a.servingOnce.Do(a.serving)
+	}
+	return true
 }
 
 // bundleSources turns the config's bundle entries into bundle sources; with

@@ -164,6 +164,12 @@ func (a *app) serve(ctx context.Context) error {
 		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	healthpb.RegisterHealthServer(grpcSrv, hs)
+	a.serving = func() {
+		for _, svc := range healthServices {
+			hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+		}
+		a.log.Info("policy loaded; serving", "revision", a.bundles.Snapshot().Revision)
+	}
 	a.registerReflection(grpcSrv)
 	a.registerGRPCTransports(grpcSrv)
 
@@ -195,11 +201,7 @@ func (a *app) serve(ctx context.Context) error {
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if a.bundles.Ready() {
-				for _, svc := range healthServices {
-					hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
-				}
-				a.log.Info("policy loaded; serving", "revision", a.bundles.Snapshot().Revision)
+			if a.ready() {
 				return
 			}
 			select {
@@ -332,7 +334,7 @@ func (a *app) httpHandler() http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.bundles.Ready() {
+		if !a.ready() {
 			http.Error(w, "no policy loaded yet", http.StatusServiceUnavailable)
 			return
 		}
