@@ -334,5 +334,73 @@ func marshalNoEscape(v any) ([]byte, error) {
 
 // String names the list request, for logs.
 func (lr *ListRequest) String() string {
+	if lr == nil {
+		return "a replayed stream" // FilterReplayed: no list request seen
+	}
 	return lr.Method + " id " + strconv.Quote(string(lr.ID))
+}
+
+// replayOrder is the order in which FilterReplayed filters the members of
+// one result (a result holds one list in MCP; an odd one is filtered for
+// each it holds).
+var replayOrder = [...]string{"tools/list", "prompts/list", "resources/list", "resources/templates/list"}
+
+// FilterReplayed filters msg, one message of a stream that may replay
+// answers to requests the transport never saw: a GET that resumes a stream
+// (Last-Event-ID) gets the server's stored events again, list answers
+// included. A response whose result holds a list member (tools, prompts,
+// resources, resourceTemplates) as an array is filtered for the caller of
+// r as the answer to that list, as FilterResponse would have; any other
+// message is returned as it is. A message that cannot be read strictly,
+// or a batch holding a response, is dropped (nil): a lenient reader might
+// find a list in it.
+func (f *ItemFilter) FilterReplayed(ctx context.Context, r *Request, msg []byte) ([]byte, ListOutcome) {
+	body, err := mcp.ParseWith(msg, mcp.Options{SkipParams: true})
+	if err != nil {
+		return nil, ListOutcome{Malformed: err}
+	}
+	for i := range body.Messages {
+		if body.Messages[i].Kind == mcp.KindResponse && body.Batch {
+			return nil, ListOutcome{Malformed: errors.New("a batch holding a response on a replayed stream")}
+		}
+	}
+	if body.Batch || body.Messages[0].Kind != mcp.KindResponse {
+		return msg, ListOutcome{}
+	}
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(msg, &env); err != nil {
+		return nil, ListOutcome{Malformed: err}
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(env["result"], &members) != nil {
+		return msg, ListOutcome{} // no result object: no list
+	}
+	version := r.Headers["mcp-protocol-version"]
+	if version == "" {
+		version = f.e.opts.MCP.DefaultProtocolVersion
+	}
+	result, out, changed := env["result"], ListOutcome{}, false
+	for _, method := range replayOrder {
+		raw := bytes.TrimSpace(members[listMethods[method].member])
+		if len(raw) == 0 || raw[0] != '[' {
+			continue
+		}
+		filtered, res, ch, err := f.FilterResult(ctx, r, method, version, result)
+		if err != nil {
+			return nil, ListOutcome{Answer: true, Malformed: err}
+		}
+		out.Answer, out.Items, out.Hidden = true, out.Items+res.Items, out.Hidden+res.Hidden
+		out.Emptied, out.Revision, out.Errors = res.Emptied, res.Revision, append(out.Errors, res.Errors...)
+		out.PinMismatches = append(out.PinMismatches, res.PinMismatches...)
+		result, changed = filtered, changed || ch
+	}
+	if !changed {
+		return msg, out
+	}
+	env["result"] = result
+	b, err := marshalNoEscape(env)
+	if err != nil {
+		return nil, ListOutcome{Answer: true, Malformed: err}
+	}
+	return b, out
 }

@@ -14,7 +14,8 @@ import (
 // ListEventStream filters the event stream answering one list request. It
 // is used by one goroutine; each answer stream needs its own.
 type ListEventStream struct {
-	list   *ListRequest
+	list *ListRequest // nil: a replayed stream (NewReplayEventStream)
+	// filter filters one message; nil out drops it (replayed streams).
 	filter func(msg []byte) ([]byte, ListOutcome)
 	// max bounds the bytes of one event held while it is incomplete.
 	max int
@@ -37,6 +38,16 @@ func NewListEventStream(lr *ListRequest, maxEvent int, logger *slog.Logger, filt
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &ListEventStream{list: lr, filter: filter, max: maxEvent, log: logger}
+}
+
+// NewReplayEventStream starts filtering an event stream that may replay
+// answers to earlier requests (a GET resuming a stream): filter
+// (ItemFilter.FilterReplayed for the caller) filters every event's
+// message, and one past maxEvent is dropped.
+func NewReplayEventStream(maxEvent int, logger *slog.Logger, filter func(msg []byte) ([]byte, ListOutcome)) *ListEventStream {
+	s := NewListEventStream(nil, maxEvent, logger, filter)
+	s.answered = true // no list request to answer with an error
+	return s
 }
 
 // Feed takes the next chunk of the stream (eof: the last one) and returns
@@ -85,6 +96,15 @@ func (s *ListEventStream) event(ev []byte) []byte {
 		return ev // a priming event, or one with no message
 	}
 	msg, res := s.filter(e.data)
+	if s.list == nil {
+		switch {
+		case msg == nil:
+			return nil
+		case bytes.Equal(msg, e.data):
+			return ev
+		}
+		return e.render(msg)
+	}
 	if res.Malformed == nil && !res.Answer {
 		return ev
 	}
@@ -105,13 +125,13 @@ const (
 	ErrListEncoded  = "the list answer could not be read: its content coding is not supported"
 )
 
-// LogListOutcome logs what filtering one message of lr's answer did, when
-// it is worth a line: an unreadable answer, an emptied list, items whose
-// evaluation failed.
+// LogListOutcome logs what filtering one message of lr's answer (nil: of a
+// replayed stream) did, when it is worth a line: an unreadable answer, an
+// emptied list, items whose evaluation failed.
 func LogListOutcome(log *slog.Logger, lr *ListRequest, res ListOutcome) {
 	switch {
 	case res.Malformed != nil:
-		log.Warn("list answer unreadable; replaced by an error", "list", lr.String(), "error", res.Malformed)
+		log.Warn("list answer unreadable; not passed on", "list", lr.String(), "error", res.Malformed)
 	case res.Emptied != nil:
 		log.Info("list answer emptied", "list", lr.String(), "why", res.Emptied.Error(), "items", res.Items)
 	}

@@ -119,3 +119,48 @@ func FuzzListEventStream(f *testing.F) {
 		}
 	})
 }
+
+// TestFilterReplayed: on a replayed stream (a GET resuming a stream), a
+// response holding a list is filtered as its first answer was, whatever
+// its id; anything else goes on; what cannot be read strictly is dropped.
+func TestFilterReplayed(t *testing.T) {
+	f := decision.NewItemFilter(decisiontest.NewEngine(t, "testdata/hidden", nil))
+	r := &decision.Request{Method: "GET", Path: "/mcp", Headers: map[string]string{"mcp-protocol-version": "2026-07-28"},
+		Credential: token.Claimed(map[string]any{"sub": "alice"})}
+	tests := map[string]struct {
+		msg, want string // want "" : dropped
+		hidden    int
+	}{
+		"tools_list": {msg: `{"jsonrpc":"2.0","id":"a1","result":{"tools":[{"name":"debug"},{"name":"search"}]}}`,
+			want: `{"id":"a1","jsonrpc":"2.0","result":{"cacheScope":"private","tools":[{"name":"search"}]}}`, hidden: 1},
+		"all_visible":  {msg: `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"search"}]}}`, want: `{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"search"}]}}`},
+		"notification": {msg: `{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}`, want: `{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}`},
+		"call_result":  {msg: `{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"x"}]}}`, want: `{"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"x"}]}}`},
+		"error":        {msg: `{"jsonrpc":"2.0","id":5,"error":{"code":-32601,"message":"m"}}`, want: `{"jsonrpc":"2.0","id":5,"error":{"code":-32601,"message":"m"}}`},
+		"not_a_list":   {msg: `{"jsonrpc":"2.0","id":6,"result":{"tools":"none"}}`, want: `{"jsonrpc":"2.0","id":6,"result":{"tools":"none"}}`},
+		"malformed":    {msg: `{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"debug"}]}`},
+		"duplicate":    {msg: `{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"debug"}]},"result":{"tools":[]}}`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, res := f.FilterReplayed(context.Background(), r, []byte(tc.msg))
+			if string(got) != tc.want || res.Hidden != tc.hidden {
+				t.Fatalf("got %s (hidden %d), want %s (hidden %d)", got, res.Hidden, tc.want, tc.hidden)
+			}
+		})
+	}
+	// Through the stream: the replayed answer filtered, the rest as sent.
+	s := decision.NewReplayEventStream(1<<20, nil, func(msg []byte) ([]byte, decision.ListOutcome) {
+		return f.FilterReplayed(context.Background(), r, msg)
+	})
+	in := "id: 1\ndata: " + tests["notification"].msg + "\n\nid: 2\ndata: " + tests["tools_list"].msg + "\n\nid: 3\ndata: {\"jsonrpc\":\n\n"
+	want := "id: 1\ndata: " + tests["notification"].msg + "\n\nid: 2\ndata: " + tests["tools_list"].want + "\n\n"
+	for _, n := range []int{len(in), 1, 5} {
+		if got := feedAll(s, []byte(in), n); string(got) != want {
+			t.Fatalf("chunks of %d:\n got %q\nwant %q", n, got, want)
+		}
+		s = decision.NewReplayEventStream(1<<20, nil, func(msg []byte) ([]byte, decision.ListOutcome) {
+			return f.FilterReplayed(context.Background(), r, msg)
+		})
+	}
+}

@@ -179,3 +179,31 @@ func readEventTimeout(t *testing.T, r io.Reader) string {
 		return ""
 	}
 }
+
+// TestResumedStream: a GET that resumes a stream (Last-Event-ID) gets the
+// server's stored events again; a list answer among them is filtered as
+// the first answer was, the other events go on as sent.
+func TestResumedStream(t *testing.T) {
+	e := newEngine(t, nil)
+	url, up := start(t, e, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, evProgress+evAnswer+evComment)
+	}, nil)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer alice")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Last-Event-ID", "ev-0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := readAll(t, resp.Body)
+	want := evProgress + "event: message\nid: ev-3\ndata: {\"id\":7,\"jsonrpc\":\"2.0\",\"result\":{" + aliceTools + "}}\n\n" + evComment
+	if got != want {
+		t.Fatalf("stream\n got %q\nwant %q", got, want)
+	}
+	if s := up.seen(); len(s) != 1 || s[0].header.Get("Last-Event-ID") != "ev-0" {
+		t.Fatalf("upstream saw %+v", s)
+	}
+}

@@ -7,7 +7,8 @@
 // without the caller's token and with the decision's headers, and the
 // answer to a list request is filtered by the policy's visible rule (a
 // JSON body, or the one event of a text/event-stream that answers it,
-// every other event passing on as soon as it is complete). The verdicts,
+// every other event passing on as soon as it is complete), and so is a
+// list answer a GET gets again when it resumes a stream. The verdicts,
 // the denials and the rewrite are the engine's; this package only moves
 // HTTP bytes.
 package proxy
@@ -38,6 +39,7 @@ type Decider interface {
 type Lists interface {
 	ListRequestOf(r *decision.Request) *decision.ListRequest
 	FilterResponse(ctx context.Context, r *decision.Request, lr *decision.ListRequest, msg []byte) ([]byte, decision.ListOutcome)
+	FilterReplayed(ctx context.Context, r *decision.Request, msg []byte) ([]byte, decision.ListOutcome)
 }
 
 // DefaultMaxAnswerBytes bounds what is held of a list answer: a JSON body,
@@ -218,7 +220,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	for _, hd := range x.d.UpstreamHeaders {
 		out.Header.Set(hd.Name, hd.Value)
 	}
-	if x.list != nil {
+	if x.list != nil || x.req.Method == http.MethodGet {
 		// The answer is read to be filtered: it is asked for without a
 		// content coding (the transport still asks for gzip and decodes it).
 		out.Header.Del("Accept-Encoding")
@@ -259,10 +261,37 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	for _, hd := range x.d.ResponseHeaders {
 		resp.Header.Add(hd.Name, hd.Value)
 	}
-	if x.list != nil {
+	switch {
+	case x.list != nil:
 		h.filterAnswer(resp, x)
+	case x.req.Method == http.MethodGet:
+		h.filterReplayed(resp, x)
 	}
 	return nil
+}
+
+// filterReplayed filters the event stream a GET opens: when it resumes a
+// stream (Last-Event-ID), the server replays its stored events, answers to
+// earlier list requests included, which are filtered as the first answer
+// was (decision.ItemFilter.FilterReplayed). A stream in a content coding
+// the proxy cannot read is not passed on.
+func (h *Handler) filterReplayed(resp *http.Response, x *exchange) {
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != "text/event-stream" || h.lists == nil {
+		return
+	}
+	if enc := strings.TrimSpace(strings.ToLower(resp.Header.Get("Content-Encoding"))); enc != "" && enc != "identity" {
+		h.log.Warn("event stream in a content coding the proxy cannot read; not passed on", "decision_id", x.d.ID, "content_encoding", enc)
+		resp.Body.Close()
+		resp.Header.Del("Content-Encoding")
+		replaceBody(resp, nil)
+		return
+	}
+	s := decision.NewReplayEventStream(h.opts.MaxAnswerBytes, h.log, func(msg []byte) ([]byte, decision.ListOutcome) {
+		out, res := h.lists.FilterReplayed(resp.Request.Context(), x.req, msg)
+		decision.LogListOutcome(h.log, nil, res)
+		return out, res
+	})
+	h.streamEvents(resp, s)
 }
 
 // filterAnswer filters the answer to a list request: a JSON body whole, an
@@ -280,13 +309,18 @@ func (h *Handler) filterAnswer(resp *http.Response, x *exchange) {
 	case ct == "application/json":
 		replaceBody(resp, h.filterJSON(resp.Request.Context(), resp.Body, x))
 	case ct == "text/event-stream":
-		s := decision.NewListEventStream(x.list, h.opts.MaxAnswerBytes, h.log, func(msg []byte) ([]byte, decision.ListOutcome) {
+		h.streamEvents(resp, decision.NewListEventStream(x.list, h.opts.MaxAnswerBytes, h.log, func(msg []byte) ([]byte, decision.ListOutcome) {
 			return h.filter(resp.Request.Context(), x, msg)
-		})
-		resp.Body = &eventStream{src: resp.Body, stream: s, buf: make([]byte, 32<<10)}
-		resp.ContentLength = -1
-		resp.Header.Del("Content-Length")
+		}))
 	}
+}
+
+// streamEvents makes resp's body the events of its stream as s lets them
+// on, each as soon as it is complete.
+func (h *Handler) streamEvents(resp *http.Response, s *decision.ListEventStream) {
+	resp.Body = &eventStream{src: resp.Body, stream: s, buf: make([]byte, 32<<10)}
+	resp.ContentLength = -1
+	resp.Header.Del("Content-Length")
 }
 
 // filterJSON reads and filters a JSON answer, or returns the error that
