@@ -4,8 +4,10 @@
 // request is tools/list, prompts/list, resources/list or
 // resources/templates/list, and rewrites the JSON-RPC response that answers
 // it (an application/json body, or one event of a text/event-stream) so the
-// caller sees only the items the policy's visible rule lets it see. Every
-// other request and event goes through untouched. The verdicts and the
+// caller sees only the items the policy's visible rule lets it see; a GET's
+// event stream, which may replay earlier list answers when it resumes a
+// stream, has those filtered too. Every other request and event goes
+// through untouched. The verdicts and the
 // rewrite are the engine's (decision.ItemFilter); this package only frames
 // bytes.
 package extproc
@@ -32,6 +34,7 @@ import (
 type Filter interface {
 	ListRequestOf(r *decision.Request) *decision.ListRequest
 	FilterResponse(ctx context.Context, r *decision.Request, lr *decision.ListRequest, msg []byte) ([]byte, decision.ListOutcome)
+	FilterReplayed(ctx context.Context, r *decision.Request, msg []byte) ([]byte, decision.ListOutcome)
 }
 
 // DefaultMaxAnswerBytes bounds what is held of a list answer: a JSON body
@@ -129,6 +132,7 @@ const (
 	sseBody                  // text/event-stream: filtered event by event
 	failBody                 // unreadable (encoded): replaced by a JSON-RPC error
 	tooLarge                 // JSON past the bound: replaced by a JSON-RPC error
+	dropBody                 // a GET's stream that cannot be read (encoded): not passed on
 )
 
 // streamState is what one HTTP stream has shown so far.
@@ -149,16 +153,18 @@ func (st *streamState) handle(req *procv3.ProcessingRequest) (resp *procv3.Proce
 		if p := recover(); p != nil {
 			st.srv.log.Error("panic in the ext_proc server; message passed on", "panic", fmt.Sprint(p))
 			resp = continueFor(req)
-			if st.list != nil && st.mode != passBody {
+			switch {
+			case st.list != nil && st.mode != passBody:
 				// Fail closed: the answer can no longer be filtered.
 				st.mode = failBody
+			case st.mode == sseBody:
+				st.mode = dropBody // a GET's stream
 			}
 		}
 	}()
 	switch r := req.GetRequest().(type) {
 	case *procv3.ProcessingRequest_RequestHeaders:
-		st.requestHeaders(r.RequestHeaders)
-		return continueFor(req)
+		return st.requestHeaders(r.RequestHeaders)
 	case *procv3.ProcessingRequest_RequestBody:
 		return st.requestBody(r.RequestBody)
 	case *procv3.ProcessingRequest_ResponseHeaders:
@@ -189,14 +195,21 @@ func continueFor(req *procv3.ProcessingRequest) *procv3.ProcessingResponse {
 }
 
 // requestHeaders keeps the request's headers: the credential (authorization)
-// and the revision (mcp-protocol-version) come from them.
-func (st *streamState) requestHeaders(h *procv3.HttpHeaders) {
+// and the revision (mcp-protocol-version) come from them. A GET's stream
+// may replay list answers (a resumed stream), so it is asked for without
+// content coding, as a list request's answer is.
+func (st *streamState) requestHeaders(h *procv3.HttpHeaders) *procv3.ProcessingResponse {
 	// Request headers begin a request: nothing of an earlier one stays.
 	*st = streamState{srv: st.srv, ctx: st.ctx, req: decision.Request{Context: st.req.Context}}
 	st.req.Headers = headerMap(h.GetHeaders())
 	st.req.Method = st.req.Headers[":method"]
 	st.req.Path = st.req.Headers[":path"]
 	st.req.Host = st.req.Headers[":authority"]
+	hr := &procv3.HeadersResponse{}
+	if _, ok := st.req.Headers["accept-encoding"]; ok && st.req.Method == "GET" {
+		hr.Response = &procv3.CommonResponse{HeaderMutation: &procv3.HeaderMutation{RemoveHeaders: []string{"accept-encoding"}}}
+	}
+	return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_RequestHeaders{RequestHeaders: hr}}
 }
 
 // headerMap reads Envoy's header map: lowercase keys, the value in
@@ -242,6 +255,9 @@ func (st *streamState) responseHeaders(h *procv3.HttpHeaders) *procv3.Processing
 	resp := &procv3.ProcessingResponse{}
 	hr := &procv3.HeadersResponse{}
 	resp.Response = &procv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: hr}
+	if st.list == nil && st.req.Method == "GET" && !h.GetEndOfStream() {
+		return st.replayHeaders(h, resp)
+	}
 	if st.list == nil || h.GetEndOfStream() {
 		resp.ModeOverride = &procfilterv3.ProcessingMode{ResponseBodyMode: procfilterv3.ProcessingMode_NONE}
 		return resp
@@ -266,6 +282,35 @@ func (st *streamState) responseHeaders(h *procv3.HttpHeaders) *procv3.Processing
 		return resp
 	}
 	hr.Response = &procv3.CommonResponse{HeaderMutation: mut}
+	return resp
+}
+
+// replayHeaders chooses how a GET's answer is read: its event stream may
+// replay earlier list answers (a stream resumed with Last-Event-ID), so
+// each event goes through decision.ItemFilter.FilterReplayed; a stream in
+// a content coding cannot be read and is not passed on; anything else is
+// left alone.
+func (st *streamState) replayHeaders(h *procv3.HttpHeaders, resp *procv3.ProcessingResponse) *procv3.ProcessingResponse {
+	hs := headerMap(h.GetHeaders())
+	ct, _, _ := mime.ParseMediaType(hs["content-type"])
+	if ct != "text/event-stream" {
+		resp.ModeOverride = &procfilterv3.ProcessingMode{ResponseBodyMode: procfilterv3.ProcessingMode_NONE}
+		return resp
+	}
+	mut := &procv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}
+	if enc := strings.TrimSpace(strings.ToLower(hs["content-encoding"])); enc != "" && enc != "identity" {
+		st.srv.log.Warn("event stream in a content coding ext_proc cannot read; not passed on", "content_encoding", enc)
+		st.mode = dropBody
+		mut.RemoveHeaders = append(mut.RemoveHeaders, "content-encoding")
+	} else {
+		st.mode = sseBody
+		st.sse = decision.NewReplayEventStream(st.srv.maxAnswer, st.srv.log, func(msg []byte) ([]byte, decision.ListOutcome) {
+			out, res := st.srv.filter.FilterReplayed(st.ctx, &st.req, msg)
+			decision.LogListOutcome(st.srv.log, nil, res)
+			return out, res
+		})
+	}
+	resp.GetResponseHeaders().Response = &procv3.CommonResponse{HeaderMutation: mut}
 	return resp
 }
 
@@ -300,6 +345,8 @@ func (st *streamState) responseBody(b *procv3.HttpBody) *procv3.ProcessingRespon
 		if eof {
 			out = decision.ListError(st.list, decision.ErrListTooLarge)
 		}
+	case dropBody:
+		// out stays empty: the chunk is cleared
 	case sseBody:
 		out, changed = st.events(b.GetBody(), eof)
 	}

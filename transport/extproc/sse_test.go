@@ -3,6 +3,8 @@ package extproc_test
 import (
 	"strings"
 	"testing"
+
+	procv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 )
 
 // An SSE answer to tools/list as servers send it: a priming event, a
@@ -193,5 +195,31 @@ func TestSSEMalformed(t *testing.T) {
 				tc.check(t, got.String())
 			}
 		})
+	}
+}
+
+// TestResumedStream: a GET's event stream may replay earlier answers (a
+// stream resumed with Last-Event-ID): a list answer in it is filtered as
+// its first answer was, whatever its id, and the other events go on.
+func TestResumedStream(t *testing.T) {
+	c := client(t)
+	x := open(t, c)
+	hr := x.send(&procv3.ProcessingRequest{Request: &procv3.ProcessingRequest_RequestHeaders{RequestHeaders: &procv3.HttpHeaders{
+		Headers: headers(":method", "GET", ":path", "/mcp", ":authority", "mcp.example.com", "authorization", "Bearer alice",
+			"accept", "text/event-stream", "accept-encoding", "gzip", "last-event-id", "ev-0"), EndOfStream: true}}})
+	if rm := hr.GetRequestHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders(); len(rm) != 1 || rm[0] != "accept-encoding" {
+		t.Errorf("request headers: removed %v, want accept-encoding", rm)
+	}
+	if rh := x.responseHeaders("text/event-stream"); rh.GetModeOverride() != nil {
+		t.Errorf("mode override %v for a GET's event stream: it streams", rh.GetModeOverride())
+	}
+	stream := evProgress + evAnswer + evComment
+	var got strings.Builder
+	for i := 0; i < len(stream); i += 9 {
+		end := min(i+9, len(stream))
+		got.WriteString(x.chunk(stream[i:end], end == len(stream)))
+	}
+	if want := evProgress + wantAnswer + evComment; got.String() != want {
+		t.Fatalf("stream\n got %q\nwant %q", got.String(), want)
 	}
 }
