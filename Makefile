@@ -43,7 +43,7 @@ GROWTH_FLAGS ?= -count 3
 GROWTH_OUT   ?= bench-growth.txt
 
 bench-growth: ## the growth benchmarks (BenchmarkGrowth*, every size) into GROWTH_OUT, then the growth table (docs/performance.md)
-	$(GO) test -run '^$$' -bench '^BenchmarkGrowth' -benchmem -timeout 60m $(GROWTH_FLAGS) $(GROWTH_PKGS) > $(GROWTH_OUT)
+	$(GO) test -p 1 -run '^$$' -bench '^BenchmarkGrowth' -benchmem -timeout 60m $(GROWTH_FLAGS) $(GROWTH_PKGS) > $(GROWTH_OUT)
 	$(GO) run ./cmd/mcpauthz-bench --growth < $(GROWTH_OUT)
 
 FUZZTIME ?= 10m
