@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -48,6 +49,9 @@ type APIKeys struct {
 	// apiKeyHashEqual; a field so that tests can prove it is the comparison
 	// that decides.
 	equal func(x, y [sha256.Size]byte) bool
+	// expired and disabled are the outcomes of every expired or disabled
+	// key: the same for all, so built once per index.
+	expired, disabled *Result
 }
 
 // apiKeyHashEqual compares two hashes in constant time. The arrays are passed
@@ -56,14 +60,53 @@ func apiKeyHashEqual(x, y [sha256.Size]byte) bool {
 	return subtle.ConstantTimeCompare(x[:], y[:]) == 1
 }
 
-// apiKeyEntry is one key of the index, with its outcomes prebuilt so that a
-// verification allocates nothing: Results are immutable and may be shared.
+// apiKeyEntry is one key of the index. Its valid outcome (a policy value of
+// a few kilobytes) is built on the key's first use and then shared, so
+// that a verification allocates nothing after the first and an index of
+// many keys, most of them idle, holds only their fields: Results are
+// immutable and may be shared.
 type apiKeyEntry struct {
 	hash     [sha256.Size]byte
 	expires  time.Time
-	valid    *Result
-	expired  *Result
-	disabled *Result
+	disabled bool
+	sub      string
+	team     string
+	clientID string
+	scopes   []string
+	valid    atomic.Pointer[Result]
+}
+
+// validResult is the entry's valid outcome, built on first use (two
+// goroutines racing build equal Results; one is kept).
+func (e *apiKeyEntry) validResult() *Result {
+	if r := e.valid.Load(); r != nil {
+		return r
+	}
+	claims := map[string]any{
+		"sub":   e.sub,
+		"scope": strings.Join(e.scopes, " "),
+		"team":  e.team,
+	}
+	if e.clientID != "" {
+		claims["client_id"] = e.clientID
+	}
+	if !e.expires.IsZero() {
+		claims["exp"] = e.expires.Unix()
+	}
+	r := (&Result{
+		Present:  true,
+		Valid:    true,
+		Type:     TypeAPIKey,
+		Subject:  e.sub,
+		ClientID: e.clientID,
+		Scopes:   e.scopes,
+		Claims:   claims,
+		Expiry:   e.expires,
+	}).Finish()
+	if e.valid.CompareAndSwap(nil, r) {
+		return r
+	}
+	return e.valid.Load()
 }
 
 // Len reports how many keys the index holds.
@@ -83,8 +126,10 @@ func (k *APIKeys) Len() int {
 // key list is rejected at load rather than half applied.
 func ParseAPIKeys(doc any) (*APIKeys, error) {
 	keys := &APIKeys{
-		byHash: map[[sha256.Size]byte]*apiKeyEntry{},
-		equal:  apiKeyHashEqual,
+		byHash:   map[[sha256.Size]byte]*apiKeyEntry{},
+		equal:    apiKeyHashEqual,
+		expired:  apiKeyFailure(ErrExpired),
+		disabled: apiKeyFailure(ErrInactive),
 	}
 	obj, err := apiKeyDocument(doc)
 	if err != nil {
@@ -141,7 +186,7 @@ func apiKeyDocument(doc any) (map[string]any, error) {
 	}
 }
 
-// parseAPIKeyEntry validates one entry and prebuilds its Results.
+// parseAPIKeyEntry validates one entry.
 func parseAPIKeyEntry(name string, v any) (*apiKeyEntry, error) {
 	if len(name) != 2*sha256.Size || strings.ToLower(name) != name {
 		return nil, errors.New("key must be the lowercase hex SHA-256 of the API key (64 characters)")
@@ -198,34 +243,7 @@ func parseAPIKeyEntry(name string, v any) (*apiKeyEntry, error) {
 		e.expires = t
 	}
 
-	claims := map[string]any{
-		"sub":   sub,
-		"scope": strings.Join(scopes, " "),
-		"team":  team,
-	}
-	if clientID != "" {
-		claims["client_id"] = clientID
-	}
-	if !e.expires.IsZero() {
-		claims["exp"] = e.expires.Unix()
-	}
-	e.valid = (&Result{
-		Present:  true,
-		Valid:    true,
-		Type:     TypeAPIKey,
-		Subject:  sub,
-		ClientID: clientID,
-		Scopes:   scopes,
-		Claims:   claims,
-		Expiry:   e.expires,
-	}).Finish()
-	e.expired = apiKeyFailure(ErrExpired)
-	e.disabled = apiKeyFailure(ErrInactive)
-	if disabled {
-		// A disabled key answers "inactive" whatever its expiry: the operator
-		// turned it off, and that is the more useful reason to report.
-		e.valid, e.expired = e.disabled, e.disabled
-	}
+	e.sub, e.team, e.clientID, e.scopes, e.disabled = sub, team, clientID, scopes, disabled
 	return e, nil
 }
 
@@ -337,10 +355,15 @@ func (k *APIKeys) Verify(raw string, now time.Time) *Result {
 	if !ok || !k.equal(sum, e.hash) {
 		return apiKeyFailure(ErrUnknownKey)
 	}
-	if !e.expires.IsZero() && !now.Before(e.expires) {
-		return e.expired
+	switch {
+	case e.disabled:
+		// A disabled key answers "inactive" whatever its expiry: the
+		// operator turned it off, and that is the more useful reason.
+		return k.disabled
+	case !e.expires.IsZero() && !now.Before(e.expires):
+		return k.expired
 	}
-	return e.valid
+	return e.validResult()
 }
 
 // GenerateAPIKey makes a new random API key for sub and returns the key (show
