@@ -157,11 +157,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.gcPercent < -1 || (cfg.gcPercent == -1 && cfg.memLimit <= 0) || cfg.memLimit < 0 {
 		return errors.New("--gc-percent must be -1 (with --memory-limit), 0 or positive; --memory-limit must not be negative")
 	}
-	if cfg.gcPercent != 0 {
-		debug.SetGCPercent(cfg.gcPercent)
-	}
-	if cfg.memLimit > 0 {
-		debug.SetMemoryLimit(cfg.memLimit)
+	// The collector settings are the servers'. With --processes they go to
+	// the servers' processes only: a memory limit sized for a server would
+	// throttle the load generator (its 512 callers' garbage) and measure
+	// the harness instead.
+	if !cfg.processes {
+		if cfg.gcPercent != 0 {
+			debug.SetGCPercent(cfg.gcPercent)
+		}
+		if cfg.memLimit > 0 {
+			debug.SetMemoryLimit(cfg.memLimit)
+		}
 	}
 	if cfg.serveNoop {
 		return serveNoop(stdout)
@@ -260,7 +266,14 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	rep.Target = target
 	rep.Machine.CPUs, rep.Machine.GOMAXPROCS = runtime.NumCPU(), runtime.GOMAXPROCS(0)
 	rep.Machine.Go, rep.Machine.OS = runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH
-	rep.GCPercent, rep.MemoryLimitBytes = gcPercent(), cfg.memLimit
+	gcp, memLimit := gcPercent(), memLimitString(debug.SetMemoryLimit(-1))
+	if cfg.processes {
+		gcp, memLimit = cfg.gcPercent, memLimitString(cfg.memLimit)
+		if cfg.memLimit == 0 {
+			memLimit = "none"
+		}
+	}
+	rep.GCPercent, rep.MemoryLimitBytes = gcp, cfg.memLimit
 
 	client := "harness and servers share it"
 	if cfg.clientCPUs != "" {
@@ -270,7 +283,7 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, client)
 	fmt.Fprintf(out, "mcpauthz: %s; workload: %d distinct requests, 6 in 10 allowed tools/call, 1 each tools/list, initialize, ping, denied tools/call; RS256 JWT\n", where, len(w.reqs))
 	fmt.Fprintf(out, "each phase: %s measured per server in %d rounds, no-op and mcpauthz alternating, each after a %s warm-up; %d gRPC connection(s); GC percent %d, memory limit %s\n\n",
-		cfg.duration, cfg.rounds, cfg.warmup, cfg.conns, gcPercent(), memLimitString(debug.SetMemoryLimit(-1)))
+		cfg.duration, cfg.rounds, cfg.warmup, cfg.conns, gcp, memLimit)
 
 	tw := newTable(out)
 	slice := cfg.duration / time.Duration(cfg.rounds)
