@@ -51,7 +51,7 @@ FUZZTIME ?= 10m
 FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential \
 	./transport/extauthz:FuzzDecodeCheck ./transport/extauthz:FuzzCheckAnswer ./transport/extauthz:FuzzRateLimitAnswer ./decision/token:FuzzVerify \
 	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzDecideHeaders ./decision:FuzzRedactQuery \
-	./internal/decisionlog:FuzzReadEvents \
+	./internal/decisionlog:FuzzReadEvents ./internal/decisionlog:FuzzAppendJSON \
 	./transport/extmcp:FuzzEnvelope ./transport/extmcp:FuzzCheck \
 	./decision:FuzzTraceContext \
 	./decision/toolpin:FuzzTools ./decision/toolpin:FuzzCanonical \

@@ -61,6 +61,9 @@ type Log struct {
 	// writes it.
 	lastWarn       time.Time
 	lastUploadWarn atomic.Int64 // unix nanoseconds
+	// inputJSON is where run writes an event's input as JSON, reused from
+	// event to event.
+	inputJSON []byte
 }
 
 // decisionLogWarnEvery spaces the warnings of a failing sink: a full disk
@@ -203,13 +206,18 @@ func (l *Log) run() {
 		n = 0
 	}
 	for ev := range l.ch {
-		e := l.opaEvent(&ev)
 		// A pin event holds no input, and the mask and drop rules are
 		// written for decisions: it is written as it is.
+		var pol *decision.Policy
 		if l.policy != nil && ev.pin == nil {
-			if pol := l.policy(); pol != nil && l.maskAndDrop(pol, &e) {
-				continue
-			}
+			pol = l.policy()
+		}
+		masking := pol != nil && hasLogRules(pol)
+		// Mask and drop rules edit the input as Go values; without them it
+		// is written straight from the policy's values.
+		e := l.opaEvent(&ev, !masking)
+		if masking && l.maskAndDrop(pol, &e) {
+			continue
 		}
 		mark := batch.Len()
 		if err := enc.Encode(&e); err != nil {
@@ -237,7 +245,7 @@ func (l *Log) run() {
 
 // opaEvent builds the logged event of one decision. The conversion of the
 // input happens here, off the decision path.
-func (l *Log) opaEvent(ev *event) opaEvent {
+func (l *Log) opaEvent(ev *event, rawInput bool) opaEvent {
 	if m := ev.pin; m != nil {
 		return opaEvent{
 			DecisionID: m.ID,
@@ -252,7 +260,16 @@ func (l *Log) opaEvent(ev *event) opaEvent {
 	}
 	var input any
 	if ev.input != nil {
-		input, _ = ast.JSON(ev.input)
+		var ok bool
+		if rawInput {
+			l.inputJSON, ok = appendJSON(l.inputJSON[:0], ev.input)
+			if ok {
+				input = json.RawMessage(l.inputJSON)
+			}
+		}
+		if !ok {
+			input, _ = ast.JSON(ev.input)
+		}
 	}
 	e := opaEvent{
 		DecisionID: ev.d.ID,

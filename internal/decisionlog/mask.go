@@ -19,6 +19,12 @@ import (
 // maskEvalTimeout bounds one evaluation of a mask or drop rule.
 const maskEvalTimeout = time.Second
 
+// hasLogRules reports whether the policy has a mask or a drop rule.
+func hasLogRules(pol *decision.Policy) bool {
+	mask, drop := pol.LogRules()
+	return mask != nil || drop != nil
+}
+
 // maskAndDrop applies the policy's decision log rules to e, as OPA's
 // decision log plugin does: the drop rule, with the event as input,
 // drops it when true; the mask rule, with the event as input, returns
