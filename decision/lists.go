@@ -55,6 +55,19 @@ type ListRequest struct {
 	ProtocolVersion string
 }
 
+// ListFilter is what the transports on the response path (Envoy's
+// ext_proc, the proxy) need to filter list answers; *ItemFilter is one.
+type ListFilter interface {
+	ListRequestOf(r *Request) *ListRequest
+	FilterResponse(ctx context.Context, r *Request, lr *ListRequest, msg []byte) ([]byte, ListOutcome)
+	FilterReplayed(ctx context.Context, r *Request, msg []byte) ([]byte, ListOutcome)
+}
+
+// DefaultMaxListAnswerBytes bounds what a transport holds of a list
+// answer: a JSON body collected from chunks, or one SSE event not yet
+// complete.
+const DefaultMaxListAnswerBytes = 8 << 20
+
 // ListRequestOf reads the body of r and returns the list request it is, or
 // nil when it is anything else: another method, a notification, a batch,
 // or a body the parser refuses (the ext_authz path refuses those).

@@ -30,21 +30,10 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision"
 )
 
-// Filter is what the server needs of the engine; *decision.ItemFilter is one.
-type Filter interface {
-	ListRequestOf(r *decision.Request) *decision.ListRequest
-	FilterResponse(ctx context.Context, r *decision.Request, lr *decision.ListRequest, msg []byte) ([]byte, decision.ListOutcome)
-	FilterReplayed(ctx context.Context, r *decision.Request, msg []byte) ([]byte, decision.ListOutcome)
-}
-
-// DefaultMaxAnswerBytes bounds what is held of a list answer: a JSON body
-// collected from chunks, or one SSE event not yet complete.
-const DefaultMaxAnswerBytes = 8 << 20
-
 // Server is an envoy.service.ext_proc.v3.ExternalProcessor server.
 type Server struct {
 	procv3.UnimplementedExternalProcessorServer
-	filter Filter
+	filter decision.ListFilter
 	log    *slog.Logger
 	// maxAnswer bounds what is held of a list answer; past it the answer
 	// is replaced by a JSON-RPC error (fail closed).
@@ -54,15 +43,15 @@ type Server struct {
 var _ procv3.ExternalProcessorServer = (*Server)(nil)
 
 // NewServer builds the server on an item filter.
-func NewServer(f Filter, logger *slog.Logger) *Server {
+func NewServer(f decision.ListFilter, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{filter: f, log: logger, maxAnswer: DefaultMaxAnswerBytes}
+	return &Server{filter: f, log: logger, maxAnswer: decision.DefaultMaxListAnswerBytes}
 }
 
 // WithMaxAnswerBytes sets the bound on what is held of a list answer
-// (default DefaultMaxAnswerBytes).
+// (default decision.DefaultMaxListAnswerBytes).
 func (s *Server) WithMaxAnswerBytes(n int) *Server {
 	if n > 0 {
 		s.maxAnswer = n

@@ -35,17 +35,6 @@ type Decider interface {
 	Decide(ctx context.Context, r *decision.Request) *decision.Decision
 }
 
-// Lists filters list answers; *decision.ItemFilter is one.
-type Lists interface {
-	ListRequestOf(r *decision.Request) *decision.ListRequest
-	FilterResponse(ctx context.Context, r *decision.Request, lr *decision.ListRequest, msg []byte) ([]byte, decision.ListOutcome)
-	FilterReplayed(ctx context.Context, r *decision.Request, msg []byte) ([]byte, decision.ListOutcome)
-}
-
-// DefaultMaxAnswerBytes bounds what is held of a list answer: a JSON body,
-// or one SSE event not yet complete.
-const DefaultMaxAnswerBytes = 8 << 20
-
 // Options configure the proxy.
 type Options struct {
 	// Upstream is the URL of the MCP endpoint every request goes to (its
@@ -65,7 +54,7 @@ type Options struct {
 	MaxBodyBytes int
 	// MaxAnswerBytes bounds what is held of a list answer; past it the
 	// answer is replaced by a JSON-RPC error (fail closed). Default
-	// DefaultMaxAnswerBytes.
+	// decision.DefaultMaxListAnswerBytes.
 	MaxAnswerBytes int
 	// Transport sends the upstream requests; default http.DefaultTransport.
 	Transport http.RoundTripper
@@ -76,7 +65,7 @@ type Options struct {
 // Handler is the proxy: an http.Handler for the MCP endpoint.
 type Handler struct {
 	engine   Decider
-	lists    Lists
+	lists    decision.ListFilter
 	opts     Options
 	upstream *url.URL
 	rp       *httputil.ReverseProxy
@@ -86,7 +75,7 @@ type Handler struct {
 var _ http.Handler = (*Handler)(nil)
 
 // New builds the proxy on an engine and its item filter.
-func New(engine Decider, lists Lists, opts Options) (*Handler, error) {
+func New(engine Decider, lists decision.ListFilter, opts Options) (*Handler, error) {
 	u, err := url.Parse(opts.Upstream)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("proxy: upstream %q is not an absolute http(s) URL", opts.Upstream)
@@ -98,7 +87,7 @@ func New(engine Decider, lists Lists, opts Options) (*Handler, error) {
 		opts.MaxBodyBytes = decision.DefaultMaxBodyBytes
 	}
 	if opts.MaxAnswerBytes <= 0 {
-		opts.MaxAnswerBytes = DefaultMaxAnswerBytes
+		opts.MaxAnswerBytes = decision.DefaultMaxListAnswerBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
