@@ -20,6 +20,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/internal/dynmeta"
 )
 
 // Options configure the adapter.
@@ -335,28 +336,18 @@ type allowBlock struct {
 
 // metadataBlock holds the dynamic metadata of a response, allocated
 // together with it.
-type metadataBlock struct {
-	s    structpb.Struct
-	v    [6]structpb.Value
-	kind [6]structpb.Value_StringValue
-}
+type metadataBlock struct{ dynmeta.Block }
 
-// fill sets the decision id, method, tool, subject, revision and code
-// (Envoy's dynamic metadata, so access logs can carry them and join the
-// decision log), and one rate_limit.<name> per entry of the decision's
-// rate_limit (for Envoy's rate limit filter), and returns the struct.
+// fill sets the decision's metadata (internal/dynmeta: Envoy's dynamic
+// metadata, so access logs can carry it and join the decision log), and
+// one rate_limit.<name> per entry of the decision's rate_limit (for Envoy's
+// rate limit filter), and returns the struct.
 func (b *metadataBlock) fill(d *decision.Decision) *structpb.Struct {
-	b.kind[0].StringValue, b.kind[1].StringValue, b.kind[2].StringValue = d.ID, d.Method, d.Tool
-	b.kind[3].StringValue, b.kind[4].StringValue, b.kind[5].StringValue = d.Subject, d.Revision, d.Code
-	for i := range b.v {
-		b.v[i].Kind = &b.kind[i]
-	}
-	b.s.Fields = map[string]*structpb.Value{"decision_id": &b.v[0], "method": &b.v[1], "tool": &b.v[2],
-		"subject": &b.v[3], "revision": &b.v[4], "code": &b.v[5]}
+	s := b.Fill(d, len(d.RateLimit))
 	if len(d.RateLimit) > 0 {
-		addRateLimit(b.s.Fields, d.RateLimit)
+		addRateLimit(s.Fields, d.RateLimit)
 	}
-	return &b.s
+	return s
 }
 
 // rateLimitValue is one rate_limit entry's Value, allocated together.

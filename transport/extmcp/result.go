@@ -8,6 +8,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
+	"github.com/mcpauthz/mcpauthz/internal/dynmeta"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/agentgateway/dev/ext_mcp"
 )
 
@@ -61,26 +62,11 @@ outer:
 	return hm
 }
 
-// metadataBlock holds the metadata of an allowed result, allocated
-// together.
-type metadataBlock struct {
-	s    structpb.Struct
-	v    [6]structpb.Value
-	kind [6]structpb.Value_StringValue
-}
-
-// metadata is the decision id, method, tool, subject, revision and code,
-// for agentgateway's CEL (and its logs) to join the decision log.
+// metadata is the decision's metadata (internal/dynmeta: decision id,
+// method, tool, subject, revision, code), for agentgateway's CEL (and its
+// logs) to join the decision log.
 func metadata(d *decision.Decision) *structpb.Struct {
-	b := &metadataBlock{}
-	b.kind[0].StringValue, b.kind[1].StringValue, b.kind[2].StringValue = d.ID, d.Method, d.Tool
-	b.kind[3].StringValue, b.kind[4].StringValue, b.kind[5].StringValue = d.Subject, d.Revision, d.Code
-	for i := range b.v {
-		b.v[i].Kind = &b.kind[i]
-	}
-	b.s.Fields = map[string]*structpb.Value{"decision_id": &b.v[0], "method": &b.v[1], "tool": &b.v[2],
-		"subject": &b.v[3], "revision": &b.v[4], "code": &b.v[5]}
-	return &b.s
+	return new(dynmeta.Block).Fill(d, 0)
 }
 
 // jsonRPCError is a JSON-RPC error object; raw is its encoding.
