@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/mcpauthz/mcpauthz/internal/jsonenc"
 )
 
 // This file is the JSON Canonicalization Scheme (RFC 8785, JCS) that tool
@@ -56,7 +58,7 @@ func Canonical(dst []byte, v any) ([]byte, error) {
 	case bool:
 		return strconv.AppendBool(dst, x), nil
 	case string:
-		return appendString(dst, x), nil
+		return jsonenc.AppendString(dst, x), nil
 	case json.Number:
 		f, err := strconv.ParseFloat(string(x), 64)
 		if err != nil {
@@ -92,7 +94,7 @@ func Canonical(dst []byte, v any) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, k)
+			dst = jsonenc.AppendString(dst, k)
 			dst = append(dst, ':')
 			var err error
 			if dst, err = Canonical(dst, x[k]); err != nil {
@@ -447,7 +449,7 @@ func (sc *scanner) canonical(dst []byte, depth int) ([]byte, error) {
 				}
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, m.name)
+			dst = jsonenc.AppendString(dst, m.name)
 			dst = append(dst, ':')
 			dst = append(dst, val[m.start:m.end]...)
 		}
@@ -479,7 +481,7 @@ func (sc *scanner) canonical(dst []byte, depth int) ([]byte, error) {
 			return append(out, '"'), nil
 		}
 		s := string(out[mark+1:])
-		return appendString(out[:mark], s), nil
+		return jsonenc.AppendString(out[:mark], s), nil
 	case 't', 'f', 'n':
 		lit, err := sc.literal()
 		return append(dst, lit...), err
@@ -551,34 +553,6 @@ func utf16First(r rune) int {
 	}
 	hi, lo := utf16.EncodeRune(r)
 	return int(hi)<<10 | int(lo-0xdc00)
-}
-
-// appendString writes s as a JSON string with JCS's escapes.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c >= 0x20:
-			dst = append(dst, c)
-		case c == '\b':
-			dst = append(dst, `\b`...)
-		case c == '\f':
-			dst = append(dst, `\f`...)
-		case c == '\n':
-			dst = append(dst, `\n`...)
-		case c == '\r':
-			dst = append(dst, `\r`...)
-		case c == '\t':
-			dst = append(dst, `\t`...)
-		default:
-			dst = append(dst, `\u00`...)
-			dst = append(dst, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
-		}
-	}
-	return append(dst, '"')
 }
 
 // appendNumber writes f as ECMAScript's Number.prototype.toString does

@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/mcpauthz/mcpauthz/internal/jsonenc"
 )
 
 // definitionMembers are the members of a tool its digest covers, in
@@ -90,7 +92,7 @@ func DigestJSON(raw []byte) (string, error) {
 		if len(def) > 1 {
 			def = append(def, ',')
 		}
-		def = appendString(def, definitionMembers[i])
+		def = jsonenc.AppendString(def, definitionMembers[i])
 		def = append(append(def, ':'), v...)
 	}
 	def = append(def, '}')

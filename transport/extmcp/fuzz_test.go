@@ -12,6 +12,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
+	"github.com/mcpauthz/mcpauthz/internal/jsonenc"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/agentgateway/dev/ext_mcp"
 )
 
@@ -57,7 +58,7 @@ func FuzzEnvelope(f *testing.F) {
 			return
 		}
 		first := append(append([]byte(`{"params":`), params...), `,"method":`...)
-		first = appendJSONString(first, method)
+		first = jsonenc.AppendString(first, method)
 		first = append(first, `,"id":0,"jsonrpc":"2.0"}`...)
 		again, err := mcp.Parse(first)
 		if err != nil {

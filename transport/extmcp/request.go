@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
+	"github.com/mcpauthz/mcpauthz/internal/jsonenc"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/agentgateway/dev/ext_mcp"
 )
 
@@ -75,7 +76,7 @@ func envelope(method string, params []byte) ([]byte, error) {
 	}
 	b := make([]byte, 0, len(`{"jsonrpc":"2.0","id":`+envelopeID+`,"method":,"params":}`)+len(method)+2+len(params))
 	b = append(b, `{"jsonrpc":"2.0","id":`+envelopeID+`,"method":`...)
-	b = appendJSONString(b, method)
+	b = jsonenc.AppendString(b, method)
 	if params != nil {
 		b = append(b, `,"params":`...)
 		b = append(b, params...)
@@ -96,25 +97,6 @@ func strictResult(result []byte) error {
 	b = append(append(b, result...), '}')
 	_, err := mcp.ParseWith(b, mcp.Options{SkipParams: true})
 	return err
-}
-
-// appendJSONString appends s as a JSON string. s is UTF-8 (checked by the
-// caller): only the quote, the backslash and control characters need
-// escaping.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }
 
 // headerMap reads agentgateway's headers: keys lowercased (pseudo-headers
