@@ -269,9 +269,6 @@ func bench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	gcp, memLimit := gcPercent(), memLimitString(debug.SetMemoryLimit(-1))
 	if cfg.processes {
 		gcp, memLimit = cfg.gcPercent, memLimitString(cfg.memLimit)
-		if cfg.memLimit == 0 {
-			memLimit = "none"
-		}
 	}
 	rep.GCPercent, rep.MemoryLimitBytes = gcp, cfg.memLimit
 
@@ -341,10 +338,10 @@ func gcPercent() int {
 	return p
 }
 
-// memLimitString prints a soft memory limit; the runtime reports "none" as
-// the largest int64.
+// memLimitString prints a soft memory limit: the runtime reports none as
+// the largest int64, --memory-limit as 0.
 func memLimitString(n int64) string {
-	if n == math.MaxInt64 {
+	if n == math.MaxInt64 || n == 0 {
 		return "none"
 	}
 	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
