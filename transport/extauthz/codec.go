@@ -64,7 +64,15 @@ var failsafeResponse = appendCheckResponse(nil, failsafeDecision)
 // Unmarshal decodes a CheckRequest. It never fails: a request it cannot
 // read becomes a decision.Request marked Unreadable, which the engine
 // denies with 400, so that the call still gets a CheckResponse.
+//
+// A message of another service that reads its own bytes (RawReceiver:
+// transport/extmcp's) is given them as they are, so that bytes which are
+// not protobuf get that service's answer too, not a gRPC error.
 func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) (err error) {
+	if rr, ok := v.(RawReceiver); ok {
+		rr.ReceiveRaw(data.Materialize())
+		return nil
+	}
 	r, ok := v.(*checkRequest)
 	if !ok {
 		return c.base.Unmarshal(data, v)
@@ -88,6 +96,13 @@ func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) (err error) {
 		r.wire = wireRequest{req: decision.Request{Unreadable: "decoding CheckRequest: " + err.Error()}}
 	}
 	return nil
+}
+
+// RawReceiver is a message that takes the bytes of a request as they are,
+// to decode them itself and answer what it cannot read. Other transports
+// implement it without importing this package.
+type RawReceiver interface {
+	ReceiveRaw(b []byte)
 }
 
 // checkRequest is what the Check handler decodes into. ServerCodec fills

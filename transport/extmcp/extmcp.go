@@ -96,8 +96,8 @@ func NewServer(engine Decider, items Filter, opts Options) *Server {
 }
 
 // Register adds the service to a gRPC server. Its handlers answer a
-// message that does not decode as the protocol says (a string that is not
-// UTF-8, say) with an AuthorizationError instead of the gRPC error the
+// message that does not decode as the protocol says (bytes that are not
+// protobuf, with mcpauthz's server codec; a string that is not UTF-8) with an AuthorizationError instead of the gRPC error the
 // generated handlers would return (see decodeInto).
 func (s *Server) Register(reg grpc.ServiceRegistrar) {
 	reg.RegisterService(&serviceDesc, s)
@@ -113,20 +113,40 @@ var serviceDesc = grpc.ServiceDesc{
 	Metadata: pb.ExtMcp_ServiceDesc.Metadata,
 }
 
-// decodeInto reads one message for a handler. gRPC's codec reads it as an
-// empty message, which only walks the wire format and keeps every field as
-// an unknown one; the fields are then decoded into m here. A gRPC decoding
-// failure is answered by gRPC itself, with an error status, before the
-// handler can answer; this way only bytes that are not protobuf at all
-// (which agentgateway never sends) fail there, and a field that breaks
-// the protocol's rules (a string that is not UTF-8) is refused with a
-// result.
+// decodeInto reads one message for a handler. With mcpauthz's server
+// codec (transport/extauthz.ServerCodec, on the whole gRPC port) the
+// message's bytes arrive as they are (ReceiveRaw) and nothing fails in
+// gRPC; with any other codec they are read as an empty message, which
+// keeps every field as an unknown one, and only bytes that are not
+// protobuf at all fail there. The fields are then decoded into m here, so
+// that what breaks the protocol (bytes that are not protobuf, a string
+// that is not UTF-8) is answered with a result rather than a gRPC error
+// status, which agentgateway's failure mode would decide.
 func decodeInto(dec func(any) error, m proto.Message) (grpcErr, protoErr error) {
-	var raw emptypb.Empty
-	if err := dec(&raw); err != nil {
+	var w wireMessage
+	if err := dec(&w); err != nil {
 		return err, nil
 	}
-	return nil, proto.Unmarshal(raw.ProtoReflect().GetUnknown(), m)
+	return nil, proto.Unmarshal(w.bytes(), m)
+}
+
+// wireMessage is what the handlers decode into: the raw bytes from
+// mcpauthz's codec, or, from any other protobuf codec, an empty message
+// holding every field as unknown.
+type wireMessage struct {
+	emptypb.Empty
+	raw []byte
+	got bool
+}
+
+// ReceiveRaw takes the message's bytes (extauthz.RawReceiver).
+func (w *wireMessage) ReceiveRaw(b []byte) { w.raw, w.got = b, true }
+
+func (w *wireMessage) bytes() []byte {
+	if w.got {
+		return w.raw
+	}
+	return w.Empty.ProtoReflect().GetUnknown()
 }
 
 func checkRequestHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
