@@ -131,7 +131,7 @@ func TestEverythingThroughProxy(t *testing.T) {
 	nodetest.Project(t, nodeProject)
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	upstreamAddr, proxyAddr, grpcAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	upstreamAddr := freeAddr(t)
 
 	_, port, err := net.SplitHostPort(upstreamAddr)
 	if err != nil {
@@ -152,10 +152,14 @@ func TestEverythingThroughProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The proxy's ports are picked once Node.js is up, just before the
+	// token (whose audience names the proxy) and the proxy: picked before
+	// Node.js started, they stayed free for seconds, long enough for another
+	// package's test to be given one.
+	proxyAddr, grpcAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	resource := "http://" + proxyAddr + "/mcp"
 	env := append(os.Environ(), "MCPAUTHZ_DEV_KEY="+filepath.Join(dir, "key", "dev.pem"))
 	tok := mintToken(t, bin, env, "--config", config, "--set", "resource.uri="+resource, "--sub", "alice", "--scope", "mcp:tools")
-
 	proxy := startBinary(t, bin, env, "proxy", "--config", config, "--set", "resource.uri="+resource, "--bundle", bundle,
 		"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--proxy-addr", proxyAddr,
 		"--upstream", "http://"+upstreamAddr+"/mcp")

@@ -70,7 +70,8 @@ func buildBinary(t testing.TB) string {
 type binary struct {
 	cmd    *exec.Cmd
 	logs   syncBuffer
-	exited chan error // receives its end once
+	exited chan error    // receives its end once
+	done   chan struct{} // closed at its end, for the cleanup (a test may have taken exited's value)
 	// stopped is set by a test that saw it end (from exited).
 	stopped bool
 }
@@ -79,17 +80,23 @@ type binary struct {
 // killed unless stopped, and its output is logged if the test failed.
 func startBinary(t *testing.T, bin string, env []string, args ...string) *binary {
 	t.Helper()
-	b := &binary{cmd: exec.Command(bin, args...), exited: make(chan error, 1)}
+	b := &binary{cmd: exec.Command(bin, args...), exited: make(chan error, 1), done: make(chan struct{})}
 	b.cmd.Env = env
 	b.cmd.Stdout, b.cmd.Stderr = &b.logs, &b.logs
+	// A child of the program (node's) may hold its output open after it
+	// ends: Wait stops copying it after this long instead of hanging.
+	b.cmd.WaitDelay = 5 * time.Second
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { b.exited <- b.cmd.Wait() }()
+	go func() {
+		b.exited <- b.cmd.Wait()
+		close(b.done)
+	}()
 	t.Cleanup(func() {
 		if !b.stopped {
 			_ = b.cmd.Process.Kill()
-			<-b.exited
+			<-b.done
 		}
 		if t.Failed() {
 			t.Logf("%s log:\n%s", args[0], b.logs.String())
