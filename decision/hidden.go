@@ -46,14 +46,22 @@ func (e *Engine) hideCall(ctx context.Context, sc *evalScratch, pol *Policy, p *
 		// verdict stands.
 		return
 	}
-	basis := BasisRule
-	if err != nil {
-		basis = BasisError
-	}
-	reason := fmt.Sprintf("tool %q is hidden from this caller (visible rule, basis %s)", m.Tool.Name, basis)
-	if err != nil {
-		reason += ": " + err.Error()
-	}
 	o.hidden = true
-	o.res = policyResult{reason: reason, scopes: o.res.scopes}
+	o.res = policyResult{reason: hiddenReason(m.Tool.Name, o.res, err), scopes: o.res.scopes}
+}
+
+// hiddenReason says, for the author (eval, the decision log, replay; the
+// caller only reads "Unknown tool"), why a called tool was answered as
+// unknown: the policy's own reason for its decision stays, so hiding a
+// denied tool loses nothing of why it was denied.
+func hiddenReason(tool string, res policyResult, err error) string {
+	switch {
+	case err != nil:
+		return fmt.Sprintf("tool %q is hidden from this caller: evaluating the visible rule failed: %v", tool, err)
+	case res.allow:
+		return fmt.Sprintf("tool %q is hidden from this caller by the visible rule (the decision allowed the call)", tool)
+	case res.reason != "":
+		return fmt.Sprintf("tool %q is hidden from this caller by the visible rule; the decision denied it: %s", tool, res.reason)
+	}
+	return fmt.Sprintf("tool %q is hidden from this caller by the visible rule; the decision denied it", tool)
 }

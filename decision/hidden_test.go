@@ -30,10 +30,13 @@ func TestHiddenToolCall(t *testing.T) {
 		status   int
 		code     string
 		wantBody string
+		// reason is what the decision's reason must hold: a hidden tool
+		// keeps the policy's own reason, for eval and the decision log.
+		reason string
 	}{
 		"visible_allowed":  {body: call(1, "search"), cred: caller, allow: true, code: decision.CodeAllowed},
-		"hidden_allowed":   {body: call(2, "debug"), cred: caller, status: 200, code: decision.CodePolicyDenied, wantBody: `{"jsonrpc":"2.0","id":2,"error":{"code":-32602,"message":"Unknown tool: debug"}}`},
-		"hidden_denied":    {body: call(3, "secret"), cred: caller, status: 200, code: decision.CodePolicyDenied, wantBody: `{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Unknown tool: secret"}}`},
+		"hidden_allowed":   {body: call(2, "debug"), cred: caller, status: 200, code: decision.CodePolicyDenied, wantBody: `{"jsonrpc":"2.0","id":2,"error":{"code":-32602,"message":"Unknown tool: debug"}}`, reason: `tool "debug" is hidden from this caller by the visible rule (the decision allowed the call)`},
+		"hidden_denied":    {body: call(3, "secret"), cred: caller, status: 200, code: decision.CodePolicyDenied, wantBody: `{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Unknown tool: secret"}}`, reason: `tool "secret" is hidden from this caller by the visible rule; the decision denied it: denied by default`},
 		"step_up_first":    {body: call(4, "admin_tool"), cred: caller, status: 403, code: decision.CodeInsufficientScope},
 		"no_token_first":   {body: call(5, "debug"), cred: token.Credential{Kind: token.NoCredential}, status: 401, code: decision.CodeUnauthenticated},
 		"visible_denied":   {body: call(6, "search_limited"), cred: caller, status: 200, code: decision.CodePolicyDenied, wantBody: `"isError":true`},
@@ -53,6 +56,12 @@ func TestHiddenToolCall(t *testing.T) {
 			}
 			if strings.Contains(name, "hidden") && !strings.Contains(d.Reason, "hidden from this caller") {
 				t.Errorf("reason %q does not say the tool is hidden", d.Reason)
+			}
+			if tc.reason != "" && d.Reason != tc.reason {
+				t.Errorf("reason %q, want %q", d.Reason, tc.reason)
+			}
+			if strings.Contains(d.Reason, "basis") {
+				t.Errorf("reason %q speaks of a basis, jargon an author does not know", d.Reason)
 			}
 		})
 	}
