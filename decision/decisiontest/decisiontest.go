@@ -84,6 +84,13 @@ func Compile(t testing.TB, dir, pkg string) *decision.Policy {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return CompileRules(t, dir, rules)
+}
+
+// CompileRules is Compile for rules built by the caller (with the decision
+// log's rules, say).
+func CompileRules(t testing.TB, dir string, rules decision.Rules) *decision.Policy {
+	t.Helper()
 	pol, err := bundles.CompileWith(context.Background(), bundles.Options{
 		Sources: []bundles.Source{bundles.DirSource(dir)},
 		Queries: rules.Queries(),

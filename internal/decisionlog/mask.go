@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +72,7 @@ func (l *Log) maskAndDrop(pol *decision.Policy, e *opaEvent) bool {
 				l.maskFailed(e, err)
 				return false
 			}
-			for _, r := range rules {
+			for _, r := range withTwins(rules, e) {
 				r.apply(e)
 			}
 		}
@@ -137,6 +138,94 @@ func parseMaskRules(v any) ([]maskRule, error) {
 }
 
 var errNoPath = errors.New("no such path")
+
+// twinPrefixes are the places where the policy input holds one value
+// twice: the operation's target as mcpauthz reads it (input.mcp.tool,
+// .prompt, .resource) and the raw params it was read from. Each pair is
+// (the target's member, the params member); the target's object must be
+// in the event for the pair to hold (a tools/call has a tool, no prompt).
+var twinPrefixes = [...]struct {
+	target string   // "tool", "prompt" or "resource"
+	member []string // under input.mcp.<target> and input.mcp.params alike
+}{
+	{"tool", []string{"arguments"}},
+	{"tool", []string{"name"}},
+	{"prompt", []string{"arguments"}},
+	{"prompt", []string{"name"}},
+	{"resource", []string{"uri"}},
+}
+
+// withTwins returns rules with, for each rule whose path is one of two
+// copies of a value in e's input, the same rule on the other copy: a mask
+// follows the value, so a rule written for input.mcp.tool.arguments (as
+// OPA users write it) does not leak the secret through
+// input.mcp.params.arguments, and the other way round. A twin that is
+// already a rule is not added twice; an upsert's twin is added only where
+// the value is (it hides a value, it never creates one).
+func withTwins(rules []maskRule, e *opaEvent) []maskRule {
+	mcp, _ := walk(e.Input, []string{"mcp"}, false)
+	if mcp == nil {
+		return rules
+	}
+	seen := make(map[[2]string]bool, len(rules))
+	for _, r := range rules {
+		seen[[2]string{r.op, r.path}] = true
+	}
+	out := rules
+	for _, r := range rules {
+		for _, twin := range twinPaths(r.parts, mcp) {
+			t := maskRule{op: r.op, parts: twin, value: r.value, path: pointer(twin)}
+			if seen[[2]string{t.op, t.path}] {
+				continue
+			}
+			if t.op == "upsert" {
+				if _, err := walk(e.Input, twin[1:], false); err != nil {
+					continue
+				}
+			}
+			seen[[2]string{t.op, t.path}] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// twinPaths returns the other copies of the value at parts (input, mcp,
+// ...) in the event's input.mcp object.
+func twinPaths(parts []string, mcp any) [][]string {
+	if len(parts) < 4 || parts[0] != "input" || parts[1] != "mcp" {
+		return nil
+	}
+	has := func(target string) bool {
+		_, err := walk(mcp, []string{target}, false)
+		return err == nil
+	}
+	var out [][]string
+	for _, tp := range twinPrefixes {
+		n := len(tp.member)
+		if len(parts) < 3+n || !slices.Equal(parts[3:3+n], tp.member) || !has(tp.target) {
+			continue
+		}
+		rest := parts[3+n:]
+		switch parts[2] {
+		case tp.target:
+			out = append(out, slices.Concat([]string{"input", "mcp", "params"}, tp.member, rest))
+		case "params":
+			out = append(out, slices.Concat([]string{"input", "mcp", tp.target}, tp.member, rest))
+		}
+	}
+	return out
+}
+
+// pointer writes parts as a JSON pointer (RFC 6901 escapes).
+func pointer(parts []string) string {
+	var b strings.Builder
+	for _, p := range parts {
+		b.WriteByte('/')
+		b.WriteString(strings.ReplaceAll(strings.ReplaceAll(p, "~", "~0"), "/", "~1"))
+	}
+	return b.String()
+}
 
 // apply erases or upserts the rule's path in e and records it in erased
 // or masked; a path that is not there is left alone, as in OPA.
