@@ -46,6 +46,7 @@ type evalFlags struct {
 	format    string
 	fail      bool
 	explain   string
+	stdin     io.Reader // --request -
 }
 
 func newEvalCmd() *cobra.Command {
@@ -55,7 +56,10 @@ func newEvalCmd() *cobra.Command {
 		Short: "decide one request offline and print the decision",
 		Long: `Decide one request, written as JSON (http, body or raw_body, claims, context),
 with the configured policy, exactly as the server would, and print the
-decision (or, with --input, the policy input). With --input-file, the
+decision (or, with --input, the policy input). The request may also be a
+plain JSON-RPC message, as a client sends it: it is decided as the body
+of POST /mcp, with --bearer for the token. --request - reads standard
+input. With --input-file, the
 policy is evaluated on a policy input written by hand (what --input
 prints) instead.
 
@@ -64,7 +68,9 @@ explanation of the evaluation there too, so stdout stays the decision.
 --fail exits 1 when the request is denied.`,
 		Example: `  TOKEN=$(mcpauthz token --sub alice --scope mcp:tools)
   mcpauthz eval --config examples/config/dev.yaml --bearer "$TOKEN" \
-    --request examples/requests/tools-call-read-file-allowed.json`,
+    --request examples/requests/tools-call-read-file-allowed.json
+  echo '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' |
+    mcpauthz eval --config examples/config/dev.yaml --bearer "$TOKEN" --request -`,
 		Args: noArgs(func(arg string) string {
 			if strings.HasSuffix(arg, ".json") {
 				return "--request"
@@ -72,6 +78,7 @@ explanation of the evaluation there too, so stdout stays the decision.
 			return suggestConfig(arg)
 		}),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.stdin = cmd.InOrStdin()
 			return cmdEval(cmd.Context(), &f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -81,7 +88,7 @@ explanation of the evaluation there too, so stdout stays the decision.
 	f.registerListen(fs)
 	_ = fs.MarkHidden("grpc-addr")
 	_ = fs.MarkHidden("http-addr")
-	fs.StringVar(&f.request, "request", "", "request `file` (JSON: http, body or raw_body, claims, context)")
+	fs.StringVar(&f.request, "request", "", "request `file` (JSON: http, body or raw_body, claims, context; or a plain JSON-RPC message, sent as POST /mcp's body); - reads standard input")
 	fs.StringVar(&f.bearer, "bearer", "", "bearer `token` to send (sets the authorization header; verified as the server would)")
 	fs.BoolVar(&f.showInput, "input", false, "print the policy input(s) instead of the decision")
 	fs.StringVar(&f.inputFile, "input-file", "", "evaluate the policy on this policy input `file` (JSON, as --input prints it) instead of a request")
@@ -129,7 +136,12 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 	if ef.inputFile != "" {
 		return evalInputFile(ctx, ef, &diag, stdout)
 	}
-	r, err := requestfile.Read(*reqPath)
+	var r *decision.Request
+	if *reqPath == "-" {
+		r, err = requestfile.ReadFrom(ef.stdin, "standard input")
+	} else {
+		r, err = requestfile.Read(*reqPath)
+	}
 	if err != nil {
 		return err
 	}

@@ -10,27 +10,7 @@ import (
 // TestEvalFormatsFailExplain: eval's --format, --fail, --input-file,
 // --explain and the policy's print() output.
 func TestEvalFormatsFailExplain(t *testing.T) {
-	bundle := t.TempDir()
-	policy := `package mcp.authz
-
-default allow := false
-
-allow if {
-	print("method is", input.mcp.method)
-	input.mcp.method == "tools/list"
-}
-`
-	if err := os.WriteFile(filepath.Join(bundle, "authz.rego"), []byte(policy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	bundle, write := evalFixture(t)
 	list := write("list.json", `{"http": {"method": "POST", "path": "/mcp", "host": "mcp.example.com", "headers": {"content-type": "application/json"}},
  "claims": {"sub": "alice"}, "body": {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}}`)
 	call := write("call.json", `{"http": {"method": "POST", "path": "/mcp", "host": "mcp.example.com", "headers": {"content-type": "application/json"}},
@@ -81,5 +61,33 @@ allow if {
 				}
 			}
 		})
+	}
+}
+
+// evalFixture writes a bundle whose policy allows tools/list and prints
+// the method it decides, and returns it with a function writing files
+// into a temporary directory.
+func evalFixture(t *testing.T) (bundle string, write func(name, body string) string) {
+	t.Helper()
+	bundle = t.TempDir()
+	policy := `package mcp.authz
+
+default allow := false
+
+allow if {
+	print("method is", input.mcp.method)
+	input.mcp.method == "tools/list"
+}
+`
+	if err := os.WriteFile(filepath.Join(bundle, "authz.rego"), []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	return bundle, func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 }
