@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 	"github.com/mcpauthz/mcpauthz/transport/extmcp"
@@ -246,6 +248,13 @@ type UpstreamConfig struct {
 	// Context is the route context of every proxied request
 	// (input.context), as Envoy's context_extensions give it.
 	Context map[string]string `json:"context"`
+	// StripRequestHeaders are request headers a client may never send
+	// upstream: the identity headers the upstream trusts because the
+	// policy sets them (decision.headers). They are removed before the
+	// decision, whatever the policy returns; so is every header a decision
+	// has set upstream. Default [x-mcp-subject], the header of the example
+	// policy.
+	StripRequestHeaders []string `json:"strip_request_headers"`
 }
 
 // EnvoyConfig tunes the ext_authz adapter.
@@ -296,6 +305,13 @@ type LimitsConfig struct {
 	// EvalWorkers is how many goroutines evaluate policies: calls beyond
 	// it wait for one (decision/evalpool.go says why). 0: two per core.
 	EvalWorkers int `json:"eval_workers"`
+	// BodyReadTimeout bounds the time the proxy waits for a request body
+	// (mcpauthz proxy): a slower body is answered 408.
+	BodyReadTimeout Duration `json:"body_read_timeout"`
+	// MaxInflightBodyBytes bounds the request body bytes the proxy holds
+	// at once, across every request (mcpauthz proxy): a body that would
+	// pass it is answered 503, before it is read.
+	MaxInflightBodyBytes int64 `json:"max_inflight_body_bytes"`
 }
 
 // DefaultGCPercent is the default limits.gc_percent. With the default 100
@@ -421,7 +437,9 @@ func DefaultConfig() Config {
 		Sessions: SessionsConfig{MaxSessions: 100000, TTL: Duration(24 * time.Hour)},
 		Envoy:    EnvoyConfig{MCPMetadataNamespace: "envoy.filters.http.mcp"},
 		Shadow:   ShadowConfig{QueueSize: 1024},
-		Limits:   LimitsConfig{MaxBodyBytes: 1 << 20, MaxConcurrentStreams: 1000, GCPercent: DefaultGCPercent},
+		Limits: LimitsConfig{MaxBodyBytes: 1 << 20, MaxConcurrentStreams: 1000, GCPercent: DefaultGCPercent,
+			BodyReadTimeout: Duration(10 * time.Second), MaxInflightBodyBytes: 64 << 20},
+		Upstream: UpstreamConfig{StripRequestHeaders: []string{"x-mcp-subject"}},
 		Log:      LogConfig{Level: "info", Format: "json"},
 		DecisionLogs: DecisionLogConf{
 			MaskDecision: "system/log/mask", DropDecision: "system/log/drop",
@@ -627,6 +645,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.EvalWorkers < 0 {
 		bad("limits.eval_workers", "must be 0 (two per core) or positive")
+	}
+	if c.Limits.BodyReadTimeout <= 0 {
+		bad("limits.body_read_timeout", "must be positive (e.g. 10s)")
+	}
+	if c.Limits.MaxInflightBodyBytes < int64(c.Limits.MaxBodyBytes) {
+		bad("limits.max_inflight_body_bytes", "must be at least limits.max_body_bytes (%d), or no body could be read", c.Limits.MaxBodyBytes)
+	}
+	for _, name := range c.Upstream.StripRequestHeaders {
+		if !httpguts.ValidHeaderFieldName(name) {
+			bad("upstream.strip_request_headers", "%q is not a header name", name)
+		}
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -56,6 +56,11 @@ type Options struct {
 	// answer is replaced by a JSON-RPC error (fail closed). Default
 	// decision.DefaultMaxListAnswerBytes.
 	MaxAnswerBytes int
+	// StripRequestHeaders are request headers a client may never send
+	// upstream (upstream.strip_request_headers): identity headers the
+	// upstream trusts, which the policy sets (decision.headers). Besides
+	// them, every header name a decision has set upstream is stripped.
+	StripRequestHeaders []string
 	// Transport sends the upstream requests; default http.DefaultTransport.
 	Transport http.RoundTripper
 	// Logger receives the proxy's errors; default: discard.
@@ -70,6 +75,7 @@ type Handler struct {
 	upstream *url.URL
 	rp       *httputil.ReverseProxy
 	log      *slog.Logger
+	identity *identityHeaders
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -92,7 +98,8 @@ func New(engine Decider, lists decision.ListFilter, opts Options) (*Handler, err
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{engine: engine, lists: lists, opts: opts, upstream: u, log: opts.Logger}
+	h := &Handler{engine: engine, lists: lists, opts: opts, upstream: u, log: opts.Logger,
+		identity: newIdentityHeaders(opts.StripRequestHeaders)}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
 		ModifyResponse: h.modifyResponse,
@@ -119,12 +126,20 @@ type exchangeKey struct{}
 // ServeHTTP decides the request and answers it: the denial, or the
 // upstream's answer.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	normalize(r, h.identity.has)
 	req := h.request(r)
 	d := h.engine.Decide(r.Context(), req)
 	if !d.Allow {
 		writeDenial(w, d)
 		return
 	}
+	h.identity.learn(func(yield func(string) bool) {
+		for _, hd := range d.UpstreamHeaders {
+			if !yield(hd.Name) {
+				return
+			}
+		}
+	})
 	x := &exchange{req: req, d: d}
 	if h.lists != nil {
 		x.list = h.lists.ListRequestOf(req)
@@ -199,6 +214,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Path, out.URL.RawPath = h.upstream.Path, h.upstream.RawPath
 	out.URL.RawQuery = withoutParams(pr.In.URL.RawQuery, x.d.RemoveQueryParams)
 	out.Host = ""
+	// The body goes as read, with its length: never chunked, never with
+	// the caller's trailers (normalize dropped them).
+	out.TransferEncoding, out.Trailer = nil, nil
 	pr.SetXForwarded()
 	for _, name := range x.d.RemoveHeaders {
 		if h.opts.ForwardToken && name == "authorization" {

@@ -24,6 +24,7 @@ import (
 var tokens = decisiontest.Tokens{
 	"alice": {"sub": "alice", "scope": mcptest.Scopes},
 	"payer": {"sub": "payer", "scope": mcptest.StepUpScopes},
+	"bob":   {"sub": "bob", "scope": mcptest.Scopes},
 }
 
 // newEngine is an engine on the policy of mcptest's scenario.
