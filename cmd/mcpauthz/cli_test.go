@@ -85,6 +85,8 @@ func TestUsageErrors(t *testing.T) {
 		"pin_header_with_from": {[]string{"pin", "--from", "a.json", "--header", "A: b"}, "--header goes with --upstream"},
 		"pin_bad_header":       {[]string{"pin", "--upstream", "http://x", "--header", "no colon"}, "not in the form 'Name: value'"},
 		"pin_file_as_argument": {[]string{"pin", "tools.json"}, "did you mean --from tools.json?"},
+		"check_config_as_path": {[]string{"check", "../../examples/config/dev.yaml"}, "../../examples/config/dev.yaml is a file, not a bundle (a directory or a .tar.gz); if it is a configuration, did you mean --config ../../examples/config/dev.yaml?"},
+		"test_config_as_path":  {[]string{"test", "../../examples/config/dev.yaml"}, "did you mean --config ../../examples/config/dev.yaml?"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -109,11 +111,7 @@ func TestFlagsAfterArguments(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(failing, "authz_test.rego"), []byte("package mcp.authz_test\n\nimport data.mcp.authz\n\ntest_allowed if authz.allow\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tests := map[string]struct {
-		args     []string
-		wantCode int
-		want     string
-	}{
+	runCLICases(t, map[string]cliCase{
 		"verbose_after_path":   {[]string{"test", "../../policies", "-v"}, 0, "PASS"},
 		"verbose_before_path":  {[]string{"test", "-v", "../../policies"}, 0, "PASS"},
 		"long_verbose_after":   {[]string{"test", "../../policies", "--verbose"}, 0, "PASS"},
@@ -123,18 +121,7 @@ func TestFlagsAfterArguments(t *testing.T) {
 		"failing_test_exit_2":  {[]string{"test", failing, "-v"}, 2, "FAIL"},
 		"apikey_flags_after":   {[]string{"apikey", "create", "--sub", "ci-bot", "--team", "platform"}, 0, `"team": "platform"`},
 		"eval_hidden_listener": {[]string{"eval", "--request", "../../examples/requests/tools-call-read-file-allowed.json", "--grpc-addr", ":1", "-f", "raw"}, 0, "true"},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			code, out, errOut := runCLI(t, tc.args...)
-			if code != tc.wantCode {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out, errOut)
-			}
-			if !strings.Contains(out+errOut, tc.want) {
-				t.Errorf("output lacks %q:\nstdout: %s\nstderr: %s", tc.want, out, errOut)
-			}
-		})
-	}
+	})
 }
 
 func TestVersion(t *testing.T) {
@@ -157,5 +144,29 @@ func TestCompletion(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "mcpauthz") {
 			t.Errorf("completion %s: exit %d, %d bytes\n%s", shell, code, len(out), errOut)
 		}
+	}
+}
+
+// cliCase is one command line, the exit code it must end with and what
+// its output (stdout and stderr) must hold.
+type cliCase struct {
+	args     []string
+	wantCode int
+	want     string
+}
+
+// runCLICases runs each case in process as a subtest.
+func runCLICases(t *testing.T, tests map[string]cliCase) {
+	t.Helper()
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tc.args...)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out, errOut)
+			}
+			if !strings.Contains(out+errOut, tc.want) {
+				t.Errorf("output lacks %q:\nstdout: %s\nstderr: %s", tc.want, out, errOut)
+			}
+		})
 	}
 }

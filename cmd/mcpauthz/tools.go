@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -27,52 +28,84 @@ type policyToolFlags struct {
 
 // policyToolOptions are the bundle options of check and test: the same
 // schema, sandbox, queries and activation as the server, from the given
-// paths.
-func policyToolOptions(f *policyToolFlags, paths []string, stderr io.Writer) (bundles.Options, decision.Rules, error) {
-	if len(paths) == 0 {
-		return bundles.Options{}, decision.Rules{}, errors.New("name at least one bundle PATH")
+// paths, or, with none, from the bundles of --config. It also returns what
+// was loaded, for the messages.
+func policyToolOptions(f *policyToolFlags, paths []string, stderr io.Writer) (bundles.Options, decision.Rules, string, error) {
+	if len(paths) == 0 && f.config == "" {
+		return bundles.Options{}, decision.Rules{}, "", errors.New("name at least one bundle PATH, or --config FILE to use the configuration's bundles")
+	}
+	for _, p := range paths {
+		if err := notAConfig(p); err != nil {
+			return bundles.Options{}, decision.Rules{}, "", err
+		}
 	}
 	cfg, err := LoadConfigWith(f.config, f.sets)
 	if err != nil {
-		return bundles.Options{}, decision.Rules{}, err
+		return bundles.Options{}, decision.Rules{}, "", err
 	}
 	rules, err := decision.RulesIn(cfg.Policy.Package)
 	if err != nil {
-		return bundles.Options{}, decision.Rules{}, err
-	}
-	sources := make([]bundles.Source, 0, len(paths))
-	for _, p := range paths {
-		sources = append(sources, bundles.DirSource(p))
+		return bundles.Options{}, decision.Rules{}, "", err
 	}
 	log := newLogger(stderr, LogConfig{Level: "warn", Format: "text"})
+	var sources []bundles.Source
+	what := strings.Join(paths, ", ")
+	if len(paths) == 0 {
+		// The bundles serve would load: the configuration's, or the
+		// embedded default policy.
+		if sources, err = bundleSources(&cfg, log); err != nil {
+			return bundles.Options{}, decision.Rules{}, "", err
+		}
+		names := make([]string, len(sources))
+		for i, s := range sources {
+			names[i] = s.Name()
+		}
+		what = strings.Join(names, ", ") + " (the bundles of " + f.config + ")"
+	} else {
+		for _, p := range paths {
+			sources = append(sources, bundles.DirSource(p))
+		}
+	}
 	opts := bundleOptions(&cfg, sources, rules.Queries(), log, nil)
-	return opts, rules, nil
+	return opts, rules, what, nil
 }
 
+// notAConfig refuses a bundle path that is a YAML file: a configuration
+// given where a bundle (a directory or a .tar.gz) goes, which would
+// otherwise fail as "not a directory or a .tar.gz file".
+func notAConfig(path string) error {
+	if suggestConfig(path) == "" {
+		return nil
+	}
+	if info, err := os.Stat(path); err != nil || info.IsDir() {
+		return nil
+	}
+	return usageError{fmt.Errorf("%s is a file, not a bundle (a directory or a .tar.gz); if it is a configuration, did you mean --config %s? (with no PATH, --config uses the configuration's bundles)", path, path)}
+}
 func newCheckCmd() *cobra.Command {
 	var f policyToolFlags
 	cmd := &cobra.Command{
-		Use:     "check PATH... [flags]",
+		Use:     "check [PATH...] [flags]",
 		Short:   "compile bundles as the server does; print file:line errors",
-		Example: "  mcpauthz check policies/ examples/bundles/parameter-rules",
+		Example: "  mcpauthz check policies/ examples/bundles/parameter-rules\n  mcpauthz check --config examples/config/dev.yaml",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmdCheck(cmd.Context(), &f, args, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().StringVar(&f.config, "config", "", "config `file` (for policy.package and policy.type_check)")
+	cmd.Flags().StringVar(&f.config, "config", "", "config `file` (for policy.package and policy.type_check; with no PATH, its bundles are checked)")
 	registerSet(cmd.Flags(), &f.sets)
 	return cmd
 }
 
 func cmdCheck(ctx context.Context, f *policyToolFlags, paths []string, stdout, stderr io.Writer) error {
-	opts, rules, err := policyToolOptions(f, paths, stderr)
+	opts, rules, what, err := policyToolOptions(f, paths, stderr)
 	if err != nil {
 		return err
 	}
-	if err := bundles.Check(ctx, paths, opts, rules.Activate); err != nil {
+	if err := bundles.Check(ctx, nil, opts, rules.Activate); err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
-	fmt.Fprintf(stdout, "ok: %s compiled\n", strings.Join(paths, ", "))
+	fmt.Fprintf(stdout, "ok: %s compiled\n", what)
 	return nil
 }
 
@@ -99,20 +132,23 @@ func newTestCmd() *cobra.Command {
 }
 
 func cmdTest(ctx context.Context, f *policyToolFlags, paths []string, stdout, stderr io.Writer) error {
-	opts, rules, err := policyToolOptions(f, paths, stderr)
+	opts, rules, _, err := policyToolOptions(f, paths, stderr)
 	if err != nil {
 		return err
 	}
 	to := f.test
 	to.Verbose = f.verbose
+	if f.watch && len(paths) == 0 {
+		return usageError{errors.New("--watch needs the bundle PATHs to watch")}
+	}
 	if f.watch {
 		return watchTests(ctx, paths, stdout, stderr, func() {
-			if _, err := bundles.TestWith(ctx, paths, stdout, to, opts, rules.Activate); err != nil {
+			if _, err := bundles.TestWith(ctx, nil, stdout, to, opts, rules.Activate); err != nil {
 				fmt.Fprintln(stdout, err)
 			}
 		})
 	}
-	sum, err := bundles.TestWith(ctx, paths, stdout, to, opts, rules.Activate)
+	sum, err := bundles.TestWith(ctx, nil, stdout, to, opts, rules.Activate)
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
 	}
