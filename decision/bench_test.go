@@ -133,13 +133,13 @@ func BenchmarkInputBuild(b *testing.B) {
 	env := newBenchEnv(b, nil)
 	reqs := env.requests(b, workload.ToolsCall)
 	ctx := context.Background()
-	for name, needs := range map[string]*inputNeeds{"policy_reads": env.pol.needs, "whole": allInput} {
+	for name, whole := range map[string]bool{"policy_reads": false, "whole": true} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
 				var d Decision
-				p, ok := env.e.prepareFor(ctx, reqs[i%len(reqs)], env.pol, &d, needs, nil)
+				p, ok := env.e.prepareFor(ctx, reqs[i%len(reqs)], &d, whole, nil)
 				if !ok {
 					b.Fatal(d.Reason)
 				}

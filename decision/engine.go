@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -131,6 +132,8 @@ type Engine struct {
 	// lives in the engine, not the policy, so that a new bundle judges
 	// what was listed before it.
 	pins *ToolListings
+	// traces recycles the traceRecorders of traced decisions.
+	traces sync.Pool
 }
 
 // New builds an Engine.
@@ -177,6 +180,7 @@ func New(opts Options) (*Engine, error) {
 	if e.pins == nil {
 		e.pins = &ToolListings{}
 	}
+	e.traces.New = func() any { return new(traceRecorder) }
 	runtime.AddCleanup(e, (*evalPool).close, pool)
 	return e, nil
 }
@@ -203,7 +207,11 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 	start := time.Now()
 	var tr *traceRecorder
 	if e.opts.Tracer != nil {
-		tr = &traceRecorder{}
+		// Pooled: the request's state holds it, so a new one would
+		// escape to the heap on every traced decision.
+		tr = e.traces.Get().(*traceRecorder)
+		*tr = traceRecorder{}
+		defer e.traces.Put(tr)
 	}
 	d, input := e.decideSafely(ctx, r, tr)
 	d.DryRun = e.opts.DryRun
@@ -248,121 +256,6 @@ func (e *Engine) observe(ctx context.Context, r *Request, d *Decision, input ast
 	e.opts.Observer.Observe(ctx, r, d, input, elapsed)
 }
 
-// prepared is a request read and checked up to the point of evaluation.
-type prepared struct {
-	needs  *inputNeeds // the input the policy can read
-	shared sharedInput
-	body   mcp.Body // empty for GET and DELETE
-	env    mcpEnv
-	tok    *token.Result
-	// hasVisible: the policy has a visible rule, so a tools/call's input
-	// carries input.item (callItem).
-	hasVisible bool
-}
-
-// prepare verifies the token, parses the body and builds the shared input.
-// When the request cannot reach the policy it returns a finished denial.
-func (e *Engine) prepare(ctx context.Context, r *Request, pol *Policy, d *Decision) (*prepared, bool) {
-	return e.prepareFor(ctx, r, pol, d, allInput, nil)
-}
-
-// prepareFor is prepare building only the input that needs names, timing
-// its stages for tr (nil: not traced).
-func (e *Engine) prepareFor(ctx context.Context, r *Request, pol *Policy, d *Decision, needs *inputNeeds, tr *traceRecorder) (*prepared, bool) {
-	if !e.opts.MCP.originAllowed(r) {
-		// DNS rebinding: a page of another origin driving the browser. It
-		// is refused before its token is verified.
-		d.refuse(denial{kind: refuseOrigin, reason: fmt.Sprintf("origin %q is not allowed", r.Headers["origin"])})
-		return nil, false
-	}
-	p := &prepared{needs: needs, hasVisible: pol.visible != nil}
-	if n := needs.sub("source"); n != nil {
-		p.shared.source = sourceInput(r)
-	}
-	if n := needs.sub("context"); n != nil {
-		p.shared.context = e.contextTerm(r.Context)
-	}
-	// input.http.access_token_in_query tells the policy that a token came in
-	// the query string; it is never read as a credential.
-	p.shared.http = httpInputFor(r, needs.sub("http"))
-
-	keys := pol.keys
-	tr.begin(stageToken)
-	p.tok = e.resolveToken(ctx, r, keys)
-	tr.end(stageToken, false)
-	d.Token = p.tok
-	p.shared.token = ast.NewTerm(p.tok.Value)
-
-	p.env.sessionID = r.Headers["mcp-session-id"]
-	if !carriesMessage(r) {
-		v, pr := e.opts.MCP.protocolVersion(r, &p.body)
-		if pr != nil {
-			d.refuse(denial{kind: pr.kind, reason: pr.reason, entry: answer{data: pr.data}})
-			return nil, false
-		}
-		tr.protocolVersion(v)
-		e.bindSession(p, v)
-		return p, true
-	}
-	if r.Truncated || len(r.Body) > e.opts.MaxBodyBytes {
-		d.refuse(denial{kind: refuseBodyTooLarge,
-			reason: fmt.Sprintf("request body is larger than %d bytes or was truncated", e.opts.MaxBodyBytes)})
-		return nil, false
-	}
-	// A policy that never reads input.mcp.params does not pay for building it.
-	tr.begin(stageParse)
-	body, err := mcp.ParseWith(r.Body, mcp.Options{SkipParams: needs.sub("mcp").sub("params") == nil})
-	tr.end(stageParse, err != nil)
-	if err != nil {
-		code := mcp.CodeParseError
-		var perr *mcp.Error
-		if errors.As(err, &perr) {
-			code = perr.Code
-		}
-		d.refuse(denial{kind: parseRefusal(code), reason: err.Error()})
-		return nil, false
-	}
-	d.Messages = len(body.Messages)
-	d.Method = body.Messages[0].Method
-	if t := body.Messages[0].Tool; t != nil {
-		d.Tool = t.Name
-	}
-	if !body.Batch {
-		tr.message(&body.Messages[0])
-	}
-	v, pr := e.revision(r, pol, &body)
-	if pr != nil {
-		var id []byte
-		if !body.Batch {
-			id = body.Messages[0].ID
-		}
-		d.refuse(denial{kind: pr.kind, reason: pr.reason, entry: answer{id: id, data: pr.data}})
-		return nil, false
-	}
-	p.body = body
-	tr.protocolVersion(v)
-	e.bindSession(p, v)
-	if body.Batch {
-		p.env.batchSize = len(body.Messages)
-	}
-	return p, true
-}
-
-// bindSession sets the request's revision and, for revisions that have
-// sessions, binds its session id to the token's subject
-// (sessions.bind_subject). A 2026-07-28 request has no session: its
-// Mcp-Session-Id, if any, is neither bound nor shown to the policy.
-func (e *Engine) bindSession(p *prepared, version string) {
-	p.env.protocolVersion = version
-	if stateless(version) {
-		p.env.sessionID = ""
-		return
-	}
-	if e.opts.Sessions != nil && p.env.sessionID != "" && p.tok.Valid && p.tok.Subject != "" {
-		p.env.sessionOwner = e.opts.Sessions.Owner(p.env.sessionID, p.tok.Subject, e.opts.Now())
-	}
-}
-
 // input builds the policy input of message i (GET and DELETE: no message).
 func (p *prepared) input(i int) ast.Value {
 	if len(p.body.Messages) == 0 {
@@ -389,19 +282,16 @@ func (p *prepared) callItem(m *mcp.Message) *ast.Term {
 
 var itemKindTool = ast.InternedTerm(string(ItemTool))
 
+// decide runs a request through its path (steps.go) and returns the
+// decision and the input the policy was last evaluated on (nil when the
+// request was refused before evaluation).
 func (e *Engine) decide(ctx context.Context, r *Request, tr *traceRecorder) (*Decision, ast.Value) {
-	d, input := e.decideOnce(ctx, r, tr)
-	if d.Allow && e.opts.Upstream != nil {
-		tr.begin(stageUpstream)
-		e.upstreamCredential(ctx, r, d)
-		tr.end(stageUpstream, !d.Allow)
+	d := &Decision{ID: e.newID()}
+	p, ok := e.prepareFor(ctx, r, d, false, tr)
+	if ok {
+		e.runSteps(p, decideSteps[:])
 	}
-	if d.Allow && queryHasAccessToken(r.Path) {
-		// A token in the query string is never a credential and is never
-		// forwarded, even when the policy let the request through.
-		d.RemoveQueryParams = accessTokenParam
-	}
-	return d, input
+	return d, p.evaluated
 }
 
 var accessTokenParam = []string{"access_token"}
@@ -418,73 +308,12 @@ func queryHasAccessToken(target string) bool {
 	return ok
 }
 
-func (e *Engine) decideOnce(ctx context.Context, r *Request, tr *traceRecorder) (*Decision, ast.Value) {
-	d := &Decision{ID: e.newID()}
-	if r.Unreadable != "" {
-		e.unreadable(r, d)
-		return d, nil
-	}
-	pol := e.opts.Snapshots.Current()
-	if pol == nil {
-		d.refuse(denial{kind: refuseNoPolicy, reason: "no policy is loaded yet"})
-		return d, nil
-	}
-	d.Revision = pol.Snapshot.Revision
-	needs := allInput
-	if !e.fullInput {
-		needs = pol.needs
-	}
-	p, ok := e.prepareFor(ctx, r, pol, d, needs, tr)
-	if !ok {
-		return d, nil
-	}
-	if len(p.body.Messages) == 0 {
-		if p.env.sessionOwner != "" && p.env.sessionOwner != p.tok.Subject {
-			// GET and DELETE carry no message, so input.mcp.session_owner
-			// cannot reach the policy: a bound session is enforced here.
-			d.refuse(denial{kind: refuseSessionNotFound, reason: "session not found"})
-			return d, nil
-		}
-		input := p.input(0)
-		tr.begin(stageEvaluate)
-		res := e.eval(ctx, pol, input)
-		tr.end(stageEvaluate, res.err != nil)
-		e.finishHTTPOnly(d, res, p.tok)
-		return d, input
-	}
-	outcomes := make([]outcome, len(p.body.Messages))
-	var lastInput ast.Value
-	failed := false
-	tr.begin(stageEvaluate)
-	for i := range p.body.Messages {
-		lastInput = p.input(i)
-		sc := getScratch(lastInput, e.opts.EvalTimeout, ctx.Done())
-		outcomes[i] = outcome{msg: &p.body.Messages[i], res: e.evalOn(ctx, sc, pol)}
-		e.hideCall(ctx, sc, pol, p, &outcomes[i])
-		putScratch(sc)
-		e.checkPins(pol, r, &outcomes[i])
-		failed = failed || outcomes[i].res.err != nil
-	}
-	tr.end(stageEvaluate, failed)
-	e.finishMessages(d, outcomes, p.body.Batch, p.tok)
-	return d, lastInput
-}
-
 // Inputs returns the policy inputs the request would be evaluated with, one
 // per message (one for GET and DELETE), or the denial that stops it before
 // evaluation. It is for policy authors and tests; Decide does not use it.
 func (e *Engine) Inputs(ctx context.Context, r *Request) ([]ast.Value, *Decision) {
 	d := &Decision{ID: e.newID()}
-	if r.Unreadable != "" {
-		e.unreadable(r, d)
-		return nil, d
-	}
-	pol := e.opts.Snapshots.Current()
-	if pol == nil {
-		d.refuse(denial{kind: refuseNoPolicy, reason: "no policy is loaded yet"})
-		return nil, d
-	}
-	p, ok := e.prepare(ctx, r, pol, d)
+	p, ok := e.prepareFor(ctx, r, d, true, nil)
 	if !ok {
 		return nil, d
 	}
