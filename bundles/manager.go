@@ -210,6 +210,17 @@ func (m *Manager[T]) record(ctx context.Context, u Update) {
 // stays; the error, with file:line where there is one, is logged,
 // counted and kept for Status.
 func (m *Manager[T]) Reload(ctx context.Context) error {
+	return m.reload(ctx, true)
+}
+
+// LoadOnce is Reload for a one-shot command (eval, replay) that prints
+// the error it returns: a failed load is counted and kept for Status as
+// Reload's is, but not logged, so the command's user reads it once.
+func (m *Manager[T]) LoadOnce(ctx context.Context) error {
+	return m.reload(ctx, false)
+}
+
+func (m *Manager[T]) reload(ctx context.Context, logFailure bool) error {
 	m.loadMu.Lock()
 	defer m.loadMu.Unlock()
 
@@ -233,11 +244,13 @@ func (m *Manager[T]) Reload(ctx context.Context) error {
 		m.mu.Lock()
 		m.lastErr, m.lastErrAt = err.Error(), now
 		m.mu.Unlock()
-		keeping := "none"
-		if cur := m.current.Load(); cur != nil {
-			keeping = cur.snap.Revision
+		if logFailure {
+			keeping := "none"
+			if cur := m.current.Load(); cur != nil {
+				keeping = cur.snap.Revision
+			}
+			m.log.Error("policy load failed, keeping the last good snapshot", "error", err, "serving_revision", keeping)
 		}
-		m.log.Error("policy load failed, keeping the last good snapshot", "error", err, "serving_revision", keeping)
 		return err
 	}
 	snap := next.snap

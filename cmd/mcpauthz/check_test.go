@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -37,4 +38,33 @@ func TestCheckConfigBundles(t *testing.T) {
 		"test_config_bundles":     {[]string{"test", "--config", brokenCfg}, 2, "broken/authz.rego:4: rego_parse_error"},
 		"neither_path_nor_config": {[]string{"check"}, 1, "name at least one bundle PATH, or --config FILE to use the configuration's bundles"},
 	})
+}
+
+// TestBrokenBundleErrorOnce: a bundle that does not compile is reported
+// once by the one-shot commands (the error they return), not also by the
+// bundle manager's log line.
+func TestBrokenBundleErrorOnce(t *testing.T) {
+	broken := t.TempDir()
+	if err := os.WriteFile(filepath.Join(broken, "authz.rego"), []byte("package mcp.authz\n\nallow if {\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req := filepath.Join(t.TempDir(), "list.json")
+	if err := os.WriteFile(req, []byte(`{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string][]string{
+		"eval":   {"eval", "--bundle", broken, "--request", req},
+		"replay": {"replay", "--bundle", broken, req},
+	}
+	for name, args := range tests {
+		t.Run(name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, args...)
+			if code == 0 {
+				t.Fatalf("exit 0 on a broken bundle\nstdout: %s\nstderr: %s", out, errOut)
+			}
+			if n := strings.Count(errOut, "rego_parse_error"); n != 1 {
+				t.Errorf("the error is printed %d times, want once:\n%s", n, errOut)
+			}
+		})
+	}
 }

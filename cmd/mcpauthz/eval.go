@@ -129,7 +129,7 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 		return err
 	}
 	defer a.close()
-	if err := a.bundles.Reload(ctx); err != nil {
+	if err := a.bundles.LoadOnce(ctx); err != nil {
 		return fmt.Errorf("loading policy: %w", err)
 	}
 	diag := diagnostics{cfg: &cfg, explain: ef.explain, stderr: stderr}

@@ -130,7 +130,7 @@ func cmdReplay(ctx context.Context, f *replayFlags, path string, stdout, stderr 
 		return false, err
 	}
 	defer a.close()
-	if err := a.bundles.Reload(ctx); err != nil {
+	if err := a.bundles.LoadOnce(ctx); err != nil {
 		return false, fmt.Errorf("loading policy: %w", err)
 	}
 	in := io.Reader(os.Stdin)
