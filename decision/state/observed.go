@@ -42,7 +42,8 @@ func (o *Observed) failed(op string, err error) {
 	}
 	now := o.now()
 	o.mu.Lock()
-	if !o.last.IsZero() && now.Sub(o.last) < LogEvery && now.After(o.last) {
+	// A clock that went back logs rather than going quiet.
+	if d := now.Sub(o.last); !o.last.IsZero() && d >= 0 && d < LogEvery {
 		o.dropped++
 		o.mu.Unlock()
 		return
