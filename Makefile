@@ -48,7 +48,7 @@ bench-growth: ## the growth benchmarks (BenchmarkGrowth*, every size) into GROWT
 
 FUZZTIME ?= 10m
 # package:target of every fuzz target of a parser or of the Check path.
-FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential \
+FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential ./decision/mcp:FuzzExactDouble \
 	./transport/extauthz:FuzzDecodeCheck ./transport/extauthz:FuzzCheckAnswer ./transport/extauthz:FuzzRateLimitAnswer ./decision/token:FuzzVerify \
 	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzDecideHeaders ./decision:FuzzRedactQuery \
 	./internal/decisionlog:FuzzReadEvents ./internal/decisionlog:FuzzAppendJSON \

@@ -121,7 +121,7 @@ func TestParseLimits(t *testing.T) {
 		"string_at_limit":        {args(`{"s":"` + strings.Repeat("a", MaxString) + `"}`), 0, ""},
 		"string_past_limit":      {args(`{"s":"` + strings.Repeat("a", MaxString+1) + `"}`), CodeInvalidRequest, "string is longer than 1048576 bytes"},
 		"name_past_limit":        {args(`{"` + strings.Repeat("a", MaxString+1) + `":1}`), CodeInvalidRequest, "string is longer"},
-		"number_at_limit":        {args(`{"n":` + strings.Repeat("1", MaxNumber) + `}`), 0, ""},
+		"number_at_limit":        {args(`{"n":1` + strings.Repeat("0", MaxNumber-1) + `}`), 0, ""},
 		"number_past_limit":      {args(`{"n":` + strings.Repeat("1", MaxNumber+1) + `}`), CodeInvalidRequest, "number is longer than 128 bytes"},
 		"id_number_past_limit":   {`{"jsonrpc":"2.0","id":` + strings.Repeat("9", MaxNumber+1) + `,"method":"ping"}`, CodeInvalidRequest, "number is longer"},
 		"fraction_past_limit":    {args(`{"n":0.` + strings.Repeat("5", MaxNumber-1) + `}`), CodeInvalidRequest, "number is longer"},
@@ -174,7 +174,7 @@ func members(n int, prefix string) string {
 // referenceCanonical applies the one-reading rules to one message (raw
 // JSON that encoding/json accepts), independently of the parser: token by
 // token with encoding/json, comparing names with strings.EqualFold (Unicode
-// simple folding). It returns 0 or CodeInvalidRequest. Lone surrogates are
+// simple folding), and numbers with math/big (referenceExact). It returns 0 or CodeInvalidRequest. Lone surrogates are
 // left to referenceSurrogates, since encoding/json replaces them.
 func referenceCanonical(t *testing.T, raw []byte) int {
 	t.Helper()
@@ -251,7 +251,7 @@ func referenceCanonical(t *testing.T, raw []byte) int {
 				stack = stack[:len(stack)-1]
 			}
 		case json.Number:
-			bad = bad || len(v) > MaxNumber
+			bad = bad || len(v) > MaxNumber || !referenceExact(string(v))
 		case string:
 			bad = bad || len(v) > MaxString
 		}

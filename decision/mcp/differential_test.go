@@ -11,6 +11,7 @@ import (
 	"go/token"
 	"go/types"
 	"maps"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,6 +168,15 @@ var hostileBodies = map[string]string{
 	"num_float_underflow": args(`{"n":1e-400}`),
 	"num_huge_exponent":   args(`{"n":1e99999999}`),
 	"num_big_id":          `{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"tools/call","params":{"name":"read_file"}}`,
+	// The number rule: refused unless the literal is the shortest form of
+	// the double JavaScript reads (Rego compares 99.99999999999999999999
+	// with 100 exactly; Node sums 100).
+	"num_rounds_to_100":      call(`{"name":"get-sum","arguments":{"a":99.99999999999999999999,"b":1}}`),
+	"num_id_not_double":      `{"jsonrpc":"2.0","id":7.00000000000000000001,"method":"tools/list"}`,
+	"num_exact_binary_value": args(`{"n":0.1000000000000000055511151231257827021181583404541015625}`),
+	"num_subnormal_rounded":  args(`{"n":4.9e-324}`),
+	"num_in_result":          `{"jsonrpc":"2.0","id":1,"result":{"n":9007199254740993}}`,
+	"num_shortest_forms":     args(`{"a":0.30000000000000004,"b":9007199254740992,"c":5e-324,"d":1.7976931348623157e308,"e":1e21,"f":100.0}`),
 
 	// Nesting at and beyond mcp.MaxDepth (envelope 1, params 2, arguments
 	// 3), and variants deep down.
@@ -322,9 +332,13 @@ func FuzzDifferential(f *testing.F) {
 		for _, r := range []struct {
 			who  string
 			read func([]byte) ([]reading, error)
+			same func(ours, theirs json.Number) bool
 		}{
-			{"go-sdk", sdkRead},
-			{"encoding/json", naiveRead},
+			{"go-sdk", sdkRead, exactNumbers},
+			{"encoding/json", naiveRead, exactNumbers},
+			// The same reading with numbers as float64, as most servers
+			// hold them: the number rule makes each the value the policy saw.
+			{"encoding/json into float64", naiveRead, sameDouble},
 		} {
 			theirs, err := r.read(data)
 			if err != nil {
@@ -343,7 +357,7 @@ func FuzzDifferential(f *testing.F) {
 					}
 					continue
 				}
-				if d := diffReading(ours[i], theirs[i], exactNumbers); d != "" {
+				if d := diffReading(ours[i], theirs[i], r.same); d != "" {
 					t.Fatalf("message %d: %s reads it differently: %s\nbody: %q", i, r.who, d, data)
 				}
 			}
@@ -682,6 +696,37 @@ func validTag(name string) bool {
 
 // exactNumbers compares numbers by their text, as written in the body.
 func exactNumbers(ours, theirs json.Number) bool { return ours == theirs }
+
+// sameDouble compares the exact value of our literal, as the policy reads
+// it, with the value of the float64 encoding/json reads from theirs: the
+// number rule makes them equal for every body mcpauthz accepts.
+func sameDouble(ours, theirs json.Number) bool {
+	f, err := strconv.ParseFloat(string(theirs), 64)
+	if err != nil {
+		return false // ±Inf
+	}
+	return sameValue(ours, json.Number(strconv.FormatFloat(f, 'g', -1, 64)))
+}
+
+// sameValue reports whether two number literals have the same exact
+// decimal value. A nonzero literal beyond the range of doubles equals
+// nothing (and is not handed to math/big, which would compute 10^99999999).
+func sameValue(a, b json.Number) bool {
+	x, okA := exactValue(a)
+	y, okB := exactValue(b)
+	return okA && okB && x.Cmp(y) == 0
+}
+
+func exactValue(n json.Number) (*big.Rat, bool) {
+	mant, _, _ := strings.Cut(strings.ToLower(string(n)), "e")
+	if !strings.ContainsAny(mant, "123456789") {
+		return new(big.Rat), true
+	}
+	if f, err := strconv.ParseFloat(string(n), 64); err != nil || f == 0 {
+		return nil, false
+	}
+	return new(big.Rat).SetString(string(n))
+}
 
 // diffReading describes how theirs differs from ours, or returns "".
 func diffReading(ours, theirs reading, sameNumber func(ours, theirs json.Number) bool) string {

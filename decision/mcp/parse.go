@@ -1042,14 +1042,26 @@ func (p *parser) literal(lit string) error {
 }
 
 // scanNumber checks the number literal at p.i against the JSON grammar and
-// moves past it. A literal longer than MaxNumber makes the body invalid.
+// moves past it. A literal longer than MaxNumber, or one that is not the
+// shortest form of the double JavaScript reads from it (number.go), makes
+// the body invalid.
 func (p *parser) scanNumber() error {
 	start := p.i
-	defer func() {
-		if p.i-start > MaxNumber {
-			p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("a number is longer than %d bytes", MaxNumber))
-		}
-	}()
+	if err := p.scanNumberGrammar(); err != nil {
+		return err
+	}
+	switch lit := p.b[start:p.i]; {
+	case len(lit) > MaxNumber:
+		p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("a number is longer than %d bytes", MaxNumber))
+	case !exactDouble(lit):
+		p.fail(CodeInvalidRequest, p.index, fmt.Sprintf("the number %s is not exactly a double: JavaScript and encoding/json read it as %s", lit, shortestForm(lit)))
+	}
+	return nil
+}
+
+// scanNumberGrammar moves past the number literal at p.i, checking it
+// against the JSON grammar.
+func (p *parser) scanNumberGrammar() error {
 	b, i := p.b, p.i
 	if b[i] == '-' {
 		i++

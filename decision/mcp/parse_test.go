@@ -90,8 +90,8 @@ func TestParseValid(t *testing.T) {
 			body: `{"jsonrpc":"2.0","id":"s1","result":{"action":"accept","content":{"x":[1,{"y":null}]}}}`,
 			want: []wantMsg{{kind: KindResponse, id: `"s1"`, idValue: ast.String("s1")}},
 		},
-		"huge_number_in_skipped_result": {
-			body: `{"jsonrpc":"2.0","id":"r","result":{"n":1e99999999}}`,
+		"exact_number_in_skipped_result": {
+			body: `{"jsonrpc":"2.0","id":"r","result":{"n":1e300,"m":9007199254740992}}`,
 			want: []wantMsg{{kind: KindResponse, id: `"r"`, idValue: ast.String("r")}},
 		},
 		"response_with_error": {
@@ -129,10 +129,10 @@ func TestParseValid(t *testing.T) {
 		},
 		"all_json_types_in_params": {
 			body: `{"jsonrpc":"2.0","method":"m","params":{"s":"x","n":-0.5E-7,"t":true,"f":false,"z":null,` +
-				`"a":[1,"two",[3],{}],"o":{"p":{"q":[]}},"big":123456789012345678901234567890}}`,
+				`"a":[1,"two",[3],{}],"o":{"p":{"q":[]}},"big":9007199254740992}}`,
 			want: []wantMsg{{kind: KindNotification, method: "m",
 				params: `{"s":"x","n":-0.5E-7,"t":true,"f":false,"z":null,"a":[1,"two",[3],{}],` +
-					`"o":{"p":{"q":[]}},"big":123456789012345678901234567890}`}},
+					`"o":{"p":{"q":[]}},"big":9007199254740992}`}},
 		},
 		"batch": {
 			body: `[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{}}},` +
@@ -335,7 +335,25 @@ func TestParseInvalid(t *testing.T) {
 			CodeParseError, "JSON nested too deeply"},
 		"nesting_too_deep_at_top": {nested(100000), CodeParseError, "JSON nested too deeply"},
 		"number_out_of_range":     {`{"jsonrpc":"2.0","method":"m","params":{"a":[1E070000]}}`, CodeParseError, "number out of range"},
-		"id_out_of_range":         {`{"jsonrpc":"2.0","id":-1e-99999999,"method":"m"}`, CodeParseError, "number out of range"},
+		"id_out_of_range":         {`{"jsonrpc":"2.0","id":-1e-99999999,"method":"m"}`, CodeInvalidRequest, "read it as 0"},
+
+		// The number rule: a literal that is not the shortest form of the
+		// double JavaScript reads from it (docs/security.md).
+		"number_rounds_up_to_100": {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-sum","arguments":{"a":99.99999999999999999999,"b":1}}}`,
+			CodeInvalidRequest, "the number 99.99999999999999999999 is not exactly a double: JavaScript and encoding/json read it as 100"},
+		"id_not_a_double":            {`{"jsonrpc":"2.0","id":7.00000000000000000001,"method":"tools/list"}`, CodeInvalidRequest, "read it as 7"},
+		"integer_beyond_2_53":        {`{"jsonrpc":"2.0","method":"m","params":{"n":9007199254740993}}`, CodeInvalidRequest, "read it as 9007199254740992"},
+		"integer_beyond_int64":       {`{"jsonrpc":"2.0","method":"m","params":{"n":123456789012345678901234567890}}`, CodeInvalidRequest, "read it as 1.2345678901234568e+29"},
+		"number_overflows":           {`{"jsonrpc":"2.0","method":"m","params":{"n":1e400}}`, CodeInvalidRequest, "read it as Infinity"},
+		"negative_number_overflows":  {`{"jsonrpc":"2.0","method":"m","params":{"n":-1.8e308}}`, CodeInvalidRequest, "read it as -Infinity"},
+		"number_underflows":          {`{"jsonrpc":"2.0","method":"m","params":{"n":1e-400}}`, CodeInvalidRequest, "read it as 0"},
+		"subnormal_not_shortest":     {`{"jsonrpc":"2.0","method":"m","params":{"n":4.9e-324}}`, CodeInvalidRequest, "read it as 5e-324"},
+		"exact_binary_not_shortest":  {`{"jsonrpc":"2.0","method":"m","params":{"n":0.1000000000000000055511151231257827021181583404541015625}}`, CodeInvalidRequest, "read it as 0.1"},
+		"seventeen_digits_not_short": {`{"jsonrpc":"2.0","method":"m","params":{"n":0.10000000000000001}}`, CodeInvalidRequest, "read it as 0.1"},
+		"number_in_skipped_result":   {`{"jsonrpc":"2.0","id":"r","result":{"n":1e99999999}}`, CodeInvalidRequest, "read it as Infinity"},
+		"number_in_unknown_member":   {`{"jsonrpc":"2.0","id":1,"method":"ping","x":[[{"y":2.00000000000000000001}]]}`, CodeInvalidRequest, "read it as 2"},
+		"number_in_batch_element":    {`[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":9007199254740993,"method":"ping"}]`, CodeInvalidRequest, "batch element 1: the number 9007199254740993"},
+		"number_in_meta":             {`{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"progressToken":1.00000000000000000001}}}`, CodeInvalidRequest, "read it as 1"},
 
 		// JSON, but not a valid message.
 		"not_an_object":             {`"hello"`, CodeInvalidRequest, "message is not an object"},

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -64,13 +62,13 @@ func Canonical(dst []byte, v any) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("number %s: %w", x, err)
 		}
-		return appendNumber(dst, f)
+		return jsonenc.AppendNumber(dst, f)
 	case float64:
-		return appendNumber(dst, x)
+		return jsonenc.AppendNumber(dst, x)
 	case int:
-		return appendNumber(dst, float64(x))
+		return jsonenc.AppendNumber(dst, float64(x))
 	case int64:
-		return appendNumber(dst, float64(x))
+		return jsonenc.AppendNumber(dst, float64(x))
 	case []any:
 		dst = append(dst, '[')
 		for i, e := range x {
@@ -494,7 +492,7 @@ func (sc *scanner) canonical(dst []byte, depth int) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return appendNumber(dst, f)
+		return jsonenc.AppendNumber(dst, f)
 	}
 }
 
@@ -553,25 +551,4 @@ func utf16First(r rune) int {
 	}
 	hi, lo := utf16.EncodeRune(r)
 	return int(hi)<<10 | int(lo-0xdc00)
-}
-
-// appendNumber writes f as ECMAScript's Number.prototype.toString does
-// (RFC 8785 section 3.2.2.3): integers and decimals without exponent from
-// 1e-6 up to 1e21, the shortest round-tripping digits, and otherwise an
-// exponent with its sign and no leading zeros ("1e+21", "1.5e-7").
-func appendNumber(dst []byte, f float64) ([]byte, error) {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("number %v has no JSON form", f)
-	}
-	if f == 0 {
-		return append(dst, '0'), nil // -0 too
-	}
-	if a := math.Abs(f); a >= 1e-6 && a < 1e21 {
-		return strconv.AppendFloat(dst, f, 'f', -1, 64), nil
-	}
-	s := strconv.FormatFloat(f, 'e', -1, 64) // 1.5e-07
-	mant, exp, _ := strings.Cut(s, "e")
-	sign := exp[:1]
-	exp = strings.TrimLeft(exp[1:], "0")
-	return append(append(append(append(dst, mant...), 'e'), sign...), exp...), nil
 }
