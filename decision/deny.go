@@ -93,6 +93,7 @@ const (
 	refuseHiddenTool
 	refusePinMismatch
 	refuseInvalidArguments
+	refuseMethodNotFound
 	numRefusals
 )
 
@@ -181,6 +182,10 @@ var denyTable = [numRefusals]denyRow{
 		code: CodeToolPinMismatch, status: 200, rpc: mcp.CodeInvalidParams, body: rpcErrorShape},
 	refuseInvalidArguments: {what: "a tools/call whose arguments do not validate against its tool's pinned input schema",
 		code: CodeInvalidArguments, status: 200, rpc: mcp.CodeInvalidParams, body: rpcErrorShape},
+	// A method the request's revision does not have: refused before its
+	// params are read, never passed on (SEP-2575).
+	refuseMethodNotFound: {what: "a request of 2026-07-28 or later for a method its revision does not have (removed, or in no revision)",
+		code: CodeParseError, status: 404, rpc: mcp.CodeMethodNotFound, body: rpcErrorShape},
 }
 
 // CodeOriginRefused is the JSON-RPC code of a request refused for its

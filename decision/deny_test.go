@@ -142,6 +142,7 @@ var readmeRows = map[refusal]struct{ prefix, suggest string }{
 	refuseHiddenTool:         {prefix: "a `tools/call` of a tool the `visible` rule hides"},
 	refusePinMismatch:        {prefix: "a `tools/call` of a tool whose definition, as its server last listed it"},
 	refuseInvalidArguments:   {prefix: "a `tools/call` whose arguments do not validate"},
+	refuseMethodNotFound:     {prefix: "a request of 2026-07-28 or later for a method its revision does not have"},
 	refuseSessionNotFound: {prefix: "a GET or DELETE whose `Mcp-Session-Id`",
 		suggest: "| a GET or DELETE whose `Mcp-Session-Id` is bound to another subject (`sessions.bind_subject: true`) | 404, no body, code `policy_denied` |"},
 }

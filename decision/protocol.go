@@ -105,6 +105,82 @@ func stateless(v string) bool { return v >= Version20260728 }
 // noBatches reports whether revision v removed JSON-RPC batches.
 func noBatches(v string) bool { return v >= Version20250618 }
 
+// methodChanges is the spec's list of the requests a client sends a
+// server, per revision: the methods each revision added and removed (its
+// schema's ClientRequest), oldest first. A revision has the methods of the
+// entries up to it. A request for a method its revision does not have is
+// refused before its params are read (methodRefusal), and never passed on.
+var methodChanges = [...]struct {
+	version        string
+	added, removed []string
+}{
+	{version: Version20241105, added: []string{
+		"initialize", "ping", "completion/complete", "logging/setLevel",
+		"prompts/list", "prompts/get", "resources/list", "resources/templates/list",
+		"resources/read", "resources/subscribe", "resources/unsubscribe", "tools/list", "tools/call"}},
+	// Tasks (SEP-1686), experimental in 2025-11-25 and an extension since.
+	{version: Version20251125, added: []string{"tasks/get", "tasks/result", "tasks/list", "tasks/cancel"}},
+	// SEP-2575, stateless MCP: no handshake, no ping, no per-session state.
+	{version: Version20260728,
+		added:   []string{"server/discover", "subscriptions/listen"},
+		removed: []string{"initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"}},
+}
+
+// hasMethod reports whether revision v has the client request method.
+func hasMethod(v, method string) bool {
+	has := false
+	for i := range methodChanges {
+		c := &methodChanges[i]
+		if c.version > v {
+			break
+		}
+		if slices.Contains(c.added, method) {
+			has = true
+		}
+		if slices.Contains(c.removed, method) {
+			has = false
+		}
+	}
+	return has
+}
+
+// methodRefusal refuses a body holding a request for a method its
+// revision v does not have (removed by v, or in no revision): 404 with
+// -32601 and the request's id, as SEP-2575 says. Only revisions from
+// 2026-07-28 on are held to it: before, a 404 tells the client its session
+// is gone, and a method no revision defines is the policy's to decide (the
+// default policy refuses it). Notifications and responses are not held to
+// it: a receiver ignores a notification it does not know.
+func methodRefusal(body *mcp.Body, v string) *protocolRefusal {
+	if !stateless(v) {
+		return nil
+	}
+	for i := range body.Messages {
+		m := &body.Messages[i]
+		if m.Kind != mcp.KindRequest || hasMethod(v, m.Method) {
+			continue
+		}
+		return &protocolRefusal{kind: refuseMethodNotFound, reason: fmt.Sprintf("method %q is not part of MCP %s", m.Method, v)}
+	}
+	return nil
+}
+
+// invalidParamsRefusal is the refusal of a single request whose params
+// the parser rejected when its revision has no such method: that it does
+// not exist is the answer, whatever its params. Nil when the method exists
+// or the revision cannot be told (the parse refusal stands).
+func (o *MCPOptions) invalidParamsRefusal(r *Request, perr *mcp.Error) *protocolRefusal {
+	if perr.Code != mcp.CodeInvalidParams || perr.Method == "" {
+		return nil
+	}
+	body := mcp.Body{Messages: []mcp.Message{{Kind: mcp.KindRequest, Method: perr.Method, ProtocolVersion: perr.ProtocolVersion}}}
+	v, pr := o.protocolVersion(r, &body)
+	if pr != nil {
+		return nil
+	}
+	return methodRefusal(&body, v)
+}
+
 // protocolRefusal is why a request breaks its revision's rules: the row
 // of denyTable, the reason, and the error's data (raw JSON) when it has
 // any.

@@ -3,6 +3,7 @@ package decision_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -38,6 +39,16 @@ func req2026(body string, set map[string]string) *decision.Request {
 	return r
 }
 
+// meta2026 is params._meta of a 2026-07-28 request.
+const meta2026 = `{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+
+// removed2026 is a 2026-07-28 request for method with id and params, with
+// the standard headers the conformance suite sends.
+func removed2026(method string, id any, params string) *decision.Request {
+	body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%v,"method":%q,"params":%s}`, id, method, params)
+	return req2026(body, map[string]string{"mcp-method": method, "mcp-name": ""})
+}
+
 // TestProtocolRules holds every rule of protocol.go to its exact answer:
 // status, code and body.
 func TestProtocolRules(t *testing.T) {
@@ -49,6 +60,12 @@ func TestProtocolRules(t *testing.T) {
 	}
 	const supported = `"supported":["2024-11-05","2025-03-26","2025-06-18","2025-11-25","2026-07-28"]`
 	batch := `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tools/list"}]`
+	// notFound2026 is the answer to a 2026-07-28 request for a method that
+	// revision does not have (SEP-2575): 404, -32601, the request's id.
+	notFound2026 := func(id, method string) want {
+		return want{code: decision.CodeParseError, status: 404,
+			body: `{"jsonrpc":"2.0","id":` + id + `,"error":{"code":-32601,"message":"method \"` + method + `\" is not part of MCP 2026-07-28"}}`}
+	}
 	tests := map[string]struct {
 		opts func(*decision.Options)
 		req  *decision.Request
@@ -214,6 +231,39 @@ func TestProtocolRules(t *testing.T) {
 			}(),
 			want: want{code: decision.CodeHintMismatch, status: 400,
 				body: `{"jsonrpc":"2.0","id":5,"error":{"code":-32020,"message":"proxy metadata method \"tools/call\" disagrees with body method \"__jsonrpc_response\""}}`},
+		},
+		"v2026_removed_subscribe_before_params": {
+			req:  removed2026("resources/subscribe", 500, `{"_meta":`+meta2026+`}`),
+			want: notFound2026(`500`, "resources/subscribe"),
+		},
+		"v2026_removed_unsubscribe_before_params": {
+			req:  removed2026("resources/unsubscribe", 501, `{"_meta":`+meta2026+`}`),
+			want: notFound2026(`501`, "resources/unsubscribe"),
+		},
+		"v2026_removed_initialize": {
+			req:  removed2026("initialize", 502, `{"protocolVersion":"2026-07-28","capabilities":{},"clientInfo":{"name":"c","version":"1"},"_meta":`+meta2026+`}`),
+			want: notFound2026(`502`, "initialize"),
+		},
+		"v2026_removed_ping": {
+			req:  removed2026("ping", "\"p\"", `{"_meta":`+meta2026+`}`),
+			want: notFound2026(`"p"`, "ping"),
+		},
+		"v2026_removed_logging_set_level": {
+			req:  removed2026("logging/setLevel", 503, `{"level":"info","_meta":`+meta2026+`}`),
+			want: notFound2026(`503`, "logging/setLevel"),
+		},
+		"v2026_removed_with_malformed_meta": {
+			req:  removed2026("resources/subscribe", 504, `{"_meta":"not an object"}`),
+			want: notFound2026(`504`, "resources/subscribe"),
+		},
+		"v2026_unknown_method": {
+			req:  removed2026("unknown/method", 601, `{"_meta":`+meta2026+`}`),
+			want: notFound2026(`601`, "unknown/method"),
+		},
+		"v2025_subscribe_bad_params_stays_invalid_params": {
+			req: post(`{"jsonrpc":"2.0","id":7,"method":"resources/subscribe","params":{}}`, claims("alice", "")),
+			want: want{code: decision.CodeParseError, status: 400,
+				body: `{"jsonrpc":"2.0","id":null,"error":{"code":-32602,"message":"invalid params: resources/subscribe: params.uri must be a non-empty string"}}`},
 		},
 		"origin_of_resource_allowed": {
 			opts: withOrigins,

@@ -39,6 +39,7 @@ var prepareSteps = [...]step{
 	{"body_limit", (*Engine).bodyLimitStep},
 	{"parse", (*Engine).parseStep},
 	{"revision", (*Engine).revisionStep},
+	{"method", (*Engine).methodStep},
 	{"session", (*Engine).sessionStep},
 }
 
@@ -189,6 +190,13 @@ func (e *Engine) parseStep(p *prepared) bool {
 		var perr *mcp.Error
 		if errors.As(err, &perr) {
 			code = perr.Code
+			// A method its revision does not have is refused as such,
+			// whatever its params (methodStep for a body that parses).
+			if pr := e.opts.MCP.invalidParamsRefusal(p.r, perr); pr != nil {
+				p.d.Method = perr.Method
+				p.d.refuse(denial{kind: pr.kind, reason: pr.reason, entry: answer{id: perr.ID}})
+				return false
+			}
 		}
 		p.d.refuse(denial{kind: parseRefusal(code), reason: err.Error()})
 		return false
@@ -232,6 +240,21 @@ func (e *Engine) revisionStep(p *prepared) bool {
 	}
 	p.setRevision(v)
 	return true
+}
+
+// methodStep refuses a request for a method its revision does not have
+// (protocol.go, methodRefusal): mcpauthz answers it, never the server.
+func (e *Engine) methodStep(p *prepared) bool {
+	pr := methodRefusal(&p.body, p.env.protocolVersion)
+	if pr == nil {
+		return true
+	}
+	var id []byte
+	if !p.body.Batch {
+		id = p.body.Messages[0].ID
+	}
+	p.d.refuse(denial{kind: pr.kind, reason: pr.reason, entry: answer{id: id}})
+	return false
 }
 
 // setRevision records the revision the request was held to.

@@ -17,7 +17,7 @@ func TestStepOrder(t *testing.T) {
 		got = append(got, s.name)
 	}
 	want := []string{
-		"readable", "policy", "origin", "request_input", "token", "body_limit", "parse", "revision", "session",
+		"readable", "policy", "origin", "request_input", "token", "body_limit", "parse", "revision", "method", "session",
 		"session_owner", "evaluate", "upstream_credential", "query_token",
 	}
 	if !slices.Equal(got, want) {

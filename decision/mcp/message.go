@@ -92,6 +92,7 @@ type Body struct {
 const (
 	CodeParseError     = -32700
 	CodeInvalidRequest = -32600
+	CodeMethodNotFound = -32601
 	CodeInvalidParams  = -32602
 	CodeInternalError  = -32603
 )
@@ -100,6 +101,14 @@ const (
 type Error struct {
 	Code    int
 	Message string
+	// Method, ID and ProtocolVersion are the method, raw id and
+	// params._meta protocol version (when it could be read) of a single
+	// request whose params failed validation (Code CodeInvalidParams):
+	// whether its revision has that method at all is decided before its
+	// params are. Empty otherwise.
+	Method          string
+	ID              []byte
+	ProtocolVersion string
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -412,8 +412,13 @@ func (p *parser) message(depth, index int) (Message, error) {
 	if params != nil {
 		m.Params = params
 	}
-	p.target(&m, &targets, index)
+	// _meta first: a request whose params are bad still names its revision,
+	// which decides whether its method exists at all (Error.Method).
 	p.meta(&m, targets.meta, index)
+	p.target(&m, &targets, index)
+	if e := p.invalid; e != nil && e.Code == CodeInvalidParams && index < 0 && m.Kind == KindRequest {
+		e.Method, e.ID, e.ProtocolVersion = m.Method, m.ID, m.ProtocolVersion
+	}
 	return m, nil
 }
 
