@@ -56,7 +56,6 @@ var hostileBodies = map[string]string{
 	"valid_tools_call":               args(`{"path":"/srv/data/report.txt","limit":10,"opts":{"follow":false,"tags":["a",null,1.5]}}`),
 	"valid_tools_call_no_arguments":  call(`{"name":"list_files"}`),
 	"valid_tools_call_meta":          call(`{"_meta":{"progressToken":"p1"},"name":"echo","arguments":{"text":"hi"}}`),
-	"valid_tools_call_notification":  `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"read_file"}}`,
 	"valid_tools_list":               `{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"cursor":"c1"}}`,
 	"valid_resources_read":           `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///srv/data/report.txt"}}`,
 	"valid_resources_subscribe":      `{"jsonrpc":"2.0","id":"s","method":"resources/subscribe","params":{"uri":"file:///srv/data/"}}`,
@@ -168,6 +167,14 @@ var hostileBodies = map[string]string{
 	"num_float_underflow": args(`{"n":1e-400}`),
 	"num_huge_exponent":   args(`{"n":1e99999999}`),
 	"num_big_id":          `{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"tools/call","params":{"name":"read_file"}}`,
+	// Request methods sent as notifications: refused (a JSON-RPC server
+	// runs a notification; issue 28 row 9).
+	"notification_tools_call":     `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"read_file","arguments":{"path":"/etc/shadow"}}}`,
+	"notification_resources_read": `{"jsonrpc":"2.0","method":"resources/read","params":{"uri":"file:///etc/shadow"}}`,
+	"notification_prompts_get":    `{"jsonrpc":"2.0","method":"prompts/get","params":{"name":"p"}}`,
+	"notification_tools_list":     `{"jsonrpc":"2.0","method":"tools/list"}`,
+	"notification_in_batch":       `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"tools/call","params":{"name":"read_file"}}]`,
+
 	// The number rule: refused unless the literal is the shortest form of
 	// the double JavaScript reads (Rego compares 99.99999999999999999999
 	// with 100 exactly; Node sums 100).

@@ -389,6 +389,10 @@ func (p *parser) message(depth, index int) (Message, error) {
 	}
 	if methodKind == isString {
 		m.Method = p.stringValue(method)
+		if m.Kind == KindNotification && IsRequestMethod(m.Method) {
+			p.fail(CodeInvalidRequest, index, m.Method+" is a request: it needs an id (a server runs a notification and answers nothing)")
+			return m, nil
+		}
 	}
 	if idKind != absent {
 		raw := p.b[idStart:idEnd]

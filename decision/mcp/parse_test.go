@@ -385,13 +385,23 @@ func TestParseInvalid(t *testing.T) {
 		"first_failure_reported":    {`[{"jsonrpc":"2.0","id":1,"method":"tools/call"},{}]`, CodeInvalidParams, "batch element 0"},
 
 		// Valid requests whose params a method needs are wrong.
-		"tools_call_no_params":         {`{"jsonrpc":"2.0","id":1,"method":"tools/call"}`, CodeInvalidParams, "tools/call: params.name must be a non-empty string"},
-		"tools_call_no_name":           {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`, CodeInvalidParams, "params.name"},
-		"tools_call_empty_name":        {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":""}}`, CodeInvalidParams, "params.name"},
-		"tools_call_name_not_string":   {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":1}}`, CodeInvalidParams, "params.name"},
-		"tools_call_arguments_array":   {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":[]}}`, CodeInvalidParams, "tools/call: params.arguments must be an object"},
-		"tools_call_arguments_null":    {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":null}}`, CodeInvalidParams, "params.arguments must be an object"},
-		"tools_call_notification":      {`{"jsonrpc":"2.0","method":"tools/call","params":{"arguments":{}}}`, CodeInvalidParams, "params.name"},
+		"tools_call_no_params":       {`{"jsonrpc":"2.0","id":1,"method":"tools/call"}`, CodeInvalidParams, "tools/call: params.name must be a non-empty string"},
+		"tools_call_no_name":         {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`, CodeInvalidParams, "params.name"},
+		"tools_call_empty_name":      {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":""}}`, CodeInvalidParams, "params.name"},
+		"tools_call_name_not_string": {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":1}}`, CodeInvalidParams, "params.name"},
+		"tools_call_arguments_array": {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":[]}}`, CodeInvalidParams, "tools/call: params.arguments must be an object"},
+		"tools_call_arguments_null":  {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":null}}`, CodeInvalidParams, "params.arguments must be an object"},
+		"tools_call_notification":    {`{"jsonrpc":"2.0","method":"tools/call","params":{"arguments":{}}}`, CodeInvalidRequest, "tools/call is a request: it needs an id"},
+
+		// Methods MCP defines as requests, sent without an id.
+		"notification_tools_call":      {`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"read_file","arguments":{"path":"/etc/shadow"}}}`, CodeInvalidRequest, "tools/call is a request"},
+		"notification_resources_read":  {`{"jsonrpc":"2.0","method":"resources/read","params":{"uri":"file:///etc/shadow"}}`, CodeInvalidRequest, "resources/read is a request"},
+		"notification_prompts_get":     {`{"jsonrpc":"2.0","method":"prompts/get","params":{"name":"p"}}`, CodeInvalidRequest, "prompts/get is a request"},
+		"notification_tools_list":      {`{"jsonrpc":"2.0","method":"tools/list"}`, CodeInvalidRequest, "tools/list is a request"},
+		"notification_initialize":      {`{"jsonrpc":"2.0","method":"initialize","params":{}}`, CodeInvalidRequest, "initialize is a request"},
+		"notification_escaped_method":  {`{"jsonrpc":"2.0","method":"tools\/call","params":{"name":"t"}}`, CodeInvalidRequest, "tools/call is a request"},
+		"notification_sampling":        {`{"jsonrpc":"2.0","method":"sampling/createMessage","params":{}}`, CodeInvalidRequest, "sampling/createMessage is a request"},
+		"notification_in_batch":        {`[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"ping"}]`, CodeInvalidRequest, "batch element 1: ping is a request"},
 		"prompts_get_no_name":          {`{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"arguments":{}}}`, CodeInvalidParams, "prompts/get: params.name"},
 		"prompts_get_arguments_string": {`{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":"x"}}`, CodeInvalidParams, "prompts/get: params.arguments"},
 		"resources_read_no_uri":        {`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{}}`, CodeInvalidParams, "resources/read: params.uri must be a non-empty string"},
@@ -783,6 +793,9 @@ func referenceMessageCode(x any) int {
 		!hasMethod && !hasResult && !hasError,
 		hasResult && hasError,
 		!hasMethod && !hasID:
+		return CodeInvalidRequest
+	}
+	if hasMethod && !hasID && IsRequestMethod(method.(string)) {
 		return CodeInvalidRequest
 	}
 	nonEmpty := func(k string) bool { s, ok := params[k].(string); return ok && s != "" }
