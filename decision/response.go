@@ -167,7 +167,7 @@ func (e *Engine) challenge(d *Decision, tok *token.Result, scopes []string, reas
 	if !tok.Valid {
 		desc := ""
 		if tok.Present {
-			desc = tokenErrorDescription(tok.Error)
+			desc = tokenErrorDescription(tok)
 		}
 		d.refuse(denial{kind: refuseUnauthenticated, reason: "authentication required: " + tokenReason(tok),
 			challenge: oauth.Challenge401(e.opts.MetadataURL, tok.Present, desc)})
@@ -185,16 +185,25 @@ func tokenReason(tok *token.Result) string {
 	if !tok.Present {
 		return "no bearer token"
 	}
+	if tok.Detail != "" {
+		return "token " + tok.Error + ": " + tok.Detail
+	}
 	return "token " + tok.Error
 }
 
-func tokenErrorDescription(reason string) string {
-	switch reason {
+// tokenErrorDescription is the challenge's error_description: public, so
+// it says what is wrong with the token in general terms, never what the
+// token holds.
+func tokenErrorDescription(tok *token.Result) string {
+	switch tok.Error {
 	case token.ErrExpired:
 		return "the access token expired"
 	case token.ErrNotYetValid:
 		return "the access token is not yet valid"
 	case token.ErrWrongAudience:
+		if tok.Resource != "" {
+			return "the access token was not issued for this resource (" + tok.Resource + ")"
+		}
 		return "the access token was not issued for this resource"
 	case token.ErrWrongIssuer:
 		return "the access token was issued by an untrusted issuer"

@@ -44,3 +44,29 @@ func TestEvalDevTokenWithoutDevMode(t *testing.T) {
 		t.Errorf("no placeholder warning for the default resource.uri:\n%s", errOut)
 	}
 }
+
+// TestEvalWrongAudience: a token minted for another resource is refused
+// with both audiences in the reason (the decision log's and eval's), a
+// hint at mcpauthz token --config / --aud, and the expected resource in
+// the public error_description.
+func TestEvalWrongAudience(t *testing.T) {
+	t.Setenv("MCPAUTHZ_DEV_KEY", filepath.Join(t.TempDir(), "dev.pem"))
+	code, tok, errOut := runCLI(t, "token", "--sub", "alice", "--scope", "mcp:tools", "--aud", "https://other.example.com/mcp")
+	if code != 0 {
+		t.Fatalf("token: exit %d: %s", code, errOut)
+	}
+	code, out, errOut := runCLI(t, "eval", "--config", "../../examples/config/dev.yaml", "--bundle", "../../examples/bundles/parameter-rules",
+		"--request", "../../examples/requests/tools-call-read-file-allowed.json", "--bearer", strings.TrimSpace(tok))
+	if code != 0 {
+		t.Fatalf("eval: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		`"reason": "authentication required: token wrong_audience: the token's audience (aud) is \"https://other.example.com/mcp\"; this resource (resource.uri) is \"https://mcp.example.com/mcp\"; mint a token for it with mcpauthz token --config FILE (the server's configuration) or --aud https://mcp.example.com/mcp"`,
+		`error_description=\"the access token was not issued for this resource (https://mcp.example.com/mcp)\"`,
+		`"detail": "the token's audience (aud) is \"https://other.example.com/mcp\"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("eval's output lacks %s:\n%s", want, out)
+		}
+	}
+}

@@ -195,6 +195,9 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 		if d.Token.Error != "" {
 			out.Token["error"] = d.Token.Error
 		}
+		if d.Token.Detail != "" {
+			out.Token["detail"] = d.Token.Detail
+		}
 		if d.Token.Subject != "" {
 			out.Token["subject"] = d.Token.Subject
 		}

@@ -2,7 +2,9 @@ package token
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -162,6 +164,30 @@ func (m audienceMatcher) matches(aud any) bool {
 		}
 	}
 	return false
+}
+
+// WrongAudienceDetail says why a token's aud claim does not do: the
+// audience it names and the resource (resource.uri) it should name, and
+// how to get a right one, for the logs and eval. dev says the token is a
+// development token (mcpauthz token), minted for resource.uri by
+// --config or for any audience by --aud.
+func WrongAudienceDetail(aud any, want string, dev bool) string {
+	got := "no audience"
+	switch a := aud.(type) {
+	case string:
+		got = strconv.Quote(a)
+	case []any, []string:
+		if b, err := json.Marshal(a); err == nil {
+			got = string(b)
+		}
+	}
+	s := fmt.Sprintf("the token's audience (aud) is %s; this resource (resource.uri) is %q", got, want)
+	if dev {
+		s += fmt.Sprintf("; mint a token for it with mcpauthz token --config FILE (the server's configuration) or --aud %s", want)
+	} else {
+		s += "; ask the authorization server for a token with resource=" + want + " (RFC 8707), or set resource.uri to the URL clients use"
+	}
+	return s
 }
 
 // sameResource compares two resource identifiers. When both have the shape

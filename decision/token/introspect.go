@@ -160,7 +160,9 @@ func (i *Introspector) Verify(ctx context.Context, raw, audience string) *Result
 		return introspectFailure(ErrExpired, true)
 	}
 	if audience != "" && e.aud != nil && !introspectAudienceNamed(e.aud, audience) {
-		return introspectFailure(ErrWrongAudience, true)
+		r := &Result{Present: true, Error: ErrWrongAudience, Type: TypeIntrospection,
+			Resource: audience, Detail: WrongAudienceDetail(e.aud, audience, false)}
+		return r.Finish()
 	}
 	return e.result
 }

@@ -205,7 +205,12 @@ func (j *jwtIssuer) verify(ctx context.Context, raw string, now time.Time) (*Res
 			// not_yet_valid is left out as it will turn valid.
 			p.until = now.Add(negativeTTL)
 		}
-		return (&Result{Present: true, Error: reason, Type: TypeJWT}).Finish(), p
+		r := &Result{Present: true, Error: reason, Type: TypeJWT}
+		if reason == ErrWrongAudience {
+			r.Resource = j.aud.want
+			r.Detail = WrongAudienceDetail(claims["aud"], j.aud.want, claims["iss"] == DevIssuer)
+		}
+		return r.Finish(), p
 	}
 	r := &Result{Present: true, Valid: true, Type: TypeJWT, Claims: claims, Expiry: exp, Issuer: j.issuer}
 	fillMappedIdentity(r, claims, &j.claims)

@@ -41,7 +41,16 @@ type Result struct {
 	Present bool
 	Valid   bool
 	Error   string // one of the Err* reasons when !Valid
-	Type    string
+	// Detail says, for the logs and eval (never the caller), what Error
+	// means for this credential and what to do: for wrong_audience, the
+	// token's audience and the resource it should name. "" when there is
+	// nothing to add.
+	Detail string
+	// Resource, for wrong_audience, is the resource (audience) the token
+	// should have named: public, it is in the resource's metadata, so the
+	// caller's error_description may say it.
+	Resource string
+	Type     string
 	// Issuer is the configured issuer whose entry verified a JWT, so a
 	// policy can tell several issuers apart; "" for other credentials and
 	// for the entry that accepts any issuer.
