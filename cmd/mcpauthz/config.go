@@ -115,7 +115,13 @@ type PolicyConfig struct {
 
 // ResourceConfig describes the protected MCP endpoint (RFC 9728).
 type ResourceConfig struct {
-	URI                  string   `json:"uri"`
+	URI string `json:"uri"`
+	// ProxyURI, when set, is the resource URI under mcpauthz proxy: the
+	// proxy's own MCP endpoint (listen.proxy), which clients call and where
+	// it serves the metadata. It replaces URI there (tokens' audience, the
+	// metadata, the challenges' resource_metadata) unless --resource or
+	// --set resource.uri names one; serve, behind Envoy, keeps URI.
+	ProxyURI             string   `json:"proxy_uri"`
 	AuthorizationServers []string `json:"authorization_servers"`
 	ScopesSupported      []string `json:"scopes_supported"`
 	Name                 string   `json:"name"`
@@ -598,6 +604,9 @@ func (c *Config) Validate() error {
 	}
 	if strings.Contains(c.Resource.URI, "#") {
 		bad("resource.uri", "must not have a fragment")
+	}
+	if u := c.Resource.ProxyURI; u != "" && (!strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") || strings.Contains(u, "#")) {
+		bad("resource.proxy_uri", "%q is not an absolute http(s) URL without a fragment", u)
 	}
 	if len(c.Resource.AuthorizationServers) == 0 {
 		bad("resource.authorization_servers", "MCP requires at least one authorization server")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,9 +50,22 @@ Envoy (ext_authz and ext_proc).`,
 }
 
 func cmdProxy(ctx context.Context, f *proxyFlags, stderr io.Writer) error {
-	cfg, err := f.load()
+	cfg, err := proxyConfig(f)
 	if err != nil {
 		return err
+	}
+	return serveConfig(ctx, cfg, stderr, func(a *app) (err error) {
+		a.proxy, err = a.proxyHandler()
+		return err
+	})
+}
+
+// proxyConfig is serve's configuration with the proxy's flags and
+// resource applied.
+func proxyConfig(f *proxyFlags) (Config, error) {
+	cfg, err := f.load()
+	if err != nil {
+		return cfg, err
 	}
 	if f.upstream != "" {
 		cfg.Upstream.URL = f.upstream
@@ -59,16 +73,31 @@ func cmdProxy(ctx context.Context, f *proxyFlags, stderr io.Writer) error {
 	if f.proxyAddr != "" {
 		cfg.Listen.Proxy = f.proxyAddr
 	}
+	proxyResource(f, &cfg)
 	switch {
 	case cfg.Upstream.URL == "":
-		return usageError{errors.New("no upstream: give --upstream URL (or upstream.url in the config)")}
+		return cfg, usageError{errors.New("no upstream: give --upstream URL (or upstream.url in the config)")}
 	case cfg.Listen.Proxy == "":
-		return errors.New("listen.proxy is empty: the proxy needs an address")
+		return cfg, errors.New("listen.proxy is empty: the proxy needs an address")
 	}
-	return serveConfig(ctx, cfg, stderr, func(a *app) (err error) {
-		a.proxy, err = a.proxyHandler()
-		return err
-	})
+	return cfg, nil
+}
+
+// proxyResource makes resource.proxy_uri the resource under the proxy,
+// unless --resource or --set resource.uri named one: the challenges then
+// point at the metadata the proxy serves on its own origin, for the
+// audience of the tokens its callers get.
+func proxyResource(f *proxyFlags, cfg *Config) {
+	if cfg.Resource.ProxyURI == "" || f.resource != "" {
+		return
+	}
+	for _, s := range f.sets {
+		if strings.HasPrefix(s, "resource.uri=") {
+			return
+		}
+	}
+	cfg.Resource.URI = cfg.Resource.ProxyURI
+	cfg.give("resource.uri")
 }
 
 // listenProxy starts the proxy on listen.proxy when there is one to serve
