@@ -50,7 +50,7 @@ FUZZTIME ?= 10m
 # package:target of every fuzz target of a parser or of the Check path.
 FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential ./decision/mcp:FuzzExactDouble \
 	./transport/extauthz:FuzzDecodeCheck ./transport/extauthz:FuzzCheckAnswer ./transport/extauthz:FuzzRateLimitAnswer ./decision/token:FuzzVerify \
-	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzDecideHeaders ./decision:FuzzRedactQuery \
+	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzDecideHeaders ./internal/redact:FuzzQuery ./internal/redact:FuzzString \
 	./internal/decisionlog:FuzzReadEvents ./internal/decisionlog:FuzzAppendJSON \
 	./transport/extmcp:FuzzEnvelope ./transport/extmcp:FuzzCheck \
 	./decision:FuzzTraceContext \

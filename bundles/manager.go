@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcpauthz/mcpauthz/internal/redact"
 )
 
 // Manager keeps the current snapshot: it loads all sources, follows each
@@ -185,14 +187,16 @@ func (m *Manager[T]) record(ctx context.Context, u Update) {
 		if ctx.Err() != nil {
 			return // stopping: not the source's fault
 		}
-		m.log.Warn("bundle download failed, keeping the last good bundle", "bundle", u.Source, "error", u.Err)
+		m.log.Warn("bundle download failed, keeping the last good bundle", "bundle", u.Source, "error", redact.String(u.Err.Error()))
 	}
 	now := m.cfg.opts.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.sources[u.Source]
 	if u.Err != nil {
-		st.LastError, st.LastErrorAt = u.Err.Error(), now
+		// An error may quote the URL (net/http's do): status shows it
+		// erased, as the source's name is (redact.URL).
+		st.LastError, st.LastErrorAt = redact.String(u.Err.Error()), now
 		m.metrics.download(u.Source, "error")
 		return
 	}
@@ -242,7 +246,7 @@ func (m *Manager[T]) reload(ctx context.Context, logFailure bool) error {
 		m.metrics.loaded(false, nil)
 		now := m.cfg.opts.Now()
 		m.mu.Lock()
-		m.lastErr, m.lastErrAt = err.Error(), now
+		m.lastErr, m.lastErrAt = redact.String(err.Error()), now
 		m.mu.Unlock()
 		if logFailure {
 			keeping := "none"

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/mcpauthz/mcpauthz/internal/redact"
 )
 
 // HTTPSource is a bundle resource on an OPA-compatible bundle server at
@@ -15,7 +17,7 @@ import (
 // jittered delay between r.MinDelay and r.MaxDelay. Its name defaults to
 // url.
 func HTTPSource(url string, r Remote, opts ...SourceOption) Source {
-	return &httpSource{sourceBase: newSourceBase(url, opts), url: url, remote: r.withDefaults()}
+	return &httpSource{sourceBase: newSourceBase(redact.URL(url), opts), url: url, remote: r.withDefaults()}
 }
 
 type httpSource struct {

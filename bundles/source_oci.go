@@ -13,6 +13,8 @@ import (
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
+
+	"github.com/mcpauthz/mcpauthz/internal/redact"
 )
 
 // OCISource is a bundle in an OCI registry, laid out as OPA pulls one: an
@@ -27,7 +29,7 @@ import (
 //
 // The registry client is oras-go, the one OPA's own OCI downloader uses.
 func OCISource(ref string, r Remote, opts ...SourceOption) Source {
-	return &ociSource{sourceBase: newSourceBase(ref, opts), ref: ref, remote: r.withDefaults()}
+	return &ociSource{sourceBase: newSourceBase(redact.URL(ref), opts), ref: ref, remote: r.withDefaults()}
 }
 
 type ociSource struct {

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
+	"github.com/mcpauthz/mcpauthz/internal/redact"
 )
 
 // This file chooses every denial's answer: its code, HTTP status,
@@ -217,6 +218,18 @@ type answer struct {
 	data []byte
 }
 
+// erase passes the answer's message and data through redact.String (see
+// Decision.refuse): data may quote what the client sent, as
+// unsupported_protocol_version's "requested" does.
+func (a *answer) erase() {
+	a.message = redact.String(a.message)
+	if len(a.data) > 0 {
+		if s := redact.String(string(a.data)); s != string(a.data) {
+			a.data = []byte(s)
+		}
+	}
+}
+
 // denial is one refusal and the words of its answer.
 type denial struct {
 	kind   refusal
@@ -238,6 +251,15 @@ type denial struct {
 
 // refuse makes d the denial dn, as denyTable says.
 func (d *Decision) refuse(dn denial) {
+	// A reason may quote what the client sent (an Origin, a protocol
+	// version, a header): a credential sent there is erased before the
+	// reason reaches the client, Envoy's metadata or any log. Reasons
+	// without a credential's marks cost one scan and no allocation.
+	dn.reason = redact.String(dn.reason)
+	dn.entry.erase()
+	for i := range dn.entries {
+		dn.entries[i].erase()
+	}
 	row := &denyTable[dn.kind]
 	code := row.code
 	if row.policy && dn.evalFailed {

@@ -275,7 +275,9 @@ func mcpInput(m *mcp.Message, index int, env *mcpEnv, n *inputNeeds) *ast.Term {
 		items = append(items, ast.Item(keyResource, ast.ObjectTerm(ast.Item(keyURI, ast.StringTerm(m.Resource.URI)))))
 	}
 	if env.sessionID != "" && n.sub("session_id") != nil {
-		items = append(items, ast.Item(keySessionID, ast.StringTerm(env.sessionID)))
+		// The session id is a header's value: a credential sent as one
+		// (a JWT as Mcp-Session-Id) is erased as in input.http.headers.
+		items = append(items, ast.Item(keySessionID, ast.StringTerm(redactHeader("mcp-session-id", env.sessionID))))
 	}
 	if env.sessionOwner != "" && n.sub("session_owner") != nil {
 		items = append(items, ast.Item(keySessionOwner, ast.StringTerm(env.sessionOwner)))

@@ -281,6 +281,23 @@ func TestProtocolRules(t *testing.T) {
 			want: want{code: decision.CodeOriginNotAllowed, status: 403,
 				body: `{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"origin \"https://evil.example\" is not allowed"}}`},
 		},
+		// Issue 27 row 10: a JWT sent as Origin or as the protocol version
+		// is erased from the reason the client, Envoy and the logs see.
+		"origin_jwt_erased": {
+			opts: withOrigins,
+			req:  req2026("", map[string]string{"origin": jwtShaped}),
+			want: want{code: decision.CodeOriginNotAllowed, status: 403,
+				body: `{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"origin \"REDACTED\" is not allowed"}}`},
+		},
+		"version_jwt_erased": {
+			req: func() *decision.Request {
+				r := post(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, claims("alice", ""))
+				r.Headers["mcp-protocol-version"] = jwtShaped
+				return r
+			}(),
+			want: want{code: decision.CodeUnsupportedProtocolVersion, status: 400,
+				body: `{"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"unsupported protocol version \"REDACTED\"","data":{"supported":["2024-11-05","2025-03-26","2025-06-18","2025-11-25","2026-07-28"],"requested":"REDACTED"}}}`},
+		},
 		"origin_preflight_refused": {
 			opts: withOrigins,
 			req: &decision.Request{Method: "OPTIONS", Path: "/mcp", Headers: map[string]string{
@@ -308,6 +325,9 @@ func TestProtocolRules(t *testing.T) {
 	}
 }
 
+// jwtShaped is a JWT sent where no credential belongs; valid nowhere.
+const jwtShaped = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+
 func withOrigins(o *decision.Options) {
 	o.MCP.Origins = []string{"https://mcp.example.com", "https://app.example.com"}
 }
@@ -332,6 +352,15 @@ func TestProtocolInput(t *testing.T) {
 		"no_version_default": {
 			req:  post(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, claims("alice", "")),
 			want: `{"protocol_version":"2025-03-26"}`,
+		},
+		"v2025_11_jwt_session_erased": {
+			req: func() *decision.Request {
+				r := post(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, claims("alice", ""))
+				r.Headers["mcp-protocol-version"] = "2025-11-25"
+				r.Headers["mcp-session-id"] = jwtShaped
+				return r
+			}(),
+			want: `{"protocol_version":"2025-11-25","session_id":"REDACTED","session_owner":"alice"}`,
 		},
 		"v2025_11_session": {
 			req: func() *decision.Request {

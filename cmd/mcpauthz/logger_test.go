@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,30 @@ func TestJSONLogDurations(t *testing.T) {
 	newLogger(&b, LogConfig{Level: "info", Format: "json"}).Info("loaded", "took", 1500*time.Millisecond)
 	if !strings.Contains(b.String(), `"took":"1.5s"`) {
 		t.Errorf("log line: %s", b.String())
+	}
+}
+
+// TestLogErasesCredentials: a service log line, in either format, holds
+// no credential (issue 27 item 6, issue 28 item 5): not a JWT in the
+// message or a value, not a URL's user info or signature, not one inside
+// an error.
+func TestLogErasesCredentials(t *testing.T) {
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			var b bytes.Buffer
+			newLogger(&b, LogConfig{Level: "info", Format: format}).Warn("session "+jwt+" refused",
+				"bundle", "http://deploy:hunter2@bundles.example.com/b.tar.gz?X-Amz-Signature=abc123",
+				"error", fmt.Errorf("origin %q is not allowed", jwt))
+			for _, secret := range []string{jwt, "hunter2", "abc123"} {
+				if strings.Contains(b.String(), secret) {
+					t.Errorf("log line holds %q: %s", secret, b.String())
+				}
+			}
+			if !strings.Contains(b.String(), "REDACTED@bundles.example.com") {
+				t.Errorf("log line: %s", b.String())
+			}
+		})
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/mcpauthz/mcpauthz/internal/redact"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -34,17 +36,20 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 func newLogger(w io.Writer, cfg LogConfig) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Level))
-	opts := &slog.HandlerOptions{Level: level}
+	// Every line passes through the credential erasure (redact.LogAttr):
+	// a token in an error, a URL with user info, a JWT a client sent as
+	// a session id is never written.
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact.LogAttr}
 	if cfg.Format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	// JSON would print a time.Duration as integer nanoseconds; write it
 	// as text ("1.5s"), as the text format and the configuration do.
-	opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+	opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
 		if a.Value.Kind() == slog.KindDuration {
 			a.Value = slog.StringValue(a.Value.Duration().String())
 		}
-		return a
+		return redact.LogAttr(groups, a)
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }

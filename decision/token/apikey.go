@@ -14,12 +14,15 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcpauthz/mcpauthz/internal/redact"
 )
 
 // APIKeyPrefix starts every API key (personal access token), so that a key is
 // recognisable at a glance, by secret scanners, and by the verifier's
-// dispatch.
-const APIKeyPrefix = "mcpk_"
+// dispatch. Its value is internal/redact's, which erases keys wherever
+// they appear.
+const APIKeyPrefix = redact.APIKeyPrefix
 
 const (
 	// apiKeyRandomBytes is the entropy of a key: 256 bits.

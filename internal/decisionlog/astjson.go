@@ -4,10 +4,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcpauthz/mcpauthz/internal/redact"
 )
 
 // appendJSON appends v as JSON to b, as encoding/json would write the Go
-// value ast.JSON makes of it: object members in key order, numbers as
+// value ast.JSON makes of it once erased (eraseValue: every string, key or
+// value, through redact.String): object members in key order, numbers as
 // written, strings escaped as encoding/json escapes them (its Encoder then
 // applies HTML escaping). It reports false for what it does not write
 // (an object key that is not a string, a set, a reference): the caller
@@ -32,7 +35,7 @@ func appendJSON(b []byte, v ast.Value) ([]byte, bool) {
 		}
 		return append(b, x...), true
 	case ast.String:
-		return appendJSONString(b, string(x)), true
+		return appendJSONString(b, redact.String(string(x))), true
 	case *ast.Array:
 		b = append(b, '[')
 		for i := range x.Len() {
@@ -62,6 +65,12 @@ func appendJSON(b []byte, v ast.Value) ([]byte, bool) {
 				b = append(b, ',')
 			}
 			first = false
+			// A key holding a credential is erased on the general path,
+			// where erased keys may merge and sort anew.
+			if redact.String(string(ks)) != string(ks) {
+				ok = false
+				return
+			}
 			b = appendJSONString(b, string(ks))
 			b = append(b, ':')
 			b, ok = appendJSON(b, val.Value)
@@ -130,4 +139,29 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// eraseValue passes every string of a Go value made by ast.JSON (keys and
+// values) through redact.String, as appendJSON does on the direct path:
+// a credential-shaped value the input holds (a JWT as a tool argument, in
+// metadata, in a header no name rule caught) is not written to the log.
+// It edits maps and slices in place and returns the erased value.
+func eraseValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return redact.String(x)
+	case []any:
+		for i := range x {
+			x[i] = eraseValue(x[i])
+		}
+	case map[string]any:
+		for k, val := range x {
+			if ek := redact.String(k); ek != k {
+				delete(x, k)
+				k = ek
+			}
+			x[k] = eraseValue(val)
+		}
+	}
+	return v
 }

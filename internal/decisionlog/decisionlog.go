@@ -17,6 +17,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/internal/redact"
 )
 
 // Options configure decision logs.
@@ -250,7 +251,7 @@ func (l *Log) opaEvent(ev *event, rawInput bool) opaEvent {
 		return opaEvent{
 			DecisionID: m.ID,
 			Path:       PinPath,
-			Result: map[string]any{"allow": false, "code": decision.CodeToolPinMismatch, "reason": m.Reason(),
+			Result: map[string]any{"allow": false, "code": decision.CodeToolPinMismatch, "reason": redact.String(m.Reason()),
 				"tool": m.Tool, "server": m.Server, "pinned_sha256": m.Pinned, "listed_sha256": m.Listed},
 			Bundles:   map[string]any{"policy": map[string]any{"revision": m.Revision}},
 			Timestamp: ev.at.UTC().Format(time.RFC3339Nano),
@@ -269,13 +270,14 @@ func (l *Log) opaEvent(ev *event, rawInput bool) opaEvent {
 		}
 		if !ok {
 			input, _ = ast.JSON(ev.input)
+			input = eraseValue(input)
 		}
 	}
 	e := opaEvent{
 		DecisionID: ev.d.ID,
 		Path:       l.path,
 		Input:      input,
-		Result:     ResultOf(ev.d).event(),
+		Result:     ResultOf(ev.d).erased().event(),
 		Bundles:    map[string]any{"policy": map[string]any{"revision": ev.d.Revision}},
 		Timestamp:  ev.at.UTC().Format(time.RFC3339Nano),
 		Metrics:    map[string]any{"timer_server_handler_ns": ev.elapsed.Nanoseconds()},
@@ -283,7 +285,7 @@ func (l *Log) opaEvent(ev *event, rawInput bool) opaEvent {
 		DryRun:     ev.d.DryRun,
 	}
 	if ev.shadow != nil {
-		e.Shadow, e.ShadowResult = true, ResultOf(ev.shadow).event()
+		e.Shadow, e.ShadowResult = true, ResultOf(ev.shadow).erased().event()
 		e.Bundles["shadow"] = map[string]any{"revision": ev.shadow.Revision}
 		e.Metrics["timer_shadow_ns"] = ev.shadowElapsed.Nanoseconds()
 	}

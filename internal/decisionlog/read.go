@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/internal/redact"
 )
 
 // Result is what an event records of a decision (its result member):
@@ -40,6 +41,16 @@ func ResultOf(d *decision.Decision) Result {
 		for _, e := range d.RateLimit {
 			r.RateLimit[e.Name] = e.Value
 		}
+	}
+	return r
+}
+
+// erased returns r with its reason and rate limit values passed through
+// redact.String, as every string of a logged event is.
+func (r Result) erased() Result {
+	r.Reason = redact.String(r.Reason)
+	for k, v := range r.RateLimit {
+		r.RateLimit[k] = redact.String(v)
 	}
 	return r
 }

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// secretJWT is JWT-shaped and valid nowhere: a credential a client sends
+// where none belongs.
+const secretJWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZWNyZXQifQ.c2VjcmV0LXNpZ25hdHVyZQ"
+
+// TestNoSecretShown starts the real binary with its bundle downloaded from
+// a URL holding user info and a signed query, and sends Checks carrying
+// credentials where none belongs. Nothing it shows holds one: not
+// /v1/status (name, last_error), not /metrics' bundle label, not the
+// service log, not the decision log, not the denial's body (issue 28 rows
+// 6 and 12, issue 27 row 10).
+func TestNoSecretShown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	files := map[string]string{}
+	src := "../../examples/bundles/parameter-rules"
+	for _, f := range []string{".manifest", "authz.rego", "parameters.rego", "ratelimit.rego", "data.json"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f] = string(b)
+	}
+	tarball := gzipTar(t, files)
+	// The bundle server answers once, then drops every connection: the
+	// client's error quotes the URL, which the status and log must not.
+	var served atomic.Int32
+	bundleSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user, pass, _ := r.BasicAuth(); user != "deploy" || pass != "hunter2" {
+			http.Error(w, "who?", http.StatusUnauthorized)
+			return
+		}
+		if served.Add(1) == 1 {
+			_, _ = w.Write(tarball)
+			return
+		}
+		hj, _ := w.(http.Hijacker)
+		if c, _, err := hj.Hijack(); err == nil {
+			_ = c.Close()
+		}
+	}))
+	defer bundleSrv.Close()
+	bundleURL := strings.Replace(bundleSrv.URL, "http://", "http://deploy:hunter2@", 1) +
+		"/b.tar.gz?X-Amz-Credential=credsecret&X-Amz-Signature=sigsecret&sig=azuresecret"
+
+	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	resource := "http://" + httpAddr + "/mcp"
+	decisions := filepath.Join(dir, "decisions.jsonl")
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf(`listen: {grpc: %q, http: %q}
+bundles: [{url: %q, min_delay: 100ms, max_delay: 200ms}]
+resource: {uri: %q, authorization_servers: ["http://127.0.0.1:1/issuer"], scopes_supported: ["mcp:tools"]}
+tokens: {dev: true}
+log: {level: debug, format: json}
+decision_logs: {file: %q}
+`, grpcAddr, httpAddr, bundleURL, resource, decisions)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "MCPAUTHZ_DEV_KEY="+filepath.Join(dir, "key", "dev.pem"))
+	srv := startBinary(t, bin, env, "serve", "--config", cfgPath)
+	waitReady(t, "http://"+httpAddr+"/readyz", srv.exited)
+	waitFor(t, 20*time.Second, func() bool {
+		return strings.Contains(httpGet(t, "http://"+httpAddr+"/v1/status"), "last_error")
+	})
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := authv3.NewAuthorizationClient(conn)
+	var bodies []string
+	for name, extra := range map[string]map[string]string{
+		"origin":           {"origin": secretJWT},
+		"protocol_version": {"mcp-protocol-version": secretJWT},
+		"session_id":       {"mcp-session-id": secretJWT},
+		"named_headers": {"x-upstream-auth": "Basic ZGVwbG95Omh1bnRlcjI=", "x-auth": "xauthsecret",
+			"x-passphrase": "passphrasesecret", ":path": "/mcp?code=codesecret&pw=pwsecret"},
+	} {
+		body := `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
+		headers := map[string]string{
+			":method": "POST", ":path": "/mcp", ":authority": httpAddr,
+			"content-type": "application/json", "mcp-protocol-version": "2025-06-18",
+		}
+		for k, v := range extra {
+			headers[k] = v
+		}
+		resp, err := client.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "POST", Path: headers[":path"], Host: httpAddr, Headers: headers, RawBody: []byte(body),
+			}},
+		}})
+		if err != nil {
+			t.Fatalf("%s: Check: %v", name, err)
+		}
+		bodies = append(bodies, resp.String())
+	}
+
+	secrets := []string{"hunter2", "ZGVwbG95Omh1bnRlcjI=", "credsecret", "sigsecret", "azuresecret", secretJWT,
+		"xauthsecret", "passphrasesecret", "codesecret", "pwsecret"}
+	status := httpGet(t, "http://"+httpAddr+"/v1/status")
+	metrics := httpGet(t, "http://"+httpAddr+"/metrics")
+	if !strings.Contains(status, "REDACTED@127.0.0.1") || !strings.Contains(metrics, `bundle="http://REDACTED@127.0.0.1`) {
+		t.Errorf("the bundle is not named by its erased URL:\nstatus %s\nmetrics %s", status, grepLines(metrics, "mcpauthz_bundle_downloads_total"))
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		b, _ := os.ReadFile(decisions)
+		return strings.Count(string(b), "\n") >= 4
+	})
+	logged, err := os.ReadFile(decisions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{
+		"status": status, "metrics": metrics, "service log": srv.logs.String(),
+		"decision log": string(logged), "check responses": strings.Join(bodies, "\n"),
+	} {
+		for _, s := range secrets {
+			if strings.Contains(text, s) {
+				t.Errorf("%s holds %q:\n%s", what, s, text)
+			}
+		}
+	}
+	if !strings.Contains(string(logged), `"session_id":"REDACTED"`) || !strings.Contains(string(logged), `origin \"REDACTED\" is not allowed`) {
+		t.Errorf("decision log does not show the erased values:\n%s", logged)
+	}
+}
+
+// grepLines returns the lines of s holding sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
