@@ -48,14 +48,14 @@ bench-growth: ## the growth benchmarks (BenchmarkGrowth*, every size) into GROWT
 
 FUZZTIME ?= 10m
 # package:target of every fuzz target of a parser or of the Check path.
-FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential ./decision/mcp:FuzzExactDouble \
+FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential ./decision/mcp:FuzzExactDouble ./decision/mcp:FuzzReadJSON \
 	./transport/extauthz:FuzzDecodeCheck ./transport/extauthz:FuzzCheckAnswer ./transport/extauthz:FuzzRateLimitAnswer ./decision/token:FuzzVerify \
 	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzDecideHeaders ./internal/redact:FuzzQuery ./internal/redact:FuzzString \
 	./internal/decisionlog:FuzzReadEvents ./internal/decisionlog:FuzzAppendJSON \
 	./transport/extmcp:FuzzEnvelope ./transport/extmcp:FuzzCheck \
 	./decision:FuzzTraceContext \
 	./decision/toolpin:FuzzTools ./decision/toolpin:FuzzCanonical \
-	./decision:FuzzListEventStream
+	./decision:FuzzListEventStream ./transport/authzen:FuzzDecode
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10m), one after another, on one core each; findings land in testdata/fuzz
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \

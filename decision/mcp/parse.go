@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -48,6 +49,39 @@ const (
 // Parse does not keep body: the values it returns refer to a private copy.
 func Parse(body []byte) (Body, error) {
 	return ParseWith(body, Options{})
+}
+
+// ReadJSON reads one JSON value that is not an MCP message (an AuthZEN
+// request, a JSON field of the Decision API) with the rules Parse applies
+// to every value of a message (see docs/security.md, "One reading of every
+// message"): UTF-8 only, no lone surrogate, no two member names equal under
+// Unicode simple case folding, no control character or character folding
+// to ASCII in a name, the number rule, and the limits on depth, members,
+// strings and numbers. Names MCP defines get no special treatment.
+//
+// The error is an *Error: CodeParseError when data is not JSON (or
+// cannot be read as Unicode), CodeInvalidRequest when it is ambiguous.
+func ReadJSON(data []byte) (ast.Value, error) {
+	p := &parser{b: data, index: -1}
+	p.items = p.itemsArr[:0]
+	p.elems = p.elemsArr[:0]
+	p.slab = p.slabArr[:]
+	p.ws()
+	if p.i >= len(p.b) {
+		return nil, p.syntaxErr("unexpected end of JSON input")
+	}
+	t, err := p.value(1)
+	if err != nil {
+		return nil, err
+	}
+	p.ws()
+	if p.i < len(p.b) {
+		return nil, p.syntaxErr("invalid character %s after top-level value", quoteChar(p.b[p.i]))
+	}
+	if p.invalid != nil {
+		return nil, &Error{Code: p.invalid.Code, Message: strings.TrimPrefix(p.invalid.Message, "invalid request: ")}
+	}
+	return t.Value, nil
 }
 
 // Options adjust what Parse builds.

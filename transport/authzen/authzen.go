@@ -335,7 +335,7 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, v any) bool {
 		h.fail(w, r, http.StatusRequestEntityTooLarge, "request body too large")
 		return false
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := decode(body, v); err != nil {
 		h.fail(w, r, http.StatusBadRequest, "request body is not a valid AuthZEN request: "+err.Error())
 		return false
 	}

@@ -2,6 +2,7 @@ package authzen_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -172,5 +173,55 @@ func TestMetadata(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, md); diff != "" {
 		t.Errorf("metadata (-want +got):\n%s", diff)
+	}
+}
+
+// TestOneReading: AuthZEN bodies are read with the rules every MCP body is
+// read with (issue 28 row 5): each of these was decided (true, for most)
+// when encoding/json read them, keeping the last duplicate, matching names
+// case-insensitively and replacing invalid UTF-8.
+func TestOneReading(t *testing.T) {
+	srv := newServer(t, true)
+	call := func(resource, context string) string {
+		return `{"subject": ` + aliceSubject + `, "action": {"name": "tools/call"}, "resource": ` + resource + `, "context": ` + context + `}`
+	}
+	readFile := `{"type": "tool", "id": "read_file"}`
+	tests := map[string]struct {
+		path, body, reason string
+	}{
+		"duplicate_in_context": {authzen.EvaluationPath, call(readFile, `{"path": "/etc/passwd", "path": "/data/x"}`),
+			`two members named "path"`},
+		"case_folded_resource_id": {authzen.EvaluationPath, call(`{"type": "tool", "id": "delete_all", "ID": "read_file"}`, `{"path": "/data/q3.csv"}`),
+			`two members named "id"`},
+		"case_variant_alone": {authzen.EvaluationPath, call(`{"type": "tool", "ID": "read_file"}`, `{"path": "/data/q3.csv"}`),
+			`member resource."ID" is not "id"`},
+		"case_variant_of_subject": {authzen.EvaluationPath, `{"Subject": ` + aliceSubject + `, "action": {"name": "ping"}, "resource": {"type": "server", "id": "x"}}`,
+			`member "Subject" is not "subject"`},
+		"case_variant_in_evaluations": {authzen.EvaluationsPath, `{"subject": ` + aliceSubject + `, "evaluations": [` + readAllowed + `, {"Action": {"name": "tools/call"}}]}`,
+			`member evaluations.1."Action" is not "action"`},
+		"invalid_utf8":   {authzen.EvaluationPath, call(readFile, "{\"path\": \"/data/\xff\"}"), "invalid UTF-8"},
+		"lone_surrogate": {authzen.EvaluationPath, call(readFile, `{"path": "/data/\ud800"}`), "lone surrogate"},
+		"duplicated_token": {authzen.EvaluationPath, `{"subject": {"type": "user", "id": "alice", "properties": {"token": "a", "token": "b"}}, "action": {"name": "ping"}, "resource": {"type": "server", "id": "x"}}`,
+			`two members named "token"`},
+		"duplicated_scope": {authzen.EvaluationPath, `{"subject": {"type": "user", "id": "alice", "properties": {"scope": "none", "scope": "mcp:tools files:read"}}, "action": {"name": "tools/call"}, "resource": ` + readFile + `, "context": {"path": "/data/q3.csv"}}`,
+			`two members named "scope"`},
+		"nul_in_name": {authzen.EvaluationPath, call(readFile, `{"path\u0000": "/etc/passwd", "path": "/data/x"}`), "control character"},
+		"number_rule": {authzen.EvaluationPath, call(readFile, `{"path": "/data/q3.csv", "limit": 99.99999999999999999999}`),
+			"the number 99.99999999999999999999 is not exactly a double"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", srv.URL+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			msg, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(msg), tc.reason) {
+				t.Fatalf("status %d %q, want 400 saying %q", resp.StatusCode, msg, tc.reason)
+			}
+		})
 	}
 }
