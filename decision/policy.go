@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -122,6 +123,9 @@ type Policy struct {
 	// could not be prepared.
 	partial    rego.PreparedPartialQuery
 	partialErr error
+	// anonymousDenied: no request without a credential can be allowed
+	// (unread.go), so one is refused before its body is read.
+	anonymousDenied bool
 
 	// logMask and logDrop are the decision log's prepared mask and drop
 	// rules; nil when the policy defines none.
@@ -177,8 +181,13 @@ func (r Rules) Activate(s *bundles.Snapshot) (*Policy, error) {
 		p.logDrop, _ = s.Query(r.logDrop)
 	}
 	p.preparePartial(ctx)
+	p.anonymousDenied = p.deniesAnonymous(ctx, anonymousEvalTimeout)
 	return p, nil
 }
+
+// anonymousEvalTimeout bounds the partial evaluation that tells whether a
+// policy can allow a request without a credential (deniesAnonymous).
+const anonymousEvalTimeout = 5 * time.Second
 
 // readAPIKeys indexes the API key hashes of a snapshot's data, so a
 // request never reads the store for them.

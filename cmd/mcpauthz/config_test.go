@@ -66,6 +66,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"bad_proxy_addr":        {"listen: {proxy: 'nonsense'}", "listen.proxy"},
 		"relative_upstream":     {"upstream: {url: '127.0.0.1:3001/mcp'}", "upstream.url"},
 		"upstream_unknown_key":  {"upstream: {forward_tokens: true}", "upstream.forward_tokens"},
+		"zero_body_timeout":     {"limits: {body_read_timeout: 0s}", "limits.body_read_timeout"},
+		"inflight_below_body":   {"limits: {max_body_bytes: 2048, max_inflight_body_bytes: 1024}", "limits.max_inflight_body_bytes"},
+		"strip_not_a_header":    {"upstream: {strip_request_headers: ['x mcp']}", "upstream.strip_request_headers"},
 	}
 	checkConfigErrors(t, tests)
 }

@@ -214,3 +214,106 @@ func TestProxyForwardsWhatWasDecided(t *testing.T) {
 		})
 	}
 }
+
+// rssKB reads a field (VmRSS, VmHWM) of /proc/<pid>/status, in kB.
+func rssKB(t *testing.T, pid int, field string) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb int
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
+				t.Fatalf("%s: %q", field, line)
+			}
+			return kb
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// slowFlood opens n connections, each a POST announcing 1 MiB with the
+// token tok ("" for none) and sending all of it but 4 bytes; it returns
+// once every one was answered or closed, with the count of each status.
+func slowFlood(t *testing.T, addr, tok string, n int) map[int]int {
+	t.Helper()
+	const size = 1 << 20
+	auth := ""
+	if tok != "" {
+		auth = "Authorization: Bearer " + tok + "\r\n"
+	}
+	head := fmt.Sprintf("POST /mcp HTTP/1.1\r\nHost: mcp\r\n%sContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n", auth, size)
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("a", size-60))
+	body = body[:size-4]
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			st := 0 // no answer: the connection was closed
+			defer func() {
+				mu.Lock()
+				statuses[st]++
+				mu.Unlock()
+			}()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			answered := make(chan int, 1)
+			go func() {
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					answered <- 0
+					return
+				}
+				resp.Body.Close()
+				answered <- resp.StatusCode
+			}()
+			// The write stops early when the proxy answers and closes.
+			_, _ = c.Write([]byte(head))
+			_, _ = c.Write(body)
+			st = <-answered
+		})
+	}
+	wg.Wait()
+	return statuses
+}
+
+// TestProxyBoundedBeforeAuthenticated: issue 27 row 9 against the real
+// binary: 300 connections each announcing 1 MiB and sending all but 4
+// bytes, first without a token (refused before the body is read), then
+// with one (past limits.max_inflight_body_bytes they get 503, the others
+// 408 at limits.body_read_timeout), keep the proxy's peak RSS under 150 MB.
+func TestProxyBoundedBeforeAuthenticated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real binary")
+	}
+	p := startTappedProxy(t, "limits: {body_read_timeout: 2s}\n")
+	alice := p.mint("alice")
+	before := rssKB(t, p.pid, "VmRSS")
+
+	anonymous := slowFlood(t, p.addr, "", 300)
+	if anonymous[http.StatusUnauthorized] != 300 {
+		t.Errorf("without a token: statuses %v, want 300 × 401", anonymous)
+	}
+	authenticated := slowFlood(t, p.addr, alice, 300)
+	if authenticated[http.StatusServiceUnavailable] == 0 || authenticated[http.StatusRequestTimeout] == 0 ||
+		authenticated[http.StatusServiceUnavailable]+authenticated[http.StatusRequestTimeout] != 300 {
+		t.Errorf("with a token: statuses %v, want only 503 and 408", authenticated)
+	}
+	peak, now := rssKB(t, p.pid, "VmHWM"), rssKB(t, p.pid, "VmRSS")
+	t.Logf("proxy RSS: %d kB before, peak %d kB, %d kB after; statuses without a token %v, with one %v",
+		before, peak, now, anonymous, authenticated)
+	if peak > 150<<10 {
+		t.Errorf("peak RSS %d kB, want under 150 MB", peak)
+	}
+	if n := p.tap.count(); n != 0 {
+		t.Errorf("the upstream got %d requests", n)
+	}
+}

@@ -66,12 +66,14 @@ func (a *app) registerHTTPTransports(mux *http.ServeMux) {
 // for it.
 func (a *app) proxyHandler() (http.Handler, error) {
 	p, err := proxy.New(a.engine, decision.NewItemFilter(a.engine), proxy.Options{
-		Upstream:            a.cfg.Upstream.URL,
-		ForwardToken:        a.cfg.Upstream.ForwardToken,
-		Context:             a.cfg.Upstream.Context,
-		MaxBodyBytes:        a.cfg.Limits.MaxBodyBytes,
-		Logger:              a.log.With("component", "proxy"),
-		StripRequestHeaders: a.cfg.Upstream.StripRequestHeaders,
+		Upstream:             a.cfg.Upstream.URL,
+		ForwardToken:         a.cfg.Upstream.ForwardToken,
+		Context:              a.cfg.Upstream.Context,
+		MaxBodyBytes:         a.cfg.Limits.MaxBodyBytes,
+		Logger:               a.log.With("component", "proxy"),
+		StripRequestHeaders:  a.cfg.Upstream.StripRequestHeaders,
+		BodyReadTimeout:      a.cfg.Limits.BodyReadTimeout.D(),
+		MaxInflightBodyBytes: a.cfg.Limits.MaxInflightBodyBytes,
 	})
 	if err != nil {
 		return nil, err

@@ -24,8 +24,12 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 )
@@ -52,6 +56,15 @@ type Options struct {
 	// a larger body is decided as truncated, which the engine refuses
 	// with 413. Default decision.DefaultMaxBodyBytes.
 	MaxBodyBytes int
+	// BodyReadTimeout bounds the wait for a request body
+	// (limits.body_read_timeout): a slower one is answered 408. Default
+	// DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
+	// MaxInflightBodyBytes bounds the request body bytes held at once by
+	// every request of this Handler (limits.max_inflight_body_bytes): a
+	// body that would pass it is answered 503 before it is read. Default
+	// DefaultMaxInflightBodyBytes; at least MaxBodyBytes+1.
+	MaxInflightBodyBytes int64
 	// MaxAnswerBytes bounds what is held of a list answer; past it the
 	// answer is replaced by a JSON-RPC error (fail closed). Default
 	// decision.DefaultMaxListAnswerBytes.
@@ -67,6 +80,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// UnreadRefuser refuses a request before its body is read, when it can;
+// *decision.Engine is one. A Decider that is not one has every body read.
+type UnreadRefuser interface {
+	RefuseUnread(ctx context.Context, r *decision.Request) *decision.Decision
+}
+
 // Handler is the proxy: an http.Handler for the MCP endpoint.
 type Handler struct {
 	engine   Decider
@@ -76,7 +95,14 @@ type Handler struct {
 	rp       *httputil.ReverseProxy
 	log      *slog.Logger
 	identity *identityHeaders
+	inflight *semaphore.Weighted // request body bytes held
 }
+
+// Defaults of the body read limits.
+const (
+	DefaultBodyReadTimeout      = 10 * time.Second
+	DefaultMaxInflightBodyBytes = 64 << 20
+)
 
 var _ http.Handler = (*Handler)(nil)
 
@@ -92,6 +118,13 @@ func New(engine Decider, lists decision.ListFilter, opts Options) (*Handler, err
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = decision.DefaultMaxBodyBytes
 	}
+	if opts.BodyReadTimeout <= 0 {
+		opts.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if opts.MaxInflightBodyBytes <= 0 {
+		opts.MaxInflightBodyBytes = DefaultMaxInflightBodyBytes
+	}
+	opts.MaxInflightBodyBytes = max(opts.MaxInflightBodyBytes, int64(opts.MaxBodyBytes)+1)
 	if opts.MaxAnswerBytes <= 0 {
 		opts.MaxAnswerBytes = decision.DefaultMaxListAnswerBytes
 	}
@@ -99,7 +132,7 @@ func New(engine Decider, lists decision.ListFilter, opts Options) (*Handler, err
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{engine: engine, lists: lists, opts: opts, upstream: u, log: opts.Logger,
-		identity: newIdentityHeaders(opts.StripRequestHeaders)}
+		identity: newIdentityHeaders(opts.StripRequestHeaders), inflight: semaphore.NewWeighted(opts.MaxInflightBodyBytes)}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
 		ModifyResponse: h.modifyResponse,
@@ -128,6 +161,20 @@ type exchangeKey struct{}
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	normalize(r, h.identity.has)
 	req := h.request(r)
+	if d := h.refuseUnread(r.Context(), req); d != nil {
+		// Nothing of the body is read for a request that cannot be allowed
+		// whatever it holds: a flood of bodies without a token costs no
+		// memory.
+		w.Header().Set("Connection", "close")
+		writeDenial(w, d)
+		return
+	}
+	held, status := h.readBody(w, r, req)
+	defer h.inflight.Release(held)
+	if status != 0 {
+		refuseBody(w, status)
+		return
+	}
 	d := h.engine.Decide(r.Context(), req)
 	if !d.Allow {
 		writeDenial(w, d)
@@ -152,9 +199,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.rp.ServeHTTP(w, out)
 }
 
-// request reads r as the engine sees a request: what Envoy's ext_authz
-// CheckRequest carries (method, path, host, lowercase headers, the body up
-// to the bound, the peer) and the route context.
+// refuseUnread is the engine's denial of a request it can refuse without
+// its body (see decision.Engine.RefuseUnread); nil when the body is needed.
+func (h *Handler) refuseUnread(ctx context.Context, req *decision.Request) *decision.Decision {
+	u, ok := h.engine.(UnreadRefuser)
+	if !ok {
+		return nil
+	}
+	return u.RefuseUnread(ctx, req)
+}
+
+// request reads r's head as the engine sees a request: what Envoy's
+// ext_authz CheckRequest carries (method, path, host, lowercase headers,
+// the peer) and the route context; readBody adds the body.
 func (h *Handler) request(r *http.Request) *decision.Request {
 	req := &decision.Request{
 		Method:        r.Method,
@@ -170,21 +227,65 @@ func (h *Handler) request(r *http.Request) *decision.Request {
 	for k, vs := range r.Header {
 		req.Headers[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
-	if r.Body == nil || r.Body == http.NoBody {
-		return req
+	return req
+}
+
+// readBody reads r's body into req, up to the bound, within
+// limits.body_read_timeout, holding its bytes against
+// limits.max_inflight_body_bytes. It returns the bytes held (to release
+// once the exchange is over: the body is kept until then) and, when the
+// body could not be read, the status to answer (408, 503); a body that
+// failed otherwise is left for the engine to refuse as unreadable.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, req *decision.Request) (held int64, status int) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return 0, 0
 	}
 	// One byte past the bound tells a body that is too large: the engine
-	// refuses it (413) as it refuses a body Envoy cut.
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(h.opts.MaxBodyBytes)+1))
+	// refuses it (413) as it refuses a body Envoy cut. A body of unknown
+	// length holds the most it may take until it is read.
+	n := int64(h.opts.MaxBodyBytes) + 1
+	if r.ContentLength > 0 && r.ContentLength < n {
+		n = r.ContentLength
+	}
+	if !h.inflight.TryAcquire(n) {
+		h.log.Warn("request bodies in flight at limits.max_inflight_body_bytes; refused", "limit", h.opts.MaxInflightBodyBytes, "body_bytes", r.ContentLength)
+		return 0, http.StatusServiceUnavailable
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(h.opts.BodyReadTimeout))
+	buf := make([]byte, n)
+	got, err := io.ReadFull(r.Body, buf)
+	// The deadline was for the body only: an event stream answering the
+	// request may last much longer, and the server watches the connection.
+	_ = rc.SetReadDeadline(time.Time{})
+	h.inflight.Release(n - int64(got))
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		h.log.Warn("request body not received within limits.body_read_timeout; refused", "timeout", h.opts.BodyReadTimeout, "read", got)
+		return int64(got), http.StatusRequestTimeout
+	case err == io.EOF || (err == io.ErrUnexpectedEOF && r.ContentLength < 0):
+		req.Body = buf[:got] // a body of unknown length, shorter than the bound
 	case err != nil:
 		req.Unreadable = "reading the request body: " + err.Error()
-	case len(body) > h.opts.MaxBodyBytes:
-		req.Body, req.Truncated = body[:h.opts.MaxBodyBytes], true
+	case got > h.opts.MaxBodyBytes:
+		req.Body, req.Truncated = buf[:h.opts.MaxBodyBytes], true
 	default:
-		req.Body = body
+		req.Body = buf[:got]
 	}
-	return req
+	return int64(got), 0
+}
+
+// refuseBody answers a request whose body was not read: 408 (too slow) or
+// 503 (too many bodies in flight). The connection is closed: what is left
+// of the body is not read.
+func refuseBody(w http.ResponseWriter, status int) {
+	msg := "mcpauthz proxy: the request body did not arrive within limits.body_read_timeout"
+	if status == http.StatusServiceUnavailable {
+		msg = "mcpauthz proxy: too many request bodies in flight (limits.max_inflight_body_bytes); retry later"
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Connection", "close")
+	http.Error(w, msg, status)
 }
 
 // writeDenial writes the engine's denial as Envoy writes a DeniedHttpResponse
