@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
 	"github.com/mcpauthz/mcpauthz/decision/session"
+	"github.com/mcpauthz/mcpauthz/decision/state"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 	"github.com/mcpauthz/mcpauthz/decision/upstream"
 	"github.com/mcpauthz/mcpauthz/internal/decisionlog"
@@ -45,6 +47,10 @@ type app struct {
 	shadow        *shadow.Shadow
 	// proxy, when set (mcpauthz proxy), is served on listen.proxy.
 	proxy http.Handler
+	// state is what replicas share (state.backend); stateDown is set while
+	// it does not answer, watched only with state.required_for_ready.
+	state     state.Store
+	stateDown atomic.Bool
 	// serving is told, once, that the first policy is loaded (serve sets
 	// it to switch gRPC health to SERVING); nil outside serve.
 	serving     func()
@@ -55,7 +61,7 @@ type app struct {
 // server the first time it is, so that /readyz never answers 200 while
 // gRPC health still says NOT_SERVING.
 func (a *app) ready() bool {
-	if !a.bundles.Ready() {
+	if !a.bundles.Ready() || a.stateDown.Load() {
 		return false
 	}
 	if a.serving != nil {
@@ -142,6 +148,11 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 			a.close()
 		}
 	}()
+	if a.state, err = buildState(&cfg.State, a.registry, log.With("component", "state")); err != nil {
+		return nil, err
+	}
+	// Not ready until the store has answered once (watchState).
+	a.stateDown.Store(cfg.State.RequiredForReady)
 
 	a.resource = oauth.Resource{
 		URI:                   cfg.Resource.URI,
@@ -334,6 +345,9 @@ func (a *app) close() {
 	}
 	if a.declog != nil {
 		errs = append(errs, a.declog.Close())
+	}
+	if a.state != nil {
+		errs = append(errs, a.state.Close())
 	}
 	if a.tracing != nil {
 		errs = append(errs, shutdownTracing(a.tracing))

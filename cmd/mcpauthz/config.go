@@ -27,6 +27,7 @@ type Config struct {
 	Resource     ResourceConfig  `json:"resource"`
 	Tokens       TokensConfig    `json:"tokens"`
 	Sessions     SessionsConfig  `json:"sessions"`
+	State        StateConfig     `json:"state"` // what replicas share: memory or Redis
 	Envoy        EnvoyConfig     `json:"envoy"`
 	Agentgateway ExtMcpConfig    `json:"agentgateway"`
 	MCP          MCPConfig       `json:"mcp"`
@@ -235,6 +236,51 @@ type SessionsConfig struct {
 	TTL         Duration `json:"ttl"`
 }
 
+// StateConfig chooses the store of the state replicas share
+// (decision/state).
+type StateConfig struct {
+	// Backend is memory (default: one replica) or redis (replicas behind
+	// one Redis or Valkey).
+	Backend string `json:"backend"`
+	// Redis is the server with backend redis.
+	Redis RedisConfig `json:"redis"`
+	// RequiredForReady turns /readyz and gRPC health NOT_SERVING while the
+	// store does not answer; by default they stay SERVING and only the
+	// requests that need the store are refused (state_unavailable).
+	RequiredForReady bool `json:"required_for_ready"`
+}
+
+// RedisConfig is the Redis (or Valkey) of state.backend redis.
+type RedisConfig struct {
+	// Addresses are host:port of the server, or seeds of a Cluster (more
+	// than one address means Cluster).
+	Addresses []string `json:"addresses"`
+	// Cluster uses Redis Cluster with a single address (a configuration
+	// endpoint).
+	Cluster      bool           `json:"cluster"`
+	Username     string         `json:"username"`
+	PasswordFile string         `json:"password_file"`
+	TLS          RedisTLSConfig `json:"tls"`
+	DB           int            `json:"db"`
+	KeyPrefix    string         `json:"key_prefix"`
+	DialTimeout  Duration       `json:"dial_timeout"`
+	// ReadTimeout bounds every operation: a decision never waits on Redis
+	// longer (default 50ms).
+	ReadTimeout Duration `json:"read_timeout"`
+	// PoolSize is connections per node; 0 is go-redis's ten per core.
+	PoolSize int `json:"pool_size"`
+}
+
+// RedisTLSConfig turns on TLS to Redis: with enabled, or any file or
+// server_name given. Without ca_file the system's roots verify the server.
+type RedisTLSConfig struct {
+	Enabled    bool   `json:"enabled"`
+	CAFile     string `json:"ca_file"`
+	CertFile   string `json:"cert_file"`
+	KeyFile    string `json:"key_file"`
+	ServerName string `json:"server_name"`
+}
+
 // ExtMcpConfig tunes the ExtMcp server (agentgateway's mcpGuardrails).
 type ExtMcpConfig struct {
 	// MetadataKey is the metadata_context key where agentgateway's
@@ -441,8 +487,11 @@ func DefaultConfig() Config {
 			CacheSize:          10000,
 		},
 		Sessions: SessionsConfig{MaxSessions: 100000, TTL: Duration(24 * time.Hour)},
-		Envoy:    EnvoyConfig{MCPMetadataNamespace: "envoy.filters.http.mcp"},
-		Shadow:   ShadowConfig{QueueSize: 1024},
+		State: StateConfig{Backend: "memory", Redis: RedisConfig{
+			KeyPrefix: "mcpauthz:", DialTimeout: Duration(time.Second), ReadTimeout: Duration(50 * time.Millisecond),
+		}},
+		Envoy:  EnvoyConfig{MCPMetadataNamespace: "envoy.filters.http.mcp"},
+		Shadow: ShadowConfig{QueueSize: 1024},
 		Limits: LimitsConfig{MaxBodyBytes: 1 << 20, MaxConcurrentStreams: 1000, GCPercent: DefaultGCPercent,
 			BodyReadTimeout: Duration(10 * time.Second), MaxInflightBodyBytes: 64 << 20},
 		Upstream: UpstreamConfig{StripRequestHeaders: []string{"x-mcp-subject"}},
@@ -622,6 +671,7 @@ func (c *Config) Validate() error {
 	c.validateMCP(bad)
 	c.validateDecisionLogs(bad)
 	c.validateTracing(bad)
+	c.validateState(bad)
 	if err := token.CheckRequiredTyp(c.Tokens.RequiredTyp); err != nil {
 		bad("tokens.required_typ", "%v", err)
 	}

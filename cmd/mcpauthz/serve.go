@@ -176,6 +176,10 @@ func (a *app) serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 
+	if a.cfg.State.RequiredForReady {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.watchState(ctx, hs) }()
+	}
 	// Bundles: the first load happens inside Start; readiness follows it.
 	wg.Add(1)
 	go func() {
