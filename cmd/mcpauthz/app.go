@@ -220,7 +220,7 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	observers := []decision.Observer{a.metrics}
 	if dl := cfg.DecisionLogs; dl.Console || dl.File != "" || dl.Service != nil {
 		dopts := decisionlog.Options{
-			Console: dl.Console, File: dl.File, Logger: log,
+			Console: dl.Console, ConsoleFormat: dl.ConsoleFormat, File: dl.File, Logger: log,
 			Path: strings.ReplaceAll(cfg.Policy.Package, ".", "/") + "/decision",
 		}
 		if dopts.Service, err = decisionLogService(&dl); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/internal/decisionlog"
 	"github.com/mcpauthz/mcpauthz/transport/extmcp"
 )
 
@@ -403,8 +404,12 @@ type TracingConfig struct {
 
 // DecisionLogConf configures decision logs in OPA's event format.
 type DecisionLogConf struct {
-	Console bool   `json:"console"`
-	File    string `json:"file"`
+	Console bool `json:"console"`
+	// ConsoleFormat is how console writes: "json" (default: OPA's events,
+	// for machines) or "text" (one line per decision for a person: id,
+	// method, tool, subject, code, reason).
+	ConsoleFormat string `json:"console_format"`
+	File          string `json:"file"`
 	// Service uploads the events in OPA's decision log protocol.
 	Service   *DecisionLogService  `json:"service"`
 	Reporting DecisionLogReporting `json:"reporting"`
@@ -760,6 +765,11 @@ func validateBundles(section string, list []BundleConfig, bad func(key, format s
 
 // validateDecisionLogs checks decision_logs.service and reporting.
 func (c *Config) validateDecisionLogs(bad func(key, format string, args ...any)) {
+	switch f := c.DecisionLogs.ConsoleFormat; f {
+	case "", decisionlog.ConsoleJSON, decisionlog.ConsoleText:
+	default:
+		bad("decision_logs.console_format", "%q is not json or text", f)
+	}
 	if s := c.DecisionLogs.Service; s != nil {
 		if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			bad("decision_logs.service.url", "%q is not an absolute http(s) URL", s.URL)

@@ -123,6 +123,10 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 	if f.logLevel == "" {
 		cfg.Log.Level = "warn"
 	}
+	// eval decides offline: its decision is printed, not logged, so the
+	// configured sinks are not opened (a console sink would mix its lines
+	// into eval's output, a file sink would record a decision never made).
+	cfg.DecisionLogs.Console, cfg.DecisionLogs.File, cfg.DecisionLogs.Service = false, "", nil
 	log := newLogger(stderr, cfg.Log)
 	a, err := buildApp(ctx, cfg, log)
 	if err != nil {

@@ -27,3 +27,16 @@ func TestExampleConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestDevConfigShowsDecisions: the development configuration prints one
+// line per decision for the person watching its console (issue 26: a
+// running serve or proxy logged nothing per decision).
+func TestDevConfigShowsDecisions(t *testing.T) {
+	cfg, err := LoadConfig("../../examples/config/dev.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl := cfg.DecisionLogs; !dl.Console || dl.ConsoleFormat != "text" {
+		t.Errorf("decision_logs console %v, console_format %q; want console: true, console_format: text", dl.Console, dl.ConsoleFormat)
+	}
+}

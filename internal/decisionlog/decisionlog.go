@@ -25,8 +25,16 @@ type Options struct {
 	// Path is the decision's path in OPA's event ("mcp/authz/decision");
 	// default "mcp/authz/decision".
 	Path    string
-	Console bool   // write events to standard output
-	File    string // append events to this file
+	Console bool // write events to standard output
+	// ConsoleFormat is how Console writes: ConsoleJSON (the default:
+	// OPA's events, one JSON line each) or ConsoleText (one line per
+	// decision for a person; events then go to File, Writer or Service
+	// only, when set).
+	ConsoleFormat string
+	// TextWriter, when set, receives the ConsoleText lines instead of
+	// standard output: a test's.
+	TextWriter io.Writer
+	File       string // append events to this file
 	// Writer, when set, receives the events instead of standard output or
 	// File: another sink, or a test's.
 	Writer io.Writer
@@ -55,6 +63,7 @@ type Log struct {
 	done    chan struct{}
 	dropped atomic.Uint64
 	up      *uploader // nil without a service
+	text    io.Writer // ConsoleText's lines; nil without
 	policy  func() *decision.Policy
 	log     *slog.Logger
 	path    string
@@ -101,6 +110,18 @@ func New(o Options) (*Log, error) {
 		o.Path = "mcp/authz/decision"
 	}
 	l := &Log{ch: make(chan event, o.Buffer), done: make(chan struct{}), log: o.Logger, path: o.Path, policy: o.Policy}
+	switch o.ConsoleFormat {
+	case "", ConsoleJSON:
+	case ConsoleText:
+		if o.Console {
+			l.text, o.Console = o.TextWriter, false
+			if l.text == nil {
+				l.text = os.Stdout
+			}
+		}
+	default:
+		return nil, fmt.Errorf("decision log console format %q is not %s or %s", o.ConsoleFormat, ConsoleJSON, ConsoleText)
+	}
 	switch {
 	case o.Writer != nil:
 		l.w = o.Writer
@@ -112,7 +133,7 @@ func New(o Options) (*Log, error) {
 		l.w, l.closer = f, f
 	case o.Console:
 		l.w = os.Stdout
-	case o.Service.URL == "":
+	case o.Service.URL == "" && l.text == nil:
 		return nil, errNoSink
 	}
 	if o.Service.URL != "" {
@@ -219,6 +240,9 @@ func (l *Log) run() {
 		e := l.opaEvent(&ev, !masking)
 		if masking && l.maskAndDrop(pol, &e) {
 			continue
+		}
+		if l.text != nil {
+			l.writeText(&ev, &e, masking)
 		}
 		mark := batch.Len()
 		if err := enc.Encode(&e); err != nil {
