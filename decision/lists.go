@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
-
-	"github.com/open-policy-agent/opa/v1/ast"
+	"strings"
 
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
 )
@@ -43,16 +43,76 @@ func IsListMethod(method string) bool {
 	return ok
 }
 
-// ListRequest is a list request read from a request body: what its answer
-// must be filtered for.
+// ListRequest is what the answer to one HTTP request must be filtered
+// for: the list requests its body holds (one, or those of a batch), or,
+// for a GET, none known (Replay): a GET that resumes a stream
+// (Last-Event-ID) gets the server's stored events again, answers to
+// earlier list requests included, whatever body it carries.
 type ListRequest struct {
-	Method string // tools/list, prompts/list, resources/list or resources/templates/list
-	// ID is the request's id as sent (raw JSON); IDValue the same as a value.
-	ID      []byte
-	IDValue ast.Value
+	// Calls are the list requests of the body, in order.
+	Calls []ListCall
+	// Batch: the body was a JSON array; an error answering it is one too.
+	Batch bool
+	// Replay: a GET's stream. Every response whose result holds a list
+	// member is filtered as the answer to that list.
+	Replay bool
 	// ProtocolVersion is the revision the request speaks (the
-	// MCP-Protocol-Version header, else params._meta, else the default).
+	// MCP-Protocol-Version header, else params._meta of its first list
+	// request, else the default).
 	ProtocolVersion string
+}
+
+// ListCall is one list request of a body.
+type ListCall struct {
+	Method string // tools/list, prompts/list, resources/list or resources/templates/list
+	// ID is the request's id as sent (raw JSON).
+	ID []byte
+	// key is the id as the server will echo it.
+	key idKey
+}
+
+// idKey is a JSON-RPC id as a server echoes it: a string by its value, a
+// number by the IEEE-754 double JavaScript (and most JSON readers) reads
+// from its literal, so 7, 7.0, 7e0 and 7.00000000000000000001 are one
+// id. A string never equals a number. An id no server can echo as it came
+// (null, or a number past the double range, which JavaScript reads as
+// Infinity and writes back as null) matches nothing.
+type idKey struct {
+	str   string
+	num   float64
+	isStr bool
+	valid bool
+}
+
+// idKeyOf reads a raw id (as the strict parser accepted it).
+func idKeyOf(raw []byte) idKey {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return idKey{}
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return idKey{}
+		}
+		return idKey{str: s, isStr: true, valid: true}
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return idKey{}
+	}
+	return idKey{num: f, valid: true}
+}
+
+// matches reports whether two ids are the same id to the server.
+func (k idKey) matches(o idKey) bool {
+	if !k.valid || !o.valid || k.isStr != o.isStr {
+		return false
+	}
+	if k.isStr {
+		return k.str == o.str
+	}
+	return k.num == o.num
 }
 
 // ListFilter is what the transports on the response path (Envoy's
@@ -60,7 +120,6 @@ type ListRequest struct {
 type ListFilter interface {
 	ListRequestOf(r *Request) *ListRequest
 	FilterResponse(ctx context.Context, r *Request, lr *ListRequest, msg []byte) ([]byte, ListOutcome)
-	FilterReplayed(ctx context.Context, r *Request, msg []byte) ([]byte, ListOutcome)
 }
 
 // DefaultMaxListAnswerBytes bounds what a transport holds of a list
@@ -68,49 +127,74 @@ type ListFilter interface {
 // complete.
 const DefaultMaxListAnswerBytes = 8 << 20
 
-// ListRequestOf reads the body of r and returns the list request it is, or
-// nil when it is anything else: another method, a notification, a batch,
-// or a body the parser refuses (the ext_authz path refuses those).
+// ListRequestOf returns what the answer to r must be filtered for, or nil
+// when nothing: a GET is always a replayed stream (whatever body it
+// carries: the server answers a GET with its stored events, never by the
+// body); any other request is filtered when its body (one message or a
+// batch) holds a list request. A body the parser refuses is nil (every
+// path refuses those before the server sees them).
 func (f *ItemFilter) ListRequestOf(r *Request) *ListRequest {
+	version := r.Headers["mcp-protocol-version"]
+	if r.Method == "GET" {
+		if version == "" {
+			version = f.e.opts.MCP.DefaultProtocolVersion
+		}
+		return &ListRequest{Replay: true, ProtocolVersion: version}
+	}
 	if len(r.Body) == 0 {
 		return nil
 	}
 	body, err := mcp.ParseWith(r.Body, mcp.Options{SkipParams: true})
-	if err != nil || body.Batch || len(body.Messages) != 1 {
+	if err != nil {
 		return nil
 	}
-	m := &body.Messages[0]
-	if m.Kind != mcp.KindRequest {
-		return nil
+	var lr *ListRequest
+	for i := range body.Messages {
+		m := &body.Messages[i]
+		if m.Kind != mcp.KindRequest {
+			continue
+		}
+		if _, ok := listMethods[m.Method]; !ok {
+			continue
+		}
+		if lr == nil {
+			lr = &ListRequest{Batch: body.Batch, ProtocolVersion: version}
+			if lr.ProtocolVersion == "" {
+				lr.ProtocolVersion = m.ProtocolVersion
+			}
+		}
+		lr.Calls = append(lr.Calls, ListCall{Method: m.Method, ID: bytes.Clone(m.ID), key: idKeyOf(m.ID)})
 	}
-	if _, ok := listMethods[m.Method]; !ok {
-		return nil
+	if lr != nil && lr.ProtocolVersion == "" {
+		lr.ProtocolVersion = f.e.opts.MCP.DefaultProtocolVersion
 	}
-	v := r.Headers["mcp-protocol-version"]
-	if v == "" {
-		v = m.ProtocolVersion
-	}
-	if v == "" {
-		v = f.e.opts.MCP.DefaultProtocolVersion
-	}
-	return &ListRequest{Method: m.Method, ID: bytes.Clone(m.ID), IDValue: m.IDValue, ProtocolVersion: v}
+	return lr
 }
 
 // ListOutcome says what FilterResponse did with one message.
 type ListOutcome struct {
-	// Answer: the message is the JSON-RPC response to the list request.
+	// Answer: the message holds a response that was filtered as a list
+	// answer (matched to a list request, or by its shape).
 	Answer bool
+	// Answered are the indexes in ListRequest.Calls of the list requests
+	// the message answered (or answered with an error).
+	Answered []int
 	// Malformed: the message could not be read strictly (mcp.Parse); the
-	// returned bytes are then a JSON-RPC error answering the list request,
-	// never the message.
+	// returned bytes are then JSON-RPC errors answering the list requests
+	// (nil on a replayed stream), never the message.
 	Malformed error
 	// Items and Hidden count the list's items and those removed.
 	Items, Hidden int
 	// Emptied: the caller could not be verified, or no policy is loaded,
-	// so every item was removed.
+	// or the answer matched no list request of the caller, so every item
+	// was removed.
 	Emptied error
-	// Errors are the items whose evaluation failed (hidden).
+	// Errors are the items whose evaluation failed: the answer was
+	// replaced by a JSON-RPC error (Unjudged).
 	Errors []error
+	// Unjudged: an item's visibility could not be evaluated, so the list
+	// was answered with a JSON-RPC error rather than shown short.
+	Unjudged bool
 	// Revision is the policy revision that decided.
 	Revision string
 	// PinMismatches are the pinned tools whose listed definition does not
@@ -118,85 +202,211 @@ type ListOutcome struct {
 	PinMismatches []PinMismatch
 }
 
+// add merges the outcome of one response of a batch.
+func (o *ListOutcome) add(res ListOutcome) {
+	o.Answer = o.Answer || res.Answer
+	o.Items += res.Items
+	o.Hidden += res.Hidden
+	if o.Emptied == nil {
+		o.Emptied = res.Emptied
+	}
+	o.Errors = append(o.Errors, res.Errors...)
+	o.Unjudged = o.Unjudged || res.Unjudged
+	if res.Revision != "" {
+		o.Revision = res.Revision
+	}
+	o.PinMismatches = append(o.PinMismatches, res.PinMismatches...)
+}
+
 // CodeListUnfilterable is the JSON-RPC code of the error that replaces a
 // list answer mcpauthz could not read: an internal error, since the server's
 // answer exists but cannot be shown unfiltered.
 const CodeListUnfilterable = mcp.CodeInternalError
 
-// FilterResponse filters msg, one JSON-RPC message the server sent on the
-// stream of lr, for the caller of r: when it answers lr with a result, the
-// items the caller may not see are removed (the others stay as sent, in the
-// server's order) and, when anything was removed from the answer of a
-// 2026-07-28 request, result.cacheScope becomes "private". Any other
-// message is returned as it is. It never fails open: an unverifiable
-// caller or a missing policy empties the list, and a message that cannot
-// be read strictly is replaced by a JSON-RPC error for lr.
+// ErrListUnjudged is the message of the error that replaces a list answer
+// whose items could not all be judged (an evaluation failed or was cut
+// short): the caller is told to ask again rather than shown a short list.
+const ErrListUnjudged = "the list answer could not be filtered: the visibility of its items could not be evaluated; try again"
+
+// FilterResponse filters msg, one JSON-RPC message or batch the server
+// sent in answer to lr (a JSON body, or the data of one SSE event), for
+// the caller of r. Each response is matched to a list request of lr by
+// the id the server echoes (idKey): one that answers a list request with
+// a result loses the items the caller may not see (the others stay as
+// sent, in the server's order); a response that answers none but whose
+// result holds a list member is filtered by that member on a replayed
+// stream, and emptied otherwise. When anything was removed from an answer
+// that carries cacheScope, or from the answer of a 2026-07-28 request,
+// result.cacheScope becomes "private". Any other message is returned as
+// it is. It never fails open: an unverifiable caller or a missing policy
+// empties the list, a list whose items cannot be judged is replaced by a
+// JSON-RPC error, and a message that cannot be read strictly is replaced
+// by errors for lr's requests (dropped on a replayed stream).
 func (f *ItemFilter) FilterResponse(ctx context.Context, r *Request, lr *ListRequest, msg []byte) ([]byte, ListOutcome) {
 	body, err := mcp.ParseWith(msg, mcp.Options{SkipParams: true})
 	if err != nil {
-		return ListError(lr, "the list answer could not be read: "+err.Error()), ListOutcome{Malformed: err}
+		return f.unreadable(lr, err)
 	}
-	if body.Batch || len(body.Messages) != 1 {
-		// A batch of responses is not an answer MCP sends to one request;
-		// read strictly, it still might hold it.
-		for i := range body.Messages {
-			if sameIDValue(body.Messages[i].IDValue, lr.IDValue) {
-				err := errors.New("the list answer came in a batch")
-				return ListError(lr, err.Error()), ListOutcome{Malformed: err}
-			}
+	if !body.Batch {
+		out, res, err := f.filterMessage(ctx, r, lr, &body.Messages[0], msg)
+		if err != nil {
+			return f.unreadable(lr, err)
 		}
-		return msg, ListOutcome{}
+		return out, res
 	}
-	m := &body.Messages[0]
-	if m.Kind != mcp.KindResponse || !sameIDValue(m.IDValue, lr.IDValue) {
-		return msg, ListOutcome{}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(msg, &elems); err != nil || len(elems) != len(body.Messages) {
+		return f.unreadable(lr, fmt.Errorf("reading the batch: %v", err))
 	}
-	out, res, err := f.filterEnvelope(ctx, r, lr, msg)
+	var all ListOutcome
+	changed := false
+	for i := range elems {
+		out, res, err := f.filterMessage(ctx, r, lr, &body.Messages[i], elems[i])
+		if err != nil {
+			return f.unreadable(lr, err)
+		}
+		all.add(res)
+		all.Answered = append(all.Answered, res.Answered...)
+		if !bytes.Equal(out, elems[i]) {
+			elems[i], changed = out, true
+		}
+	}
+	if !changed {
+		return msg, all
+	}
+	out, err := marshalNoEscape(elems)
 	if err != nil {
-		return ListError(lr, "the list answer could not be read: "+err.Error()), ListOutcome{Answer: true, Malformed: err}
+		return f.unreadable(lr, err)
 	}
-	res.Answer = true
-	return out, res
+	return out, all
 }
 
-// ListError is the JSON-RPC error that replaces a list answer that cannot
-// be filtered.
-func ListError(lr *ListRequest, message string) []byte {
-	return rpcErrorBody(lr.ID, CodeListUnfilterable, message, nil)
-}
-
-// sameIDValue reports whether two ids (ast.String or ast.Number) are equal.
-func sameIDValue(a, b ast.Value) bool {
-	if a == nil || b == nil {
-		return false
+// unreadable is what replaces a message that cannot be read strictly: a
+// lenient reader might find a list in it.
+func (f *ItemFilter) unreadable(lr *ListRequest, err error) ([]byte, ListOutcome) {
+	res := ListOutcome{Malformed: err}
+	if lr.Replay {
+		return nil, res
 	}
-	return a.Compare(b) == 0
+	for i := range lr.Calls {
+		res.Answered = append(res.Answered, i)
+	}
+	return ListErrors(lr, nil, "the list answer could not be read: "+err.Error()), res
 }
 
-// filterEnvelope filters the result of a response already read strictly.
-func (f *ItemFilter) filterEnvelope(ctx context.Context, r *Request, lr *ListRequest, msg []byte) ([]byte, ListOutcome, error) {
+// filterMessage filters one message of an answer (raw is its bytes). err
+// is set when a list answer in it cannot be read.
+func (f *ItemFilter) filterMessage(ctx context.Context, r *Request, lr *ListRequest, m *mcp.Message, raw []byte) ([]byte, ListOutcome, error) {
+	if m.Kind != mcp.KindResponse {
+		return raw, ListOutcome{}, nil
+	}
 	var env map[string]json.RawMessage
-	if err := json.Unmarshal(msg, &env); err != nil {
+	if err := json.Unmarshal(raw, &env); err != nil {
 		return nil, ListOutcome{}, err
 	}
-	raw, ok := env["result"]
-	if !ok {
-		return msg, ListOutcome{}, nil // an error answer lists nothing
+	key := idKeyOf(m.ID)
+	for i := range lr.Calls {
+		c := &lr.Calls[i]
+		if !c.key.matches(key) {
+			continue
+		}
+		res := ListOutcome{Answer: true, Answered: []int{i}}
+		result, ok := env["result"]
+		if !ok {
+			return raw, res, nil // an error answer lists nothing
+		}
+		out, fr, changed, err := f.filterResult(ctx, r, c.Method, lr.ProtocolVersion, result, false)
+		fr.Answer, fr.Answered = true, res.Answered
+		return f.rewrite(env, raw, m.ID, out, fr, changed, err)
 	}
-	result, res, changed, err := f.FilterResult(ctx, r, lr.Method, lr.ProtocolVersion, raw)
-	if err != nil || !changed {
-		return msg, res, err
+	// A response that answers no list request: a list in it is filtered
+	// by its shape (a replayed answer) or emptied (it cannot be told
+	// whose list it is).
+	var members map[string]json.RawMessage
+	if json.Unmarshal(env["result"], &members) != nil || members == nil {
+		return raw, ListOutcome{}, nil // no result object: no list
+	}
+	result, all, changed := env["result"], ListOutcome{}, false
+	for _, method := range replayOrder {
+		v := bytes.TrimSpace(members[listMethods[method].member])
+		if len(v) == 0 || v[0] != '[' {
+			continue
+		}
+		out, res, ch, err := f.filterResult(ctx, r, method, lr.ProtocolVersion, result, !lr.Replay)
+		if err != nil {
+			return nil, ListOutcome{Answer: true}, err
+		}
+		all.Answer = true
+		all.add(res)
+		if ch {
+			result, changed = out, true
+		}
+	}
+	if !all.Answer {
+		return raw, all, nil
+	}
+	return f.rewrite(env, raw, m.ID, result, all, changed, nil)
+}
+
+// rewrite puts a filtered result back in its envelope; a list whose items
+// could not all be judged becomes a JSON-RPC error for its id.
+func (f *ItemFilter) rewrite(env map[string]json.RawMessage, raw, id, result []byte, res ListOutcome, changed bool, err error) ([]byte, ListOutcome, error) {
+	if err != nil {
+		return nil, res, err
+	}
+	if len(res.Errors) > 0 {
+		res.Unjudged = true
+		return rpcErrorBody(id, CodeListUnfilterable, ErrListUnjudged, nil), res, nil
+	}
+	if !changed {
+		return raw, res, nil
 	}
 	env["result"] = result
 	out, err := marshalNoEscape(env)
 	return out, res, err
 }
 
+// ListErrors is what replaces the answer to lr that cannot be filtered: a
+// JSON-RPC error for each list request not yet answered (answered[i] set:
+// skipped; nil: none answered), an array when lr was a batch; nil when
+// nothing is left to answer (or lr is a replayed stream).
+func ListErrors(lr *ListRequest, answered []bool, message string) []byte {
+	var errs []json.RawMessage
+	for i := range lr.Calls {
+		if answered != nil && answered[i] {
+			continue
+		}
+		errs = append(errs, rpcErrorBody(lr.Calls[i].ID, CodeListUnfilterable, message, nil))
+	}
+	switch {
+	case len(errs) == 0:
+		return nil
+	case !lr.Batch && len(errs) == 1:
+		return errs[0]
+	}
+	b, _ := marshalNoEscape(errs)
+	return b
+}
+
+// ListError is ListErrors for every list request of lr.
+func ListError(lr *ListRequest, message string) []byte {
+	return ListErrors(lr, nil, message)
+}
+
 // FilterResult filters result, the raw JSON result of a list method, for
 // the caller of r: see FilterResponse. changed is false when nothing was
 // removed; result is then returned as it is. err is set only when result is
-// not a JSON object whose list member is an array.
+// not a JSON object whose list member is an array. Items whose visibility
+// could not be evaluated are reported in ListOutcome.Errors (and hidden):
+// the caller answers with an error rather than the list (FilterResponse
+// does).
 func (f *ItemFilter) FilterResult(ctx context.Context, r *Request, method, protocolVersion string, result []byte) (_ []byte, _ ListOutcome, changed bool, _ error) {
+	return f.filterResult(ctx, r, method, protocolVersion, result, false)
+}
+
+// filterResult is FilterResult; empty removes every item (an answer that
+// cannot be told to be the caller's).
+func (f *ItemFilter) filterResult(ctx context.Context, r *Request, method, protocolVersion string, result []byte, empty bool) (_ []byte, _ ListOutcome, changed bool, _ error) {
 	lk, ok := listMethods[method]
 	if !ok {
 		return result, ListOutcome{}, false, nil
@@ -223,13 +433,18 @@ func (f *ItemFilter) FilterResult(ctx context.Context, r *Request, method, proto
 	keep := make([]bool, len(raws))
 	var vr *VisibleResult
 	pol := f.e.opts.Snapshots.Current()
-	if pol != nil {
+	if pol != nil && !empty {
 		vr = f.visibleIn(ctx, pol, r, items)
 	}
 	switch {
 	case pol == nil:
 		res.Emptied = ErrNoPolicy
-	case vr.Token == nil || !vr.Token.Valid:
+	case empty:
+		res.Emptied = errUnmatchedAnswer
+	case vr.Token == nil || vr.Token.Present && !vr.Token.Valid:
+		// A credential that was sent and rejected sees nothing; a caller
+		// without one (vr.Token.Present false) is judged as such, as the
+		// call would be: the visible rule sees input.token.present false.
 		reason := "no valid credential"
 		if vr.Token != nil && vr.Token.Error != "" {
 			reason = "credential rejected: " + vr.Token.Error
@@ -246,7 +461,8 @@ func (f *ItemFilter) FilterResult(ctx context.Context, r *Request, method, proto
 	}
 	if pol != nil {
 		// Pins are judged whoever the caller: what the server lists is
-		// remembered for the calls of every caller.
+		// remembered for the calls of every caller (when the answer comes
+		// from a trusted source: pins.go).
 		var pinned []bool
 		if pinned, res.PinMismatches = f.checkListedPins(ctx, pol, r, items, raws, readable); pinned != nil {
 			for i := range keep {
@@ -261,7 +477,8 @@ func (f *ItemFilter) FilterResult(ctx context.Context, r *Request, method, proto
 		}
 	}
 	res.Hidden = len(raws) - len(kept)
-	if res.Hidden == 0 {
+	_, scoped := members["cacheScope"]
+	if res.Hidden == 0 && (res.Emptied == nil || !scoped) {
 		return result, res, false, nil
 	}
 	list, err := marshalNoEscape(kept)
@@ -269,8 +486,10 @@ func (f *ItemFilter) FilterResult(ctx context.Context, r *Request, method, proto
 		return nil, res, false, err
 	}
 	members[lk.member] = list
-	if protocolVersion >= Version20260728 {
-		// A shared cache must not serve one caller's list to another.
+	if scoped || protocolVersion >= Version20260728 {
+		// A shared cache must not serve one caller's list to another:
+		// whatever revision the request named, an answer mcpauthz changed
+		// for its caller is private.
 		members["cacheScope"] = json.RawMessage(`"private"`)
 	}
 	out, err := marshalNoEscape(members)
@@ -279,6 +498,10 @@ func (f *ItemFilter) FilterResult(ctx context.Context, r *Request, method, proto
 	}
 	return out, res, true, nil
 }
+
+// errUnmatchedAnswer empties a list answer that answers no list request of
+// the caller (its id matches none).
+var errUnmatchedAnswer = errors.New("the answer matches no list request of this caller")
 
 // readItem reads one list entry as the visible rule sees it. An entry that
 // is not an object, or whose name or URI is not a string, is not readable
@@ -347,73 +570,35 @@ func marshalNoEscape(v any) ([]byte, error) {
 
 // String names the list request, for logs.
 func (lr *ListRequest) String() string {
-	if lr == nil {
-		return "a replayed stream" // FilterReplayed: no list request seen
+	switch {
+	case lr == nil || lr.Replay:
+		return "a replayed stream"
+	case len(lr.Calls) == 1 && !lr.Batch:
+		return lr.Calls[0].Method + " id " + strconv.Quote(string(lr.Calls[0].ID))
 	}
-	return lr.Method + " id " + strconv.Quote(string(lr.ID))
+	var b strings.Builder
+	b.WriteString("a batch of ")
+	for i, c := range lr.Calls {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c.Method + " id " + strconv.Quote(string(c.ID)))
+	}
+	return b.String()
 }
 
-// replayOrder is the order in which FilterReplayed filters the members of
-// one result (a result holds one list in MCP; an odd one is filtered for
+// replayOrder is the order in which the list members of one result are
+// filtered (a result holds one list in MCP; an odd one is filtered for
 // each it holds).
 var replayOrder = [...]string{"tools/list", "prompts/list", "resources/list", "resources/templates/list"}
 
-// FilterReplayed filters msg, one message of a stream that may replay
-// answers to requests the transport never saw: a GET that resumes a stream
-// (Last-Event-ID) gets the server's stored events again, list answers
-// included. A response whose result holds a list member (tools, prompts,
-// resources, resourceTemplates) as an array is filtered for the caller of
-// r as the answer to that list, as FilterResponse would have; any other
-// message is returned as it is. A message that cannot be read strictly,
-// or a batch holding a response, is dropped (nil): a lenient reader might
-// find a list in it.
+// FilterReplayed filters msg, one message of a GET's stream, which may
+// replay answers to requests the transport never saw: it is
+// FilterResponse for ListRequestOf of a GET.
 func (f *ItemFilter) FilterReplayed(ctx context.Context, r *Request, msg []byte) ([]byte, ListOutcome) {
-	body, err := mcp.ParseWith(msg, mcp.Options{SkipParams: true})
-	if err != nil {
-		return nil, ListOutcome{Malformed: err}
-	}
-	for i := range body.Messages {
-		if body.Messages[i].Kind == mcp.KindResponse && body.Batch {
-			return nil, ListOutcome{Malformed: errors.New("a batch holding a response on a replayed stream")}
-		}
-	}
-	if body.Batch || body.Messages[0].Kind != mcp.KindResponse {
-		return msg, ListOutcome{}
-	}
-	var env map[string]json.RawMessage
-	if err := json.Unmarshal(msg, &env); err != nil {
-		return nil, ListOutcome{Malformed: err}
-	}
-	var members map[string]json.RawMessage
-	if json.Unmarshal(env["result"], &members) != nil {
-		return msg, ListOutcome{} // no result object: no list
-	}
 	version := r.Headers["mcp-protocol-version"]
 	if version == "" {
 		version = f.e.opts.MCP.DefaultProtocolVersion
 	}
-	result, out, changed := env["result"], ListOutcome{}, false
-	for _, method := range replayOrder {
-		raw := bytes.TrimSpace(members[listMethods[method].member])
-		if len(raw) == 0 || raw[0] != '[' {
-			continue
-		}
-		filtered, res, ch, err := f.FilterResult(ctx, r, method, version, result)
-		if err != nil {
-			return nil, ListOutcome{Answer: true, Malformed: err}
-		}
-		out.Answer, out.Items, out.Hidden = true, out.Items+res.Items, out.Hidden+res.Hidden
-		out.Emptied, out.Revision, out.Errors = res.Emptied, res.Revision, append(out.Errors, res.Errors...)
-		out.PinMismatches = append(out.PinMismatches, res.PinMismatches...)
-		result, changed = filtered, changed || ch
-	}
-	if !changed {
-		return msg, out
-	}
-	env["result"] = result
-	b, err := marshalNoEscape(env)
-	if err != nil {
-		return nil, ListOutcome{Answer: true, Malformed: err}
-	}
-	return b, out
+	return f.FilterResponse(ctx, r, &ListRequest{Replay: true, ProtocolVersion: version}, msg)
 }

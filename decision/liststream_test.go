@@ -111,6 +111,12 @@ func FuzzListEventStream(f *testing.F) {
 	f.Add([]byte("id: 1\r\ndata: {\"jsonrpc\":\"2.0\",\r\ndata: \"method\":\"ping\"}\r\n\r\n: c\r\r"), uint8(3))
 	f.Add([]byte("event: m\rdata:{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":1,\"message\":\"m\"}}\r\r"), uint8(2))
 	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\ndata: \n\n"), uint8(5))
+	// The shapes of issues 27 and 28: a byte order mark, a JSON body, a
+	// batch in an event, an answer to another id, a string id for 7.
+	f.Add([]byte("\xef\xbb\xbfdata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"debug\"}]}}\n\n"), uint8(1))
+	f.Add([]byte(" \r\n[{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"debug\"}]}}]"), uint8(4))
+	f.Add([]byte("data: [{\"jsonrpc\":\"2.0\",\"id\":7.0,\"result\":{\"tools\":[{\"name\":\"debug\"}]}},{\"jsonrpc\":\"2.0\",\"id\":8,\"result\":{\"prompts\":[]}}]\n\n"), uint8(9))
+	f.Add([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":\"7\",\"result\":{\"tools\":[{\"name\":\"debug\"}],\"cacheScope\":\"public\"}}\n\n"), uint8(6))
 	f.Fuzz(func(t *testing.T, stream []byte, size uint8) {
 		whole := feedAll(listStream(t, items, 1<<20), stream, max(len(stream), 1))
 		cut := feedAll(listStream(t, items, 1<<20), stream, int(size%64)+1)
@@ -161,6 +167,43 @@ func TestFilterReplayed(t *testing.T) {
 		}
 		s = decision.NewReplayEventStream(1<<20, nil, func(msg []byte) ([]byte, decision.ListOutcome) {
 			return f.FilterReplayed(context.Background(), r, msg)
+		})
+	}
+}
+
+// TestListAnswerSniffed: what an answer is comes from its bytes, not from
+// a content-type: a JSON body (a message or a batch, after white space or
+// a byte order mark) is filtered whole at its end, an event stream (one
+// starting with a byte order mark too, which readers drop) event by
+// event, an event's data may be a batch; whatever the cuts. Issue 28 row
+// 10, issue 27 row 1.
+func TestListAnswerSniffed(t *testing.T) {
+	f := decision.NewItemFilter(decisiontest.NewEngine(t, "testdata/hidden", nil))
+	const (
+		answer   = `{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"debug"},{"name":"search"}]}}`
+		filtered = `{"id":7,"jsonrpc":"2.0","result":{"tools":[{"name":"search"}]}}`
+		bom      = "\xef\xbb\xbf"
+	)
+	tests := map[string]struct{ in, want string }{
+		"json":              {in: answer, want: filtered},
+		"json_space":        {in: "\r\n  " + answer + "\n", want: filtered},
+		"json_bom":          {in: bom + answer, want: filtered},
+		"json_batch":        {in: "[" + answer + "]", want: "[" + filtered + "]"},
+		"sse_bom":           {in: bom + "data: " + answer + "\n\n", want: "data: " + filtered + "\n\n"},
+		"sse_batch_event":   {in: "data: [" + answer + "]\n\n", want: "data: [" + filtered + "]\n\n"},
+		"sse_leading_blank": {in: "\n\ndata: " + answer + "\n\n", want: "\n\ndata: " + filtered + "\n\n"},
+		"empty":             {in: "", want: ""},
+		"json_unreadable": {in: `{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"debug"}]}`,
+			want: `{"jsonrpc":"2.0","id":7,"error":{"code":-32603,"message":"the list answer could not be read: `},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			for _, n := range []int{max(len(tc.in), 1), 1, 2, 5} {
+				got := string(feedAll(listStream(t, f, 1<<20), []byte(tc.in), n))
+				if !strings.HasPrefix(got, tc.want) || (tc.want == "" && got != "") || strings.Contains(got, "debug") {
+					t.Fatalf("chunks of %d:\n got %q\nwant %q", n, got, tc.want)
+				}
+			}
 		})
 	}
 }

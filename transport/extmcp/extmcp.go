@@ -227,9 +227,10 @@ func (s *Server) failedRequest(ctx context.Context, r *decision.Request, p any) 
 // CheckResponse filters the result of a list method for the caller named
 // by metadata_context (see Options.MetadataKey): Pass when nothing was
 // removed, else the filtered result as Mutated. The result of any other
-// method passes. A caller that cannot be verified, or no policy, empties
-// the list; a result that cannot be read strictly is refused. It never
-// returns an error.
+// method passes. A caller without a credential is judged as such (as its
+// calls are); a credential that is rejected, or no policy, empties the
+// list; a result that cannot be read strictly, or whose items cannot all
+// be judged, is refused. It never returns an error.
 func (s *Server) CheckResponse(ctx context.Context, in *pb.McpResponse) (out *pb.McpResponseResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -263,8 +264,13 @@ func (s *Server) CheckResponse(ctx context.Context, in *pb.McpResponse) (out *pb
 	if res.Emptied != nil {
 		s.log.Info("ExtMcp list result emptied", "method", method, "why", res.Emptied.Error(), "items", res.Items)
 	}
-	for _, e := range res.Errors {
-		s.log.Warn("visibility evaluation failed; item hidden", "method", method, "error", e)
+	if len(res.Errors) > 0 {
+		// A list whose items cannot all be judged is not shown short: the
+		// caller is told to ask again.
+		for _, e := range res.Errors {
+			s.log.Warn("visibility evaluation failed; list refused", "method", method, "error", e)
+		}
+		return unfilterable(decision.ErrListUnjudged), nil
 	}
 	if !changed {
 		return passResponse(), nil

@@ -1,15 +1,15 @@
 // Package extproc is an Envoy External Processing server
 // (envoy.service.ext_proc.v3.ExternalProcessor) that filters list answers:
 // it reads the request's headers and buffered body to know whether the
-// request is tools/list, prompts/list, resources/list or
-// resources/templates/list, and rewrites the JSON-RPC response that answers
-// it (an application/json body, or one event of a text/event-stream) so the
-// caller sees only the items the policy's visible rule lets it see; a GET's
-// event stream, which may replay earlier list answers when it resumes a
-// stream, has those filtered too. Every other request and event goes
-// through untouched. The verdicts and the
-// rewrite are the engine's (decision.ItemFilter); this package only frames
-// bytes.
+// request holds list requests (tools/list, prompts/list, resources/list,
+// resources/templates/list; one, or a batch's), and rewrites every
+// JSON-RPC response that answers one (in a JSON body or in the events of a
+// stream, whatever the content-type says) so the caller sees only the items
+// the policy's visible rule lets it see; a GET's event stream, which may
+// replay earlier list answers when it resumes a stream, has those filtered
+// too. Every other request and event goes through untouched. The verdicts
+// and the rewrite are the engine's (decision.ItemFilter); this package
+// only frames bytes.
 package extproc
 
 import (
@@ -116,24 +116,23 @@ func routeContext(ctx context.Context) map[string]string {
 type bodyMode uint8
 
 const (
-	passBody bodyMode = iota // not a list answer: untouched
-	jsonBody                 // application/json: collected, filtered at its end
-	sseBody                  // text/event-stream: filtered event by event
-	failBody                 // unreadable (encoded): replaced by a JSON-RPC error
-	tooLarge                 // JSON past the bound: replaced by a JSON-RPC error
-	dropBody                 // a GET's stream that cannot be read (encoded): not passed on
+	passBody   bodyMode = iota // not a list answer: untouched
+	filterBody                 // filtered as it comes (decision.ListEventStream: JSON whole, events one by one)
+	failBody                   // unreadable (encoded): replaced by a JSON-RPC error
+	dropBody                   // a GET's stream that cannot be read (encoded): not passed on
 )
 
 // streamState is what one HTTP stream has shown so far.
 type streamState struct {
-	srv  *Server
-	ctx  context.Context
-	req  decision.Request
-	list *decision.ListRequest // nil: not a list request
+	srv *Server
+	ctx context.Context
+	req decision.Request
+	// list is what the answer is filtered for: the list requests of the
+	// body, or a GET's stream; nil: nothing.
+	list *decision.ListRequest
 
-	mode    bodyMode
-	collect []byte                    // jsonBody: the body so far
-	sse     *decision.ListEventStream // sseBody: the events so far
+	mode bodyMode
+	sse  *decision.ListEventStream // filterBody: the answer so far
 }
 
 // handle answers one ProcessingRequest; a panic becomes a continue.
@@ -143,11 +142,11 @@ func (st *streamState) handle(req *procv3.ProcessingRequest) (resp *procv3.Proce
 			st.srv.log.Error("panic in the ext_proc server; message passed on", "panic", fmt.Sprint(p))
 			resp = continueFor(req)
 			switch {
+			case st.list != nil && st.list.Replay && st.mode != passBody:
+				st.mode = dropBody // a GET's stream
 			case st.list != nil && st.mode != passBody:
 				// Fail closed: the answer can no longer be filtered.
 				st.mode = failBody
-			case st.mode == sseBody:
-				st.mode = dropBody // a GET's stream
 			}
 		}
 	}()
@@ -185,8 +184,9 @@ func continueFor(req *procv3.ProcessingRequest) *procv3.ProcessingResponse {
 
 // requestHeaders keeps the request's headers: the credential (authorization)
 // and the revision (mcp-protocol-version) come from them. A GET's stream
-// may replay list answers (a resumed stream), so it is asked for without
-// content coding, as a list request's answer is.
+// may replay list answers (a resumed stream), whatever body it carries, so
+// it is filtered, and asked for without content coding, as the answer to a
+// list request is.
 func (st *streamState) requestHeaders(h *procv3.HttpHeaders) *procv3.ProcessingResponse {
 	// Request headers begin a request: nothing of an earlier one stays.
 	*st = streamState{srv: st.srv, ctx: st.ctx, req: decision.Request{Context: st.req.Context}}
@@ -195,8 +195,11 @@ func (st *streamState) requestHeaders(h *procv3.HttpHeaders) *procv3.ProcessingR
 	st.req.Path = st.req.Headers[":path"]
 	st.req.Host = st.req.Headers[":authority"]
 	hr := &procv3.HeadersResponse{}
-	if _, ok := st.req.Headers["accept-encoding"]; ok && st.req.Method == "GET" {
-		hr.Response = &procv3.CommonResponse{HeaderMutation: &procv3.HeaderMutation{RemoveHeaders: []string{"accept-encoding"}}}
+	if st.req.Method == "GET" {
+		st.list = st.srv.filter.ListRequestOf(&st.req)
+		if _, ok := st.req.Headers["accept-encoding"]; ok {
+			hr.Response = &procv3.CommonResponse{HeaderMutation: &procv3.HeaderMutation{RemoveHeaders: []string{"accept-encoding"}}}
+		}
 	}
 	return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_RequestHeaders{RequestHeaders: hr}}
 }
@@ -225,10 +228,10 @@ func headerMap(hm *corev3.HeaderMap) map[string]string {
 func (st *streamState) requestBody(b *procv3.HttpBody) *procv3.ProcessingResponse {
 	st.req.Body = append(st.req.Body, b.GetBody()...)
 	resp := &procv3.BodyResponse{}
-	if b.GetEndOfStream() || len(st.req.Body) > 0 {
+	if st.req.Method != "GET" && (b.GetEndOfStream() || len(st.req.Body) > 0) {
 		st.list = st.srv.filter.ListRequestOf(&st.req)
 	}
-	if st.list != nil {
+	if st.list != nil && !st.list.Replay {
 		if _, ok := st.req.Headers["accept-encoding"]; ok {
 			resp.Response = &procv3.CommonResponse{HeaderMutation: &procv3.HeaderMutation{RemoveHeaders: []string{"accept-encoding"}}}
 		}
@@ -236,75 +239,47 @@ func (st *streamState) requestBody(b *procv3.HttpBody) *procv3.ProcessingRespons
 	return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_RequestBody{RequestBody: resp}}
 }
 
-// responseHeaders chooses how the answer is read: a list request's JSON
-// answer is buffered (mode_override, when Envoy allows it; it is collected
-// here otherwise), an event stream is read as it comes, and anything else
-// is left alone (its body is not even sent to us).
+// responseHeaders chooses how the answer to a request holding list
+// requests (or a GET's) is read: whatever its content-type says (missing,
+// repeated, odd: clients differ on those), its bytes are filtered as they
+// come, as JSON or as an event stream by what they are
+// (decision.ListEventStream); a JSON content-type asks Envoy to buffer the
+// body (mode_override, when Envoy allows it; it is collected here
+// otherwise). An answer in a content coding cannot be read: it is replaced
+// by JSON-RPC errors (a GET's stream by nothing). Anything else is left
+// alone (its body is not even sent to us).
 func (st *streamState) responseHeaders(h *procv3.HttpHeaders) *procv3.ProcessingResponse {
 	resp := &procv3.ProcessingResponse{}
 	hr := &procv3.HeadersResponse{}
 	resp.Response = &procv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: hr}
-	if st.list == nil && st.req.Method == "GET" && !h.GetEndOfStream() {
-		return st.replayHeaders(h, resp)
-	}
 	if st.list == nil || h.GetEndOfStream() {
 		resp.ModeOverride = &procfilterv3.ProcessingMode{ResponseBodyMode: procfilterv3.ProcessingMode_NONE}
 		return resp
 	}
 	hs := headerMap(h.GetHeaders())
-	ct, _, _ := mime.ParseMediaType(hs["content-type"])
-	enc := strings.TrimSpace(strings.ToLower(hs["content-encoding"]))
 	mut := &procv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}
-	switch {
+	switch enc := strings.TrimSpace(strings.ToLower(hs["content-encoding"])); {
+	case enc != "" && enc != "identity" && st.list.Replay:
+		st.srv.log.Warn("event stream in a content coding ext_proc cannot read; not passed on", "content_encoding", enc)
+		st.mode = dropBody
+		mut.RemoveHeaders = append(mut.RemoveHeaders, "content-encoding")
 	case enc != "" && enc != "identity":
 		st.mode = failBody
 		mut.RemoveHeaders = append(mut.RemoveHeaders, "content-encoding")
 		mut.SetHeaders = []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "content-type", RawValue: []byte("application/json")}}}
-	case ct == "application/json":
-		st.mode = jsonBody
-		resp.ModeOverride = &procfilterv3.ProcessingMode{ResponseBodyMode: procfilterv3.ProcessingMode_BUFFERED}
-	case ct == "text/event-stream":
-		st.mode = sseBody
 	default:
-		st.mode = passBody
-		resp.ModeOverride = &procfilterv3.ProcessingMode{ResponseBodyMode: procfilterv3.ProcessingMode_NONE}
-		return resp
+		st.mode = filterBody
+		st.sse = decision.NewListEventStream(st.list, st.srv.maxAnswer, st.srv.log, st.filter)
+		if ct, _, _ := mime.ParseMediaType(hs["content-type"]); ct == "application/json" && !st.list.Replay {
+			resp.ModeOverride = &procfilterv3.ProcessingMode{ResponseBodyMode: procfilterv3.ProcessingMode_BUFFERED}
+		}
 	}
 	hr.Response = &procv3.CommonResponse{HeaderMutation: mut}
 	return resp
 }
 
-// replayHeaders chooses how a GET's answer is read: its event stream may
-// replay earlier list answers (a stream resumed with Last-Event-ID), so
-// each event goes through decision.ItemFilter.FilterReplayed; a stream in
-// a content coding cannot be read and is not passed on; anything else is
-// left alone.
-func (st *streamState) replayHeaders(h *procv3.HttpHeaders, resp *procv3.ProcessingResponse) *procv3.ProcessingResponse {
-	hs := headerMap(h.GetHeaders())
-	ct, _, _ := mime.ParseMediaType(hs["content-type"])
-	if ct != "text/event-stream" {
-		resp.ModeOverride = &procfilterv3.ProcessingMode{ResponseBodyMode: procfilterv3.ProcessingMode_NONE}
-		return resp
-	}
-	mut := &procv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}
-	if enc := strings.TrimSpace(strings.ToLower(hs["content-encoding"])); enc != "" && enc != "identity" {
-		st.srv.log.Warn("event stream in a content coding ext_proc cannot read; not passed on", "content_encoding", enc)
-		st.mode = dropBody
-		mut.RemoveHeaders = append(mut.RemoveHeaders, "content-encoding")
-	} else {
-		st.mode = sseBody
-		st.sse = decision.NewReplayEventStream(st.srv.maxAnswer, st.srv.log, func(msg []byte) ([]byte, decision.ListOutcome) {
-			out, res := st.srv.filter.FilterReplayed(st.ctx, &st.req, msg)
-			decision.LogListOutcome(st.srv.log, nil, res)
-			return out, res
-		})
-	}
-	resp.GetResponseHeaders().Response = &procv3.CommonResponse{HeaderMutation: mut}
-	return resp
-}
-
-// responseBody filters one chunk (or the whole buffered body) of a list
-// request's answer.
+// responseBody filters one chunk (or the whole buffered body) of the
+// answer.
 func (st *streamState) responseBody(b *procv3.HttpBody) *procv3.ProcessingResponse {
 	eof := b.GetEndOfStream()
 	var out []byte
@@ -312,32 +287,14 @@ func (st *streamState) responseBody(b *procv3.HttpBody) *procv3.ProcessingRespon
 	switch st.mode {
 	case passBody:
 		changed = false
-	case jsonBody:
-		st.collect = append(st.collect, b.GetBody()...)
-		if len(st.collect) > st.srv.maxAnswer {
-			st.srv.log.Warn("list answer too large to filter; replaced by an error", "list", st.list.String(), "limit", st.srv.maxAnswer)
-			st.collect, st.mode = nil, tooLarge
-			if eof {
-				out = decision.ListError(st.list, decision.ErrListTooLarge)
-			}
-			break
-		}
-		if eof {
-			out, _ = st.filter(st.collect)
-			st.collect = nil
-		}
 	case failBody:
 		if eof {
 			out = decision.ListError(st.list, decision.ErrListEncoded)
 		}
-	case tooLarge:
-		if eof {
-			out = decision.ListError(st.list, decision.ErrListTooLarge)
-		}
 	case dropBody:
 		// out stays empty: the chunk is cleared
-	case sseBody:
-		out, changed = st.events(b.GetBody(), eof)
+	case filterBody:
+		out, changed = st.sse.Feed(b.GetBody(), eof)
 	}
 	br := &procv3.BodyResponse{}
 	if changed {
@@ -350,17 +307,6 @@ func (st *streamState) responseBody(b *procv3.HttpBody) *procv3.ProcessingRespon
 		br.Response = &procv3.CommonResponse{BodyMutation: bm}
 	}
 	return &procv3.ProcessingResponse{Response: &procv3.ProcessingResponse_ResponseBody{ResponseBody: br}}
-}
-
-// events passes the complete events of a chunk on, the answer to the list
-// request filtered (decision.ListEventStream); an event cut by the chunk's
-// end waits for the rest. changed is false when the chunk goes on exactly
-// as it came.
-func (st *streamState) events(chunk []byte, eof bool) (out []byte, changed bool) {
-	if st.sse == nil {
-		st.sse = decision.NewListEventStream(st.list, st.srv.maxAnswer, st.srv.log, st.filter)
-	}
-	return st.sse.Feed(chunk, eof)
 }
 
 // filter runs the engine's list filter on one JSON-RPC message.

@@ -13,7 +13,7 @@ import (
 var (
 	evPriming  = "id: ev-0\ndata:\n\n"
 	evProgress = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n"
-	evOtherID  = "data: " + strings.Replace(toolsList("delete_repo"), `"id":7`, `"id":8`, 1) + "\n\n"
+	evOtherID  = "data: {\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"roots/list\"}\n\n"
 	evAnswer   = "event: message\nid: ev-3\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\n" +
 		"data: \"result\":{\"tools\":[{\"name\":\"search\"},{\"name\":\"delete_repo\"},\n" +
 		"data:{\"name\":\"read_file\"}]}}\n\n"
@@ -134,6 +134,7 @@ func TestSSEOtherEventsImmediate(t *testing.T) {
 		t.Errorf("answer: %q", out)
 	}
 	// After the answer: a second answer is dropped, everything else goes on.
+
 	if out := x.chunk(evAnswer, false); out != "" {
 		t.Errorf("second answer to the same id went on: %q", out)
 	}

@@ -189,14 +189,7 @@ func TestResumedStream(t *testing.T) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, evProgress+evAnswer+evComment)
 	}, nil)
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.Header.Set("Authorization", "Bearer alice")
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Last-Event-ID", "ev-0")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := do(t, http.MethodGet, url, "", "Accept", "text/event-stream")
 	defer resp.Body.Close()
 	got := readAll(t, resp.Body)
 	want := evProgress + "event: message\nid: ev-3\ndata: {\"id\":7,\"jsonrpc\":\"2.0\",\"result\":{" + aliceTools + "}}\n\n" + evComment

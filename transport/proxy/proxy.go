@@ -8,7 +8,8 @@
 // answer to a list request is filtered by the policy's visible rule (a
 // JSON body, or the one event of a text/event-stream that answers it,
 // every other event passing on as soon as it is complete), and so is a
-// list answer a GET gets again when it resumes a stream. The verdicts,
+// list answer a GET gets again when it resumes a stream (whatever body it
+// carries), and every list answer in a batch. The verdicts,
 // the denials and the rewrite are the engine's; this package only moves
 // HTTP bytes.
 package proxy
@@ -20,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -149,9 +149,11 @@ func New(engine Decider, lists decision.ListFilter, opts Options) (*Handler, err
 // exchange is what the proxy knows of one allowed request, carried from
 // ServeHTTP to the upstream request and its response.
 type exchange struct {
-	req  *decision.Request
-	d    *decision.Decision
-	list *decision.ListRequest // nil: not a list request
+	req *decision.Request
+	d   *decision.Decision
+	// list is what the answer is filtered for: the list requests of the
+	// body, or a GET's stream; nil: nothing.
+	list *decision.ListRequest
 }
 
 type exchangeKey struct{}
@@ -328,7 +330,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	for _, hd := range x.d.UpstreamHeaders {
 		out.Header.Set(hd.Name, hd.Value)
 	}
-	if x.list != nil || x.req.Method == http.MethodGet {
+	if x.list != nil {
 		// The answer is read to be filtered: it is asked for without a
 		// content coding (the transport still asks for gzip and decodes it).
 		out.Header.Del("Accept-Encoding")
@@ -363,96 +365,48 @@ func contains(names []string, s string) bool {
 }
 
 // modifyResponse adds the decision's response headers and filters the
-// answer to a list request.
+// answer when it may hold a list.
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	x := resp.Request.Context().Value(exchangeKey{}).(*exchange)
 	for _, hd := range x.d.ResponseHeaders {
 		resp.Header.Add(hd.Name, hd.Value)
 	}
-	switch {
-	case x.list != nil:
+	if x.list != nil {
 		h.filterAnswer(resp, x)
-	case x.req.Method == http.MethodGet:
-		h.filterReplayed(resp, x)
 	}
 	return nil
 }
 
-// filterReplayed filters the event stream a GET opens: when it resumes a
-// stream (Last-Event-ID), the server replays its stored events, answers to
-// earlier list requests included, which are filtered as the first answer
-// was (decision.ItemFilter.FilterReplayed). A stream in a content coding
-// the proxy cannot read is not passed on.
-func (h *Handler) filterReplayed(resp *http.Response, x *exchange) {
-	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != "text/event-stream" || h.lists == nil {
-		return
-	}
+// filterAnswer filters the answer to a request holding list requests (one,
+// or a batch's), or a GET's stream, which may replay earlier list answers
+// when it resumes a stream (Last-Event-ID): whatever its content-type says,
+// a JSON body is filtered whole, an event stream event by event
+// (decision.ListEventStream reads which it is from its bytes). An answer
+// it cannot read (a content coding it does not know, a JSON body past the
+// bound) is replaced by JSON-RPC errors, a GET's stream by nothing: never
+// shown unfiltered.
+func (h *Handler) filterAnswer(resp *http.Response, x *exchange) {
 	if enc := strings.TrimSpace(strings.ToLower(resp.Header.Get("Content-Encoding"))); enc != "" && enc != "identity" {
-		h.log.Warn("event stream in a content coding the proxy cannot read; not passed on", "decision_id", x.d.ID, "content_encoding", enc)
+		h.log.Warn("answer in a content coding the proxy cannot read; not passed on", "decision_id", x.d.ID, "list", x.list.String(), "content_encoding", enc)
 		resp.Body.Close()
 		resp.Header.Del("Content-Encoding")
-		replaceBody(resp, nil)
+		var b []byte
+		if !x.list.Replay {
+			resp.Header.Set("Content-Type", "application/json")
+			b = decision.ListError(x.list, decision.ErrListEncoded)
+		}
+		replaceBody(resp, b)
 		return
 	}
-	s := decision.NewReplayEventStream(h.opts.MaxAnswerBytes, h.log, func(msg []byte) ([]byte, decision.ListOutcome) {
-		out, res := h.lists.FilterReplayed(resp.Request.Context(), x.req, msg)
-		decision.LogListOutcome(h.log, nil, res)
+	ctx := resp.Request.Context()
+	s := decision.NewListEventStream(x.list, h.opts.MaxAnswerBytes, h.log, func(msg []byte) ([]byte, decision.ListOutcome) {
+		out, res := h.lists.FilterResponse(ctx, x.req, x.list, msg)
+		decision.LogListOutcome(h.log, x.list, res)
 		return out, res
 	})
-	h.streamEvents(resp, s)
-}
-
-// filterAnswer filters the answer to a list request: a JSON body whole, an
-// event stream event by event. An answer it cannot read (a content coding
-// it does not know, a JSON body past the bound) is replaced by a JSON-RPC
-// error: never shown unfiltered.
-func (h *Handler) filterAnswer(resp *http.Response, x *exchange) {
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	enc := strings.TrimSpace(strings.ToLower(resp.Header.Get("Content-Encoding")))
-	switch {
-	case enc != "" && enc != "identity":
-		resp.Header.Del("Content-Encoding")
-		resp.Header.Set("Content-Type", "application/json")
-		replaceBody(resp, decision.ListError(x.list, decision.ErrListEncoded))
-	case ct == "application/json":
-		replaceBody(resp, h.filterJSON(resp.Request.Context(), resp.Body, x))
-	case ct == "text/event-stream":
-		h.streamEvents(resp, decision.NewListEventStream(x.list, h.opts.MaxAnswerBytes, h.log, func(msg []byte) ([]byte, decision.ListOutcome) {
-			return h.filter(resp.Request.Context(), x, msg)
-		}))
-	}
-}
-
-// streamEvents makes resp's body the events of its stream as s lets them
-// on, each as soon as it is complete.
-func (h *Handler) streamEvents(resp *http.Response, s *decision.ListEventStream) {
 	resp.Body = &eventStream{src: resp.Body, stream: s, buf: make([]byte, 32<<10)}
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
-}
-
-// filterJSON reads and filters a JSON answer, or returns the error that
-// replaces it.
-func (h *Handler) filterJSON(ctx context.Context, body io.ReadCloser, x *exchange) []byte {
-	defer body.Close()
-	b, err := io.ReadAll(io.LimitReader(body, int64(h.opts.MaxAnswerBytes)+1))
-	switch {
-	case err != nil:
-		h.log.Warn("list answer could not be read; replaced by an error", "list", x.list.String(), "error", err)
-		return decision.ListError(x.list, "the list answer could not be read: "+err.Error())
-	case len(b) > h.opts.MaxAnswerBytes:
-		h.log.Warn("list answer too large to filter; replaced by an error", "list", x.list.String(), "limit", h.opts.MaxAnswerBytes)
-		return decision.ListError(x.list, decision.ErrListTooLarge)
-	}
-	out, _ := h.filter(ctx, x, b)
-	return out
-}
-
-// filter runs the engine's list filter on one JSON-RPC message.
-func (h *Handler) filter(ctx context.Context, x *exchange, msg []byte) ([]byte, decision.ListOutcome) {
-	out, res := h.lists.FilterResponse(ctx, x.req, x.list, msg)
-	decision.LogListOutcome(h.log, x.list, res)
-	return out, res
 }
 
 // replaceBody sets a new, complete body on resp.
@@ -462,9 +416,9 @@ func replaceBody(resp *http.Response, b []byte) {
 	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 }
 
-// eventStream is the body of an event stream answering a list request: it
-// reads the upstream's chunks as they come and gives each complete event
-// on at once, the answer filtered.
+// eventStream is the body of an answer that may hold lists: it reads the
+// upstream's chunks as they come and gives each complete event on at once,
+// filtered (a JSON answer, at its end).
 type eventStream struct {
 	src    io.ReadCloser
 	stream *decision.ListEventStream

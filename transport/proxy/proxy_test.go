@@ -105,7 +105,13 @@ func post(t testing.TB, url, tok, body string, hdr ...string) *http.Response {
 // send is post without the cleanup: the caller closes the body.
 func send(t testing.TB, url, tok, body string, hdr ...string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	return sendAs(t, http.MethodPost, url, tok, body, hdr...)
+}
+
+// sendAs is send with another method.
+func sendAs(t testing.TB, method, url, tok, body string, hdr ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
