@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -108,7 +109,7 @@ func TestRedisTLSAndACL(t *testing.T) {
 			CAFile:      caFile,
 			ClientCerts: true,
 		},
-		Users: []string{"default off", "mcpauthz on >s3cret ~mcpauthz:* +@all"},
+		Users: []string{"default off", "mcpauthz on >s3cret ~mcpauthz:* -@all +@read +@write +@scripting +@connection -@dangerous"},
 	})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
@@ -140,6 +141,26 @@ func TestRedisTLSAndACL(t *testing.T) {
 			}
 			if !tc.ok && err == nil {
 				t.Fatalf("Once succeeded (first %v); want an error", first)
+			}
+			if !tc.ok {
+				return
+			}
+			// The ACL user's categories allow every operation (the scripts
+			// included): docs/deployment.md names them.
+			if _, err := s.Claim(ctx, "session:acl", "alice", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Put(ctx, "record:acl", "pending", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := s.CompareAndSwap(ctx, "record:acl", "pending", "granted", time.Minute); err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+			if _, _, err := s.Take(ctx, "record:acl"); err != nil {
+				t.Fatal(err)
+			}
+			if err := errors.Join(s.Delete(ctx, "session:acl"), s.Ping(ctx)); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
