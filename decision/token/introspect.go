@@ -17,6 +17,8 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/mcpauthz/mcpauthz/decision/mcp"
 )
 
 // Defaults of IntrospectionOptions.
@@ -250,9 +252,19 @@ func (i *Introspector) introspect(ctx context.Context, raw string) (introspectEn
 	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return introspectEntry{}, fmt.Errorf("introspection endpoint answered content type %q, want application/json", resp.Header.Get("Content-Type"))
 	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, introspectMaxBody))
+	if err != nil {
+		return introspectEntry{}, fmt.Errorf("reading introspection response: %w", err)
+	}
+	// The claims reach the policy: read with the rules of every MCP body
+	// (no duplicate or fold-equal names, no invalid UTF-8 or lone
+	// surrogate, which encoding/json would turn into U+FFFD, the number
+	// rule), as a JWT's claims are.
+	if _, err := mcp.ReadJSON(data); err != nil {
+		return introspectEntry{}, fmt.Errorf("decoding introspection response: %w", err)
+	}
 	var body map[string]any
-	dec := json.NewDecoder(io.LimitReader(resp.Body, introspectMaxBody))
-	if err := dec.Decode(&body); err != nil {
+	if err := json.Unmarshal(data, &body); err != nil {
 		return introspectEntry{}, fmt.Errorf("decoding introspection response: %w", err)
 	}
 	if body == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -22,6 +23,7 @@ type introspectTestAS struct {
 	hits    atomic.Int64
 	mu      sync.Mutex
 	answers map[string]map[string]any // token → response; absent → inactive
+	raw     map[string]string         // token → response body as written, before answers
 	status  int                       // when non-zero, answer with this status
 	// gate, when set, holds every request until closed, so concurrent
 	// callers pile up behind one request.
@@ -74,10 +76,17 @@ func (as *introspectTestAS) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down", status)
 		return
 	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	as.mu.Lock()
+	raw, isRaw := as.raw[r.PostForm.Get("token")]
+	as.mu.Unlock()
+	if isRaw {
+		_, _ = io.WriteString(w, raw)
+		return
+	}
 	if !known {
 		answer = map[string]any{"active": false}
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_ = json.NewEncoder(w).Encode(answer)
 }
 
@@ -118,6 +127,7 @@ func TestIntrospectVerify(t *testing.T) {
 	tests := map[string]struct {
 		token    string
 		answer   map[string]any
+		raw      string // the response body as written, instead of answer
 		audience string
 		secret   string
 		down     bool
@@ -149,12 +159,21 @@ func TestIntrospectVerify(t *testing.T) {
 		"wrong_credentials":  {token: "tok-active", answer: active, secret: "wrong", want: Result{Present: true, Error: ErrUnavailable, Type: TypeIntrospection}},
 		"server_error":       {token: "tok-active", answer: active, down: true, want: Result{Present: true, Error: ErrUnavailable, Type: TypeIntrospection}},
 		"missing":            {token: "", want: Result{Error: ErrMissing, Type: TypeIntrospection}},
+		// Claims read with the one-reading rules, as a JWT's are: a subject
+		// encoding/json would turn into U+FFFD, or a duplicate, is no answer.
+		"sub_lone_surrogate": {token: "tok-sur", raw: `{"active":true,"sub":"alice\ud800"}`, want: Result{Present: true, Error: ErrUnavailable, Type: TypeIntrospection}},
+		"sub_invalid_utf8":   {token: "tok-utf8", raw: "{\"active\":true,\"sub\":\"alice\xff\"}", want: Result{Present: true, Error: ErrUnavailable, Type: TypeIntrospection}},
+		"sub_duplicated":     {token: "tok-dup", raw: `{"active":true,"sub":"mallory","sub":"alice"}`, want: Result{Present: true, Error: ErrUnavailable, Type: TypeIntrospection}},
+		"raw_control":        {token: "tok-raw", raw: `{"active":true,"sub":"alice\ud83d\ude00"}`, want: Result{Present: true, Valid: true, Type: TypeIntrospection, Subject: "alice\U0001F600", Scopes: []string{}, Claims: map[string]any{"active": true, "sub": "alice\U0001F600"}}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			as := newIntrospectTestAS(t)
 			if tc.answer != nil {
 				as.set(tc.token, tc.answer)
+			}
+			if tc.raw != "" {
+				as.raw = map[string]string{tc.token: tc.raw}
 			}
 			if tc.down {
 				as.status = http.StatusServiceUnavailable

@@ -10,6 +10,8 @@ import (
 	"unicode"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mcpauthz/mcpauthz/decision/mcp"
 )
 
 // Checks on a JWS that github.com/golang-jwt/jwt does not make: member names
@@ -21,6 +23,7 @@ var (
 	errDuplicateMember = errors.New("duplicate member name")
 	errFoldedMember    = errors.New("member names equal under case folding")
 	errNotOneObject    = errors.New("not exactly one JSON object")
+	errNotOneReading   = errors.New("JSON that readers read differently")
 	errCrit            = errors.New("crit header: no extension is understood")
 	errTyp             = errors.New("typ header is not the required media type")
 )
@@ -58,7 +61,8 @@ type memberFrame struct {
 // checkMembers refuses data unless it is exactly one JSON object in which
 // no object, at any depth, names a member twice, and no two top-level
 // member names are equal under Unicode simple case folding ("sub" and
-// "Sub"). Duplicates are ambiguous: encoding/json keeps the last, other
+// "Sub"), and unless mcp.ReadJSON reads it (no invalid UTF-8, no lone
+// surrogate, no fold-equal names at any depth, the number rule). Duplicates are ambiguous: encoding/json keeps the last, other
 // parsers the first, and Go structs match names without regard to case,
 // so a policy, a proxy and an audit tool could each see a different token.
 func checkMembers(data []byte) error {
@@ -114,6 +118,16 @@ func checkMembers(data []byte) error {
 	// for the claims; refuse it.
 	if _, err := dec.Token(); err != io.EOF {
 		return errNotOneObject
+	}
+	// Then the rules every MCP body is read with (docs/security.md, "One
+	// reading of every message"), which the token decoder cannot see: a
+	// string with invalid UTF-8 or a lone surrogate escape (encoding/json,
+	// and so jwt, turns it into U+FFFD: a subject "alice\xff" would be
+	// "alice\ufffd" to the policy and something else to the next reader),
+	// names equal under case folding in nested objects, control characters
+	// in names, and numbers that are not exactly the double a reader gets.
+	if _, err := mcp.ReadJSON(data); err != nil {
+		return fmt.Errorf("%w: %v", errNotOneReading, err)
 	}
 	return nil
 }

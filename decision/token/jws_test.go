@@ -19,6 +19,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/mcpauthz/mcpauthz/decision/mcp"
 )
 
 func TestCheckMembers(t *testing.T) {
@@ -30,9 +32,16 @@ func TestCheckMembers(t *testing.T) {
 		"empty_object":                   {`{}`, nil},
 		"plain":                          {`{"sub":"alice","exp":1,"aud":["a","b"],"x":null,"y":true}`, nil},
 		"same_name_in_sibling_objects":   {`{"a":{"x":1},"b":{"x":2},"c":[{"x":3},{"x":4}]}`, nil},
-		"nested_names_differ_in_case":    {`{"ext":{"team":"a","Team":"b"}}`, nil},
+		"nested_names_differ_in_case":    {`{"ext":{"team":"a","Team":"b"}}`, errNotOneReading},
+		"invalid_utf8_in_sub":            {"{\"sub\":\"alice\xff\"}", errNotOneReading},
+		"lone_surrogate_in_sub":          {`{"sub":"alice\ud800"}`, errNotOneReading},
+		"lone_low_surrogate_in_aud":      {`{"aud":["api","\udc00"]}`, errNotOneReading},
+		"lone_surrogate_in_nested_claim": {`{"ext":{"team":"\ud800x"}}`, errNotOneReading},
+		"surrogate_pair":                 {`{"name":"\ud83d\ude00"}`, nil},
+		"control_character_in_name":      {`{"sub\u0000":"a"}`, errNotOneReading},
+		"number_not_a_double":            {`{"n":9007199254740993}`, errNotOneReading},
 		"member_name_like_a_value":       {`{"a":"b","b":"a"}`, nil},
-		"huge_number":                    {`{"n":1e400}`, nil},
+		"huge_number":                    {`{"n":1e400}`, errNotOneReading},
 		"deep_nesting":                   {`{"a":[[[{"b":[{"c":{}}]}]]]}`, nil},
 		"surrounding_whitespace":         {" \n{\"a\":1}\t\n", nil},
 		"top_level_duplicate":            {`{"sub":"alice","sub":"mallory"}`, errDuplicateMember},
@@ -110,7 +119,12 @@ func TestVerifyJWTStructure(t *testing.T) {
 		"claims_long_s":                        {header: header, claims: `"ſcope":"admin"`, wantError: ErrMalformed},
 		"claims_nested_duplicate":              {header: header, claims: `"cnf":{"jkt":"a","jkt":"b"}`, wantError: ErrMalformed},
 		"claims_duplicate_in_array_of_objects": {header: header, claims: `"ad":[{"type":"a","type":"b"}]`, wantError: ErrMalformed},
-		"claims_nested_names_differ_in_case":   {header: header, claims: `"ext":{"team":"a","Team":"b"}`},
+		"claims_nested_names_differ_in_case":   {header: header, claims: `"ext":{"team":"a","Team":"b"}`, wantError: ErrMalformed},
+		"claims_invalid_utf8":                  {header: header, claims: "\"name\":\"alice\xff\"", wantError: ErrMalformed},
+		"claims_lone_surrogate":                {header: header, claims: `"name":"alice\ud800"`, wantError: ErrMalformed},
+		"claims_lone_surrogate_in_scope":       {header: header, claims: `"scp":["mcp:tools","\udfff"]`, wantError: ErrMalformed},
+		"claims_surrogate_pair":                {header: header, claims: `"name":"\ud83d\ude00"`},
+		"header_lone_surrogate":                {header: `{"alg":"RS256","kid":"rsa-1","x":"\ud800"}`, wantError: ErrMalformed},
 		"claims_same_name_in_sibling_objects":  {header: header, claims: `"a":{"x":1},"b":{"x":1}`},
 		"crit_unknown_extension":               {header: `{"alg":"RS256","kid":"rsa-1","crit":["exp"],"exp":1}`, wantError: ErrMalformed},
 		"crit_b64":                             {header: `{"alg":"RS256","kid":"rsa-1","crit":["b64"],"b64":true}`, wantError: ErrMalformed},
@@ -128,6 +142,48 @@ func TestVerifyJWTStructure(t *testing.T) {
 				if got.Valid != (tc.wantError == "") || got.Error != tc.wantError || got.Type != TypeJWT {
 					t.Fatalf("got valid=%v error=%q type=%q, want error %q", got.Valid, got.Error, got.Type, tc.wantError)
 				}
+			}
+		})
+	}
+}
+
+// TestVerifyJWTClaimStrings: a subject that is not Unicode refuses the
+// token (issue 28 row 11): encoding/json, and so jwt, turned it into
+// U+FFFD, and the token was valid with another subject than the one signed.
+func TestVerifyJWTClaimStrings(t *testing.T) {
+	k := jwtTestKeys()
+	now := jwtTestStart
+	tests := map[string]struct {
+		sub   string // the sub member's value as written in the claims
+		valid bool
+	}{
+		"plain":                 {`"alice"`, true},
+		"escaped_pair":          {`"alice\ud83d\ude00"`, true},
+		"invalid_utf8":          {"\"alice\xff\"", false},
+		"truncated_utf8":        {"\"alice\xe2\x82\"", false},
+		"lone_high_surrogate":   {`"alice\ud800"`, false},
+		"lone_low_surrogate":    {`"\udc00alice"`, false},
+		"reversed_pair":         {`"alice\udc00\ud800"`, false},
+		"surrogate_then_letter": {`"alice\ud800\u0041"`, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			b, err := json.Marshal(jwtTestClaims(now, func(m map[string]any) { m["sub"] = "SUBJECT" }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			claims := strings.Replace(string(b), `"SUBJECT"`, tc.sub, 1)
+			raw := jwtTestSignRaw(t, k.rsa, "RS256", `{"alg":"RS256","kid":"rsa-1","typ":"JWT"}`, claims)
+			v := jwtTestFileVerifier(t, &jwtTestClock{now: now}, 0)
+			got := v.Verify(context.Background(), raw, nil)
+			if tc.valid {
+				if !got.Valid {
+					t.Fatalf("refused: %q", got.Error)
+				}
+				return
+			}
+			if got.Valid || got.Error != ErrMalformed || got.Subject != "" {
+				t.Fatalf("got valid=%v error=%q subject=%q, want a malformed token", got.Valid, got.Error, got.Subject)
 			}
 		})
 	}
@@ -394,8 +450,12 @@ func FuzzCheckMembers(f *testing.F) {
 		switch {
 		case folds && !errors.Is(err, errFoldedMember):
 			t.Fatalf("%s: error %v, want %v", again, err, errFoldedMember)
-		case !folds && err != nil:
+		case !folds && err != nil && !errors.Is(err, errNotOneReading):
 			t.Fatalf("%s: refused: %v", again, err)
+		case errors.Is(err, errNotOneReading):
+			if _, strict := mcp.ReadJSON(again); strict == nil {
+				t.Fatalf("%s: refused as %v, which mcp.ReadJSON accepts", again, err)
+			}
 		}
 	})
 }
