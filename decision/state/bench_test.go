@@ -23,12 +23,14 @@ func benchStores(b *testing.B) map[string]state.Store {
 // BenchmarkOnce is the cost of one single-use check (a new key each call,
 // as a request state or DPoP jti is).
 func BenchmarkOnce(b *testing.B) {
+	run := 0 // each run's keys are new: b.Run calls a function more than once
 	for name, s := range benchStores(b) {
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
+			run++
 			keys := make([]string, b.N)
 			for i := range keys {
-				keys[i] = "once:bench-" + strconv.Itoa(i)
+				keys[i] = "once:bench-" + strconv.Itoa(run) + "-" + strconv.Itoa(i)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
