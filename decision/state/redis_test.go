@@ -226,3 +226,53 @@ func writePEM(t *testing.T, dir, name, kind string, der []byte) string {
 	}
 	return p
 }
+
+// TestRedisStuckBoundedByReadTimeout: a Redis that holds its connections
+// and answers nothing (paused) makes each operation fail after the read
+// timeout, not hang; resumed, the same store answers again.
+func TestRedisStuckBoundedByReadTimeout(t *testing.T) {
+	srv := redistest.Start(t, redistest.Config{})
+	const readTimeout = 200 * time.Millisecond
+	s := newRedis(t, state.RedisOptions{Addresses: []string{srv.Addr}, ReadTimeout: readTimeout, DialTimeout: time.Minute})
+	ctx := context.Background()
+	if _, err := s.Once(ctx, "once:before", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	defer srv.Resume()
+	for op, call := range map[string]func() error{
+		"once":  func() error { _, err := s.Once(ctx, "once:stuck", time.Minute); return err },
+		"claim": func() error { _, err := s.Claim(ctx, "session:stuck", "alice", time.Minute); return err },
+		"get":   func() error { _, _, err := s.Get(ctx, "session:stuck"); return err },
+	} {
+		began := time.Now()
+		err := call()
+		took := time.Since(began)
+		if err == nil {
+			t.Errorf("%s on a stuck Redis: no error", op)
+		}
+		// Not a timing measurement: without the bound it would wait
+		// forever (a paused server never answers).
+		if took > 10*readTimeout {
+			t.Errorf("%s on a stuck Redis took %v, read timeout %v", op, took, readTimeout)
+		}
+	}
+	srv.Resume()
+	waitOK(t, func() error { _, err := s.Once(ctx, "once:resumed", time.Minute); return err })
+}
+
+// waitOK retries call until it succeeds, for 20s at most.
+func waitOK(t *testing.T, call func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := call()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still failing after 20s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
