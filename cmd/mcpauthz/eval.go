@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/internal/decisionlog"
 	"github.com/mcpauthz/mcpauthz/internal/requestfile"
 )
 
@@ -34,6 +35,9 @@ type evalOutput struct {
 	RateLimit map[string]string `json:"rate_limit,omitempty"`
 	Token     map[string]any    `json:"token"`
 	Errors    []string          `json:"errors,omitempty"`
+	// Logged is the result the decision log recorded, beside the result
+	// of deciding its input again (--decision-log).
+	Logged *decisionlog.Result `json:"logged,omitempty"`
 }
 
 // evalFlags are eval's own flags.
@@ -47,19 +51,24 @@ type evalFlags struct {
 	fail      bool
 	explain   string
 	stdin     io.Reader // --request -
+	// decisionLog and id name a logged decision to decide again.
+	decisionLog string
+	id          string
 }
 
 func newEvalCmd() *cobra.Command {
 	var f evalFlags
 	cmd := &cobra.Command{
-		Use:   "eval (--request REQ.json | --input-file INPUT.json) [flags]",
+		Use:   "eval (--request REQ.json | --input-file INPUT.json | --decision-log FILE --id ID) [flags]",
 		Short: "decide one request offline and print the decision",
 		Long: `Decide one request, written as JSON (http, body or raw_body, claims, context),
 with the configured policy, exactly as the server would, and print the
 decision (or, with --input, the policy input). The request may also be a
 plain JSON-RPC message, as a client sends it: it is decided as the body
 of POST /mcp, with --bearer for the token. --request - reads standard
-input. With --input-file, the
+input. --decision-log FILE --id ID decides a logged decision again, on the
+policy input its event recorded, and prints the result beside the logged
+one (with --explain, why). With --input-file, the
 policy is evaluated on a policy input written by hand (what --input
 prints) instead.
 
@@ -69,6 +78,8 @@ explanation of the evaluation there too, so stdout stays the decision.
 		Example: `  TOKEN=$(mcpauthz token --sub alice --scope mcp:tools)
   mcpauthz eval --config examples/config/dev.yaml --bearer "$TOKEN" \
     --request examples/requests/tools-call-read-file-allowed.json
+  mcpauthz eval --config examples/config/dev.yaml --decision-log decisions.jsonl \
+    --id 1f0c2a9e4b7d-12 --format pretty --explain fails
   echo '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' |
     mcpauthz eval --config examples/config/dev.yaml --bearer "$TOKEN" --request -`,
 		Args: noArgs(func(arg string) string {
@@ -95,16 +106,26 @@ explanation of the evaluation there too, so stdout stays the decision.
 	fs.StringVarP(&f.format, "format", "f", "json", "output `format`: json, pretty or raw (true or false)")
 	fs.BoolVar(&f.fail, "fail", false, "exit 1 when the decision is a denial")
 	fs.StringVar(&f.explain, "explain", "", "print OPA's explanation of the evaluation to stderr: `notes`, fails or full")
+	fs.StringVar(&f.decisionLog, "decision-log", "", "decision log `file` (as decision_logs.file writes it; - reads standard input): decide the event --id names again, on its logged input")
+	fs.StringVar(&f.id, "id", "", "the decision_id of the event to decide again (with --decision-log; the x-mcp-authz-decision-id header of the answer)")
 	return cmd
 }
 
 func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error {
 	f, reqPath, bearer, showInput := &ef.serveFlags, &ef.request, &ef.bearer, &ef.showInput
+	sources := 0
+	for _, set := range []bool{*reqPath != "", ef.inputFile != "", ef.decisionLog != ""} {
+		if set {
+			sources++
+		}
+	}
 	switch {
-	case *reqPath == "" && ef.inputFile == "":
-		return errors.New("--request is required (or --input-file)")
-	case *reqPath != "" && ef.inputFile != "":
-		return usageError{errors.New("--request and --input-file are exclusive")}
+	case (ef.decisionLog == "") != (ef.id == ""):
+		return usageError{errors.New("--decision-log FILE and --id ID go together: the decision log and the decision_id of the event to decide again")}
+	case sources == 0:
+		return errors.New("--request is required (or --input-file, or --decision-log FILE --id ID)")
+	case sources > 1:
+		return usageError{errors.New("--request, --input-file and --decision-log are exclusive")}
 	}
 	switch ef.format {
 	case "json", "pretty", "raw":
@@ -140,6 +161,9 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 	if ef.inputFile != "" {
 		return evalInputFile(ctx, ef, &diag, stdout)
 	}
+	if ef.decisionLog != "" {
+		return evalLogged(ctx, ef, a, &diag, stdout)
+	}
 	var r *decision.Request
 	if *reqPath == "-" {
 		r, err = requestfile.ReadFrom(ef.stdin, "standard input")
@@ -172,6 +196,18 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 	if d.Token != nil && !d.Token.Valid && !cfg.Tokens.Dev && isDevToken(bearerOf(r)) {
 		fmt.Fprintf(stderr, "hint: the bearer token is a development token (mcpauthz token), and development tokens are trusted only with tokens.dev: true in the config: use --config examples/config/dev.yaml, or --set tokens.dev=true (token error: %s)\n", d.Token.Error)
 	}
+	out := outputOf(d)
+	if err := writeDecision(stdout, ef.format, out); err != nil {
+		return err
+	}
+	if ef.fail && !d.Allow {
+		return exitError{code: 1}
+	}
+	return nil
+}
+
+// outputOf is what eval prints of a decision.
+func outputOf(d *decision.Decision) evalOutput {
 	out := evalOutput{
 		DecisionID: d.ID, Allow: d.Allow, Code: d.Code, Reason: d.Reason, Scopes: d.Scopes,
 		Revision: d.Revision, Errors: d.Errors,
@@ -209,13 +245,7 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 			out.Token["scopes"] = d.Token.Scopes
 		}
 	}
-	if err := writeDecision(stdout, ef.format, out); err != nil {
-		return err
-	}
-	if ef.fail && !d.Allow {
-		return exitError{code: 1}
-	}
-	return nil
+	return out
 }
 
 // bearerOf returns the bearer token of a request's authorization header.

@@ -112,6 +112,12 @@ func evalInputFile(ctx context.Context, ef *evalFlags, diag *diagnostics, stdout
 	if err != nil {
 		return fmt.Errorf("input file %s: %w", ef.inputFile, err)
 	}
+	return writeInputResult(ctx, ef, diag, in, stdout)
+}
+
+// writeInputResult evaluates the policy's query on a policy input and
+// prints the result (eval --input-file).
+func writeInputResult(ctx context.Context, ef *evalFlags, diag *diagnostics, in ast.Value, stdout io.Writer) error {
 	v, err := diag.evaluate(ctx, in)
 	if err != nil {
 		return err
@@ -191,6 +197,9 @@ func writeDecision(w io.Writer, format string, out evalOutput) error {
 		}
 		for _, e := range out.Errors {
 			fmt.Fprintf(&b, "error:    %s\n", e)
+		}
+		if out.Logged != nil {
+			fmt.Fprintf(&b, "logged:   %s\n", resultText(*out.Logged))
 		}
 		_, err := io.WriteString(w, b.String())
 		return err

@@ -37,8 +37,8 @@ func TestEvalFormatsFailExplain(t *testing.T) {
 		"explain_fails":        {[]string{"--request", call, "-f", "raw", "--explain", "fails"}, 0, "false\n", nil, []string{"explanation of data.mcp.authz.allow (fails):", "Fail input.mcp.method = \"tools/list\""}},
 		"bad_format":           {[]string{"--request", list, "-f", "yaml"}, 2, "", nil, []string{`--format "yaml" is not json, pretty or raw`}},
 		"bad_explain":          {[]string{"--request", list, "--explain", "all"}, 2, "", nil, []string{`--explain "all" is not notes, fails or full`}},
-		"request_and_input":    {[]string{"--request", list, "--input-file", input}, 2, "", nil, []string{"--request and --input-file are exclusive"}},
-		"neither":              {nil, 1, "", nil, []string{"--request is required (or --input-file)"}},
+		"request_and_input":    {[]string{"--request", list, "--input-file", input}, 2, "", nil, []string{"--request, --input-file and --decision-log are exclusive"}},
+		"neither":              {nil, 1, "", nil, []string{"--request is required (or --input-file, or --decision-log FILE --id ID)"}},
 		"input_file_undefined": {[]string{"--input-file", write("empty.json", `{}`), "-f", "raw", "--fail"}, 1, "false\n", nil, nil},
 	}
 	for name, tc := range tests {
@@ -50,16 +50,8 @@ func TestEvalFormatsFailExplain(t *testing.T) {
 			if tc.wantOut != "" && out != tc.wantOut {
 				t.Errorf("stdout = %q, want %q", out, tc.wantOut)
 			}
-			for _, w := range tc.wantIn {
-				if !strings.Contains(out, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, out)
-				}
-			}
-			for _, w := range tc.wantStderr {
-				if !strings.Contains(errOut, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, errOut)
-				}
-			}
+			assertHolds(t, "stdout", out, tc.wantIn)
+			assertHolds(t, "stderr", errOut, tc.wantStderr)
 		})
 	}
 }
@@ -89,5 +81,15 @@ allow if {
 			t.Fatal(err)
 		}
 		return p
+	}
+}
+
+// assertHolds fails the test for each of want that output does not hold.
+func assertHolds(t *testing.T, name, output string, want []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(output, w) {
+			t.Errorf("%s lacks %q:\n%s", name, w, output)
+		}
 	}
 }

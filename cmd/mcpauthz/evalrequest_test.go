@@ -39,11 +39,7 @@ func TestEvalRequestForms(t *testing.T) {
 			if code != tc.wantCode {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out.String(), errb.String())
 			}
-			for _, w := range tc.wantStderr {
-				if !strings.Contains(errb.String(), w) {
-					t.Errorf("stderr lacks %q:\n%s", w, errb.String())
-				}
-			}
+			assertHolds(t, "stderr", errb.String(), tc.wantStderr)
 		})
 	}
 }
