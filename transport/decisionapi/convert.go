@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/mcp"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 )
@@ -135,7 +136,10 @@ func baseRequest(h *pb.HttpContext, cred *pb.Credentials, trusted bool) (*decisi
 		if !trusted {
 			return nil, errUntrustedClaims
 		}
-		claims := c.Claims.AsMap()
+		claims, err := structMap("credentials.claims", c.Claims)
+		if err != nil {
+			return nil, err
+		}
 		if claims == nil {
 			claims = map[string]any{}
 		}
@@ -195,11 +199,25 @@ func renderID(v *structpb.Value) (json.RawMessage, error) {
 	return nil, invalid("message.call.id must be a string or an integer")
 }
 
-func structMap(s *structpb.Struct) map[string]any {
+// structMap returns s as a map after reading it as JSON with the rules of
+// every MCP body (mcp.ReadJSON; docs/security.md, "One reading of every
+// message"), so a Struct reaches the policy only when JSON readers agree on
+// it. Protobuf already refuses invalid UTF-8 and has no duplicate keys; what
+// is left are keys equal under case folding ("sub" and "SUB": a Go struct
+// reads either as its field), control characters in keys, and numbers
+// that are not finite. field names the field in the error.
+func structMap(field string, s *structpb.Struct) (map[string]any, error) {
 	if s == nil {
-		return nil
+		return nil, nil
 	}
-	return s.AsMap()
+	b, err := protojson.Marshal(s)
+	if err != nil {
+		return nil, invalid("%s: %v", field, err)
+	}
+	if _, err := mcp.ReadJSON(b); err != nil {
+		return nil, invalid("%s: %v", field, err)
+	}
+	return s.AsMap(), nil
 }
 
 // DecisionToProto renders a decision as the API returns it.

@@ -114,9 +114,17 @@ func (s *Server) DecideBatch(ctx context.Context, req *pb.DecideBatchRequest) (*
 func (s *Server) AllowedTools(ctx context.Context, req *pb.AllowedToolsRequest) (*pb.AllowedToolsResponse, error) {
 	items := make([]decision.Item, len(req.GetTools()))
 	for i, t := range req.GetTools() {
+		annotations, err := structMap(fmt.Sprintf("tools[%d].annotations", i), t.GetAnnotations())
+		if err != nil {
+			return nil, s.fail(err)
+		}
+		schema, err := structMap(fmt.Sprintf("tools[%d].input_schema", i), t.GetInputSchema())
+		if err != nil {
+			return nil, s.fail(err)
+		}
 		items[i] = decision.Item{
 			Kind: decision.ItemTool, Name: t.GetName(), Description: t.GetDescription(),
-			Annotations: structMap(t.GetAnnotations()), InputSchema: structMap(t.GetInputSchema()),
+			Annotations: annotations, InputSchema: schema,
 		}
 	}
 	res, err := s.visible(ctx, req.GetCaller(), items)
@@ -136,9 +144,13 @@ func (s *Server) AllowedTools(ctx context.Context, req *pb.AllowedToolsRequest) 
 func (s *Server) AllowedPrompts(ctx context.Context, req *pb.AllowedPromptsRequest) (*pb.AllowedPromptsResponse, error) {
 	items := make([]decision.Item, len(req.GetPrompts()))
 	for i, p := range req.GetPrompts() {
+		annotations, err := structMap(fmt.Sprintf("prompts[%d].annotations", i), p.GetAnnotations())
+		if err != nil {
+			return nil, s.fail(err)
+		}
 		items[i] = decision.Item{
 			Kind: decision.ItemPrompt, Name: p.GetName(), Description: p.GetDescription(),
-			Annotations: structMap(p.GetAnnotations()),
+			Annotations: annotations,
 		}
 	}
 	res, err := s.visible(ctx, req.GetCaller(), items)
@@ -158,9 +170,13 @@ func (s *Server) AllowedPrompts(ctx context.Context, req *pb.AllowedPromptsReque
 func (s *Server) AllowedResources(ctx context.Context, req *pb.AllowedResourcesRequest) (*pb.AllowedResourcesResponse, error) {
 	items := make([]decision.Item, len(req.GetResources()))
 	for i, r := range req.GetResources() {
+		annotations, err := structMap(fmt.Sprintf("resources[%d].annotations", i), r.GetAnnotations())
+		if err != nil {
+			return nil, s.fail(err)
+		}
 		items[i] = decision.Item{
 			Kind: decision.ItemResource, Name: r.GetName(), URI: r.GetUri(), Description: r.GetDescription(),
-			Annotations: structMap(r.GetAnnotations()),
+			Annotations: annotations,
 		}
 	}
 	res, err := s.visible(ctx, req.GetCaller(), items)

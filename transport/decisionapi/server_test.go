@@ -3,6 +3,7 @@ package decisionapi_test
 import (
 	"bytes"
 	"context"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -552,4 +553,60 @@ func summarizeDecision(d *pb.Decision) (o outcome) {
 		o.Headers[h.GetName()] = h.GetValue()
 	}
 	return o
+}
+
+// TestStructsOneReading: the Decision API's JSON-carrying fields are read
+// with the rules of every MCP body (issue 28 item 4): a Struct whose keys
+// are equal under case folding, hold a control character, or whose
+// numbers are not finite is refused, not handed to the policy.
+func TestStructsOneReading(t *testing.T) {
+	c := newServer(t, "../../decision/testdata/policy", decisionapi.Options{TrustClaims: func(context.Context) bool { return true }})
+	claims := func(m map[string]any) *pb.Credentials {
+		s, err := structpb.NewStruct(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &pb.Credentials{Credential: &pb.Credentials_Claims{Claims: s}}
+	}
+	nan := &structpb.Struct{Fields: map[string]*structpb.Value{"sub": structpb.NewStringValue("alice"), "n": structpb.NewNumberValue(math.NaN())}}
+	tests := map[string]struct {
+		cred *pb.Credentials
+		code codes.Code
+	}{
+		"claims_plain":          {claims(map[string]any{"sub": "alice", "scope": "mcp:tools files:read"}), codes.OK},
+		"claims_case_folded":    {claims(map[string]any{"sub": "alice", "SUB": "mallory", "scope": "mcp:tools files:read"}), codes.InvalidArgument},
+		"claims_nested_folded":  {claims(map[string]any{"sub": "alice", "ext": map[string]any{"team": "a", "Team": "b"}}), codes.InvalidArgument},
+		"claims_nul_in_name":    {claims(map[string]any{"sub": "alice", "scope\x00": "admin"}), codes.InvalidArgument},
+		"claims_not_finite":     {&pb.Credentials{Credential: &pb.Credentials_Claims{Claims: nan}}, codes.InvalidArgument},
+		"claims_folds_to_ascii": {claims(map[string]any{"sub": "alice", "\u212aid": "x"}), codes.InvalidArgument},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := c.Decide(context.Background(), &pb.DecideRequest{Message: readFile("/data/x"), Http: mcpHTTP, Credentials: tc.cred})
+			if status.Code(err) != tc.code {
+				t.Fatalf("got %v, want %v", err, tc.code)
+			}
+		})
+	}
+
+	t.Run("tool_annotations_case_folded", func(t *testing.T) {
+		ann, _ := structpb.NewStruct(map[string]any{"readOnlyHint": true, "readonlyhint": false})
+		_, err := c.AllowedTools(context.Background(), &pb.AllowedToolsRequest{
+			Caller: &pb.Caller{Credentials: bearer("alice-token"), Http: mcpHTTP},
+			Tools:  []*pb.Tool{{Name: "read_file", Annotations: ann}},
+		})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "tools[0].annotations") {
+			t.Fatalf("got %v, want InvalidArgument naming tools[0].annotations", err)
+		}
+	})
+	t.Run("call_params_case_folded", func(t *testing.T) {
+		params, _ := structpb.NewStruct(map[string]any{"name": "read_file", "arguments": map[string]any{"path": "/etc/passwd", "PATH": "/data/x"}})
+		d, err := c.Decide(context.Background(), &pb.DecideRequest{
+			Message: &pb.Message{Kind: &pb.Message_Call{Call: &pb.Call{Method: "tools/call", Params: params}}},
+			Http:    mcpHTTP, Credentials: bearer("alice-token"),
+		})
+		if err != nil || d.GetDecision().GetAllow() || d.GetDecision().GetCode() != "request_parse_error" {
+			t.Fatalf("got %v, %v; want a request_parse_error denial", d, err)
+		}
+	})
 }
