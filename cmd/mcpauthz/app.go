@@ -22,6 +22,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision/state"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 	"github.com/mcpauthz/mcpauthz/decision/upstream"
+	"github.com/mcpauthz/mcpauthz/internal/apiauth"
 	"github.com/mcpauthz/mcpauthz/internal/decisionlog"
 	"github.com/mcpauthz/mcpauthz/internal/metrics"
 	"github.com/mcpauthz/mcpauthz/internal/shadow"
@@ -45,6 +46,8 @@ type app struct {
 	// live requests again with it (shadow.bundles); nil without one.
 	shadowBundles *bundles.Manager[*decision.Policy]
 	shadow        *shadow.Shadow
+	// apiAuth checks the callers of the Decision API and AuthZEN.
+	apiAuth *apiauth.Authenticator
 	// proxy, when set (mcpauthz proxy), is served on listen.proxy.
 	proxy http.Handler
 	// state is what replicas share (state.backend); stateDown is set while
@@ -154,6 +157,9 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	// Not ready until the store has answered once (watchState).
 	a.stateDown.Store(cfg.State.RequiredForReady)
 
+	if a.apiAuth, err = buildAPIAuth(cfg); err != nil {
+		return nil, err
+	}
 	a.resource = oauth.Resource{
 		URI:                   cfg.Resource.URI,
 		AuthorizationServers:  cfg.Resource.AuthorizationServers,
@@ -480,4 +486,20 @@ func decisionLogService(dl *DecisionLogConf) (decisionlog.ServiceOptions, error)
 		MaxDelay:             time.Duration(dl.Reporting.MaxDelaySeconds) * time.Second,
 		BufferSizeLimitBytes: dl.Reporting.BufferSizeLimitBytes,
 	}, nil
+}
+
+// buildAPIAuth builds the authenticator of the Decision API and AuthZEN
+// from api and listen.tls, and says at start when it refuses everyone.
+func buildAPIAuth(cfg Config) (*apiauth.Authenticator, error) {
+	o := apiauth.Options{Unauthenticated: cfg.API.Unauthenticated, ClientCerts: cfg.Listen.TLS.ClientCAFile != ""}
+	if f := cfg.API.BearerTokenFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("api.bearer_token_file: %w", err)
+		}
+		if o.Token = strings.TrimSpace(string(b)); o.Token == "" {
+			return nil, fmt.Errorf("api.bearer_token_file: %s is empty", f)
+		}
+	}
+	return apiauth.New(o), nil
 }

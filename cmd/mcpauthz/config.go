@@ -44,8 +44,26 @@ type Config struct {
 	UpstreamCredentials []UpstreamCredentialConfig `json:"upstream_credentials"`
 	// Upstream is the MCP server `mcpauthz proxy` forwards to.
 	Upstream UpstreamConfig `json:"upstream"`
+	// API says who may call the Decision API and AuthZEN.
+	API APIConfig `json:"api"`
 	// given holds the paths of the keys the file or --set gave (Given).
 	given map[string]bool
+}
+
+// APIConfig says who may call mcpauthz's own APIs, the Decision API
+// (gRPC) and AuthZEN (HTTP), which answer any question about any subject
+// (internal/apiauth). By default only an authenticated caller may: one
+// that sends the API token of BearerTokenFile, or, on the gRPC port, one
+// whose client certificate the port verified (listen.tls.client_ca_file).
+// With none of these configured the APIs refuse every caller.
+type APIConfig struct {
+	// Unauthenticated lets any caller in: for development (dev.yaml) and
+	// for networks that authenticate callers themselves.
+	Unauthenticated bool `json:"unauthenticated"`
+	// BearerTokenFile holds the API token callers send as
+	// "Authorization: Bearer <token>" (HTTP) or authorization metadata
+	// (gRPC).
+	BearerTokenFile string `json:"bearer_token_file"`
 }
 
 // ListenConfig says where the servers listen.
@@ -358,6 +376,10 @@ type LimitsConfig struct {
 	// EvalWorkers is how many goroutines evaluate policies: calls beyond
 	// it wait for one (decision/evalpool.go says why). 0: two per core.
 	EvalWorkers int `json:"eval_workers"`
+	// MaxEvaluations bounds the evaluations of one AuthZEN evaluations
+	// request (default 100); the requests they are decided as also add up
+	// to at most MaxBodyBytes.
+	MaxEvaluations int `json:"max_evaluations"`
 	// BodyReadTimeout bounds the time the proxy waits for a request body
 	// (mcpauthz proxy): a slower body is answered 408.
 	BodyReadTimeout Duration `json:"body_read_timeout"`
@@ -497,7 +519,7 @@ func DefaultConfig() Config {
 		}},
 		Envoy:  EnvoyConfig{MCPMetadataNamespace: "envoy.filters.http.mcp"},
 		Shadow: ShadowConfig{QueueSize: 1024},
-		Limits: LimitsConfig{MaxBodyBytes: 1 << 20, MaxConcurrentStreams: 1000, GCPercent: DefaultGCPercent,
+		Limits: LimitsConfig{MaxBodyBytes: 1 << 20, MaxConcurrentStreams: 1000, GCPercent: DefaultGCPercent, MaxEvaluations: 100,
 			BodyReadTimeout: Duration(10 * time.Second), MaxInflightBodyBytes: 64 << 20},
 		Upstream: UpstreamConfig{StripRequestHeaders: []string{"x-mcp-subject"}},
 		Log:      LogConfig{Level: "info", Format: "json"},
@@ -709,6 +731,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.EvalWorkers < 0 {
 		bad("limits.eval_workers", "must be 0 (two per core) or positive")
+	}
+	if c.Limits.MaxEvaluations <= 0 {
+		bad("limits.max_evaluations", "must be positive")
+	}
+	if c.API.Unauthenticated && c.API.BearerTokenFile != "" {
+		bad("api.bearer_token_file", "is set with api.unauthenticated: true, which lets every caller in without it; choose one")
 	}
 	if c.Limits.BodyReadTimeout <= 0 {
 		bad("limits.body_read_timeout", "must be positive (e.g. 10s)")

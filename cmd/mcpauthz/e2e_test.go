@@ -130,6 +130,7 @@ tokens: {dev: true}
 sessions: {bind_subject: true}
 log: {level: debug, format: text}
 decision_logs: {file: %q}
+api: {unauthenticated: true}
 `, grpcAddr, httpAddr, bundle, resource, filepath.Join(dir, "decisions.jsonl"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

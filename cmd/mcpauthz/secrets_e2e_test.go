@@ -14,7 +14,12 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 )
 
 // secretJWT is JWT-shaped and valid nowhere: a credential a client sends
@@ -159,4 +164,112 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestAPIBoundedAndAuthenticated starts the real binary with an API token
+// and decision logs on. The Decision API and AuthZEN refuse a caller
+// without the token (issue 28 item 4); AuthZEN bounds its body by
+// limits.max_body_bytes, its evaluations by limits.max_evaluations, and
+// the work of one call: a top-level context that 1,000 evaluations would
+// each inherit is refused before anything is decided or logged (row 7).
+func TestAPIBoundedAndAuthenticated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	decisions := filepath.Join(dir, "decisions.jsonl")
+	tokenFile := filepath.Join(dir, "api-token")
+	if err := os.WriteFile(tokenFile, []byte("api-secret-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf(`listen: {grpc: %q, http: %q}
+bundles: [{path: ../../examples/bundles/parameter-rules}]
+resource: {uri: "http://%s/mcp", authorization_servers: ["http://127.0.0.1:1/issuer"]}
+tokens: {dev: true}
+log: {level: info, format: json}
+decision_logs: {file: %q}
+api: {bearer_token_file: %q}
+limits: {max_body_bytes: 65536, max_evaluations: 50}
+`, grpcAddr, httpAddr, httpAddr, decisions, tokenFile)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "MCPAUTHZ_DEV_KEY="+filepath.Join(dir, "key", "dev.pem"))
+	srv := startBinary(t, bin, env, "serve", "--config", cfgPath)
+	waitReady(t, "http://"+httpAddr+"/readyz", srv.exited)
+
+	post := func(t *testing.T, path, authz, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+httpAddr+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	one := `"subject":{"type":"user","id":"alice"},"action":{"name":"tools/call"},"resource":{"type":"tool","id":"echo"}`
+	evals := func(n int) string {
+		return "[" + strings.TrimSuffix(strings.Repeat("{},", n), ",") + "]"
+	}
+	keys := make([]string, 4000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf(`"k%d":%d`, i, i)
+	}
+	wideContext := "{" + strings.Join(keys, ",") + "}" // about 40 KB
+	tests := map[string]struct {
+		path, authz, body string
+		status            int
+	}{
+		"no_token":             {"/access/v1/evaluation", "", "{" + one + "}", 401},
+		"wrong_token":          {"/access/v1/evaluation", "Bearer api-secret-2", "{" + one + "}", 401},
+		"token":                {"/access/v1/evaluation", "Bearer api-secret-1", "{" + one + "}", 200},
+		"body_over_limit":      {"/access/v1/evaluation", "Bearer api-secret-1", `{` + one + `,"context":{"pad":"` + strings.Repeat("x", 70000) + `"}}`, 413},
+		"too_many_evaluations": {"/access/v1/evaluations", "Bearer api-secret-1", `{` + one + `,"evaluations":` + evals(51) + `}`, 400},
+		"work_amplified":       {"/access/v1/evaluations", "Bearer api-secret-1", `{` + one + `,"context":` + wideContext + `,"evaluations":` + evals(50) + `}`, 413},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := post(t, tc.path, tc.authz, tc.body); got != tc.status {
+				t.Errorf("status %d, want %d", got, tc.status)
+			}
+		})
+	}
+	// Only the one authenticated, bounded evaluation was decided and
+	// logged.
+	time.Sleep(500 * time.Millisecond)
+	if b, _ := os.ReadFile(decisions); strings.Count(string(b), "\n") != 1 || len(b) > 64<<10 {
+		t.Errorf("decision log has %d events, %d bytes; want the one decided evaluation", strings.Count(string(b), "\n"), len(b))
+	}
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	api := pb.NewDecisionServiceClient(conn)
+	if _, err := api.Status(ctx, &pb.StatusRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Status without a token: %v, want Unauthenticated", err)
+	}
+	if _, err := api.Decide(ctx, &pb.DecideRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Decide without a token: %v, want Unauthenticated", err)
+	}
+	authed := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer api-secret-1")
+	if st, err := api.Status(authed, &pb.StatusRequest{}); err != nil || !st.GetReady() {
+		t.Errorf("Status with the token: %v, %v", st, err)
+	}
+	// ext_authz itself stays open to its caller, Envoy.
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{})
+	if err != nil || resp.GetDeniedResponse() == nil {
+		t.Errorf("Check without a token: %v, %v; want a denial, not an error", resp, err)
+	}
 }

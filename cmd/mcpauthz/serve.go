@@ -154,7 +154,14 @@ func (a *app) serve(ctx context.Context) error {
 	defer cancel()
 
 	watches := newWatchEnder()
-	grpcSrv, err := a.grpcServer(grpc.ChainStreamInterceptor(watches.intercept))
+	// The Decision API's callers are authenticated before its handlers
+	// run (api, internal/apiauth); the other services of the port are
+	// Envoy's and agentgateway's.
+	authUnary, authStream := a.apiAuth.Interceptors(pb.DecisionService_ServiceDesc.ServiceName)
+	if a.apiAuth.Refuses() {
+		a.log.Warn("the Decision API and AuthZEN refuse every caller: set api.bearer_token_file, or listen.tls.client_ca_file (gRPC), or api.unauthenticated: true")
+	}
+	grpcSrv, err := a.grpcServer(grpc.ChainStreamInterceptor(watches.intercept, authStream), grpc.ChainUnaryInterceptor(authUnary))
 	if err != nil {
 		return err
 	}

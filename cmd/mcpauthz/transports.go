@@ -50,13 +50,18 @@ func (a *app) registerGRPCTransports(s *grpc.Server) {
 }
 
 // registerHTTPTransports adds the transports of the HTTP listener: the
-// AuthZEN Authorization API. Subjects must carry a token
-// (subject.properties.token): the HTTP listener authenticates no caller, so
-// no subject is trusted as already verified.
+// AuthZEN Authorization API. Its callers are authenticated (api), but a
+// caller is not a subject: subjects must carry a token
+// (subject.properties.token), none is trusted as already verified. Its
+// bodies, and the work an evaluations call causes, are bounded by
+// limits.max_body_bytes; its evaluations by limits.max_evaluations.
 func (a *app) registerHTTPTransports(mux *http.ServeMux) {
 	authzen.New(a.engine, authzen.Options{
-		MCPEndpoint: a.cfg.Resource.URI,
-		Logger:      a.log.With("component", "authzen"),
+		MCPEndpoint:    a.cfg.Resource.URI,
+		Logger:         a.log.With("component", "authzen"),
+		MaxBodyBytes:   int64(a.cfg.Limits.MaxBodyBytes),
+		MaxEvaluations: a.cfg.Limits.MaxEvaluations,
+		Authenticate:   a.apiAuth.HTTP,
 	}).Register(mux)
 }
 

@@ -44,10 +44,21 @@ type Options struct {
 	// properties) when the subject carries no token. Only for deployments
 	// where every caller of this endpoint is a trusted PEP.
 	TrustSubject bool
-	// MaxEvaluations bounds one evaluations request (default 1000).
+	// MaxEvaluations bounds the evaluations of one evaluations request
+	// (default 100; limits.max_evaluations).
 	MaxEvaluations int
-	// MaxBodyBytes bounds the request body (default 4 MiB).
+	// MaxBodyBytes bounds the request body (limits.max_body_bytes;
+	// default 1 MiB), and also the work one request may cause: the MCP
+	// requests its evaluations are decided as may add up to at most this
+	// many bytes. Without that second bound a small body whose top-level
+	// context every evaluation inherits is decided (and logged) once per
+	// evaluation: 650 KB of context and 1,000 empty evaluations made
+	// 650 MB of requests.
 	MaxBodyBytes int64
+	// Authenticate, when set, runs before a request body is read: a
+	// non-nil error answers 401 (see docs/api.md, API authentication).
+	// Nil lets every caller in.
+	Authenticate func(*http.Request) error
 	// Logger receives request errors (default: discard).
 	Logger *slog.Logger
 }
@@ -64,10 +75,10 @@ type Handler struct {
 // New builds the handler.
 func New(engine Decider, opts Options) *Handler {
 	if opts.MaxEvaluations <= 0 {
-		opts.MaxEvaluations = 1000
+		opts.MaxEvaluations = 100
 	}
 	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = 4 << 20
+		opts.MaxBodyBytes = 1 << 20
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -142,6 +153,9 @@ type evaluationsResponse struct {
 }
 
 func (h *Handler) evaluation(w http.ResponseWriter, r *http.Request) {
+	if !h.authenticated(w, r) {
+		return
+	}
 	var ev Evaluation
 	if !h.read(w, r, &ev) {
 		return
@@ -154,7 +168,24 @@ func (h *Handler) evaluation(w http.ResponseWriter, r *http.Request) {
 	h.write(w, r, res)
 }
 
+// authenticated runs Options.Authenticate before anything of the request
+// is read, and answers 401 when it refuses.
+func (h *Handler) authenticated(w http.ResponseWriter, r *http.Request) bool {
+	if h.opts.Authenticate == nil {
+		return true
+	}
+	if err := h.opts.Authenticate(r); err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mcpauthz-api"`)
+		h.fail(w, r, http.StatusUnauthorized, "unauthenticated: "+err.Error())
+		return false
+	}
+	return true
+}
+
 func (h *Handler) evaluations(w http.ResponseWriter, r *http.Request) {
+	if !h.authenticated(w, r) {
+		return
+	}
 	var req EvaluationsRequest
 	if !h.read(w, r, &req) {
 		return
@@ -180,13 +211,31 @@ func (h *Handler) evaluations(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("options.evaluations_semantic %q is not supported", semantic))
 		return
 	}
-	out := evaluationsResponse{Evaluations: make([]Result, 0, len(req.Evaluations))}
+	// Every request is built, and the work they add up to bounded, before
+	// any is decided (Options.MaxBodyBytes).
+	reqs := make([]*decision.Request, len(req.Evaluations))
+	errs := make([]error, len(req.Evaluations))
+	var work int64
 	for i := range req.Evaluations {
 		ev := merge(&req.Evaluation, &req.Evaluations[i])
-		res, err := h.decide(r.Context(), &ev)
-		if err != nil {
+		reqs[i], errs[i] = h.request(&ev)
+		if reqs[i] != nil {
+			work += int64(len(reqs[i].Body))
+		}
+		if work > h.opts.MaxBodyBytes {
+			h.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+				"the evaluations add up to more than %d bytes of requests to decide (limits.max_body_bytes): send fewer or smaller ones, or context in each evaluation rather than at the top level", h.opts.MaxBodyBytes))
+			return
+		}
+	}
+	out := evaluationsResponse{Evaluations: make([]Result, 0, len(req.Evaluations))}
+	for i := range req.Evaluations {
+		var res Result
+		if err := errs[i]; err != nil {
 			// An error in one evaluation is that evaluation's closed answer.
 			res = Result{Context: map[string]any{"error": map[string]any{"status": 400, "message": err.Error()}}}
+		} else {
+			res = h.decideRequest(r.Context(), reqs[i])
 		}
 		out.Evaluations = append(out.Evaluations, res)
 		if (semantic == "deny_on_first_deny" && !res.Decision) || (semantic == "permit_on_first_permit" && res.Decision) {
@@ -220,6 +269,11 @@ func (h *Handler) decide(ctx context.Context, ev *Evaluation) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	return h.decideRequest(ctx, req), nil
+}
+
+// decideRequest decides the MCP request of one evaluation.
+func (h *Handler) decideRequest(ctx context.Context, req *decision.Request) Result {
 	d := h.engine.Decide(ctx, req)
 	res := Result{Decision: d.Allow, Context: map[string]any{"id": d.ID, "code": d.Code}}
 	if !d.Allow {
@@ -228,7 +282,7 @@ func (h *Handler) decide(ctx context.Context, ev *Evaluation) (Result, error) {
 			res.Context["scopes"] = d.Scopes
 		}
 	}
-	return res, nil
+	return res
 }
 
 // request builds the MCP request of an evaluation (mapping in docs/api.md).

@@ -10,14 +10,13 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
 	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/internal/apiauth"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 )
 
@@ -40,14 +39,7 @@ var errUntrustedClaims = &requestError{
 
 // TrustVerifiedClientCert trusts callers that presented a client
 // certificate the server verified (mTLS, listen.tls.client_ca_file).
-func TrustVerifiedClientCert(ctx context.Context) bool {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.AuthInfo == nil {
-		return false
-	}
-	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	return ok && len(ti.State.VerifiedChains) > 0
-}
+func TrustVerifiedClientCert(ctx context.Context) bool { return apiauth.VerifiedClientCert(ctx) }
 
 // RequestFromProto builds the engine's request from a DecideRequest.
 // trusted says whether the caller may pass already verified claims.
