@@ -57,6 +57,16 @@ const (
 	// not validate against its tool's pinned input schema
 	// (data.mcpauthz.tools[<name>].input_schema).
 	CodeInvalidArguments = "invalid_arguments"
+	// CodeSessionsFull is the code of a request that would bind a new
+	// session when the session table is full (sessions.max_sessions): new
+	// sessions are refused, bound ones are never forgotten to make room.
+	CodeSessionsFull = "sessions_full"
+	// CodeStateUnavailable is the code of a request whose session could
+	// not be looked up or bound: the session store failed.
+	CodeStateUnavailable = "state_unavailable"
+	// CodeMethodNotAllowed is the code of a GET or DELETE of a revision
+	// without sessions or streams to open (2026-07-28): 405, as MCP says.
+	CodeMethodNotAllowed = "method_refused"
 )
 
 // CodeJSONRPCDenied is the JSON-RPC error code of a policy denial of a
@@ -95,6 +105,11 @@ const (
 	refusePinMismatch
 	refuseInvalidArguments
 	refuseMethodNotFound
+	refuseRepeatedHeader
+	refuseBodyNotAllowed
+	refuseMethodNotAllowed
+	refuseSessionsFull
+	refuseStateUnavailable
 	numRefusals
 )
 
@@ -127,6 +142,8 @@ type denyRow struct {
 	// challenge: the denial sets WWW-Authenticate (RFC 6750, with the
 	// RFC 9728 resource_metadata) to denial.challenge.
 	challenge bool
+	// headers are set on every such denial (Allow, Retry-After).
+	headers []Header
 	// policy: the policy chose this denial, so its decision.status,
 	// response_headers and jsonrpc_error apply, and a failed evaluation
 	// counts as eval_error.
@@ -149,7 +166,7 @@ var denyTable = [numRefusals]denyRow{
 		code: CodeParseError, status: 400, rpc: mcp.CodeInvalidParams, body: rpcErrorShape},
 	refuseHintMismatch: {what: "Envoy's MCP filter, a standard header (MCP-Protocol-Version, Mcp-Method, Mcp-Name) or _meta disagrees with the body, or a header its revision requires is missing or malformed",
 		code: CodeHintMismatch, status: 400, rpc: CodeHeaderMismatch, body: rpcErrorShape},
-	refuseSessionNotFound: {what: "a GET or DELETE whose Mcp-Session-Id is bound to another subject",
+	refuseSessionNotFound: {what: "a request whose Mcp-Session-Id is bound to another owner (issuer and subject): any from an authenticated caller, and a GET, DELETE, notification or response from anyone",
 		code: CodePolicyDenied, status: 404},
 	refuseUnauthenticated: {what: "no token, or an invalid one",
 		code: CodeUnauthenticated, status: 401, challenge: true},
@@ -187,7 +204,24 @@ var denyTable = [numRefusals]denyRow{
 	// params are read, never passed on (SEP-2575).
 	refuseMethodNotFound: {what: "a request of 2026-07-28 or later for a method its revision does not have (removed, or in no revision)",
 		code: CodeParseError, status: 404, rpc: mcp.CodeMethodNotFound, body: rpcErrorShape},
+	refuseRepeatedHeader: {what: "a single-valued header (Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Authorization, DPoP, Origin, Last-Event-ID) holding a comma: sent twice and joined by Envoy, or a value two readers read differently",
+		code: CodeParseError, status: 400, rpc: mcp.CodeInvalidRequest, body: rpcErrorShape},
+	refuseBodyNotAllowed: {what: "a GET or DELETE with a body",
+		code: CodeParseError, status: 400, rpc: mcp.CodeInvalidRequest, body: rpcErrorShape},
+	refuseMethodNotAllowed: {what: "a GET or DELETE claiming a revision without sessions (2026-07-28)",
+		code: CodeMethodNotAllowed, status: 405, headers: []Header{{Name: "allow", Value: "POST"}}},
+	refuseSessionsFull: {what: "an allowed request that would bind a new session when the session table is full (sessions.max_sessions)",
+		code: CodeSessionsFull, status: 503, rpc: CodeServerBusy, body: rpcErrorShape},
+	refuseStateUnavailable: {what: "a request whose session could not be looked up or bound: the session store failed",
+		code: CodeStateUnavailable, status: 503, rpc: CodeServerBusy, body: rpcErrorShape,
+		headers: []Header{{Name: "retry-after", Value: "1"}}},
 }
+
+// CodeServerBusy is the JSON-RPC code of a request refused because the
+// server cannot take it now (its session table is full or its session
+// store failed): a server error of the transport, -32000, as the MCP SDKs
+// answer a session they cannot serve.
+const CodeServerBusy = -32000
 
 // CodeOriginRefused is the JSON-RPC code of a request refused for its
 // Origin header: a server error of the transport (-32000, as the MCP
@@ -267,6 +301,7 @@ func (d *Decision) refuse(dn denial) {
 	}
 	d.deny(string(code), dn.reason)
 	d.Status = row.status
+	d.ResponseHeaders = append(d.ResponseHeaders, row.headers...)
 	if row.policy {
 		d.ResponseHeaders = append(d.ResponseHeaders, dn.headers...)
 		if dn.status != 0 {
@@ -296,6 +331,14 @@ func (d *Decision) refuse(dn denial) {
 		b.WriteByte(']')
 		d.setJSONBody([]byte(b.String()))
 	}
+}
+
+// revoke turns an allowed decision into the denial dn, dropping what the
+// allow would have sent (an after-policy step refusing the request).
+func (d *Decision) revoke(dn denial) {
+	d.UpstreamHeaders, d.ResponseHeaders, d.RemoveHeaders, d.RemoveQueryParams = nil, nil, nil, nil
+	d.UpstreamCredential, d.RateLimit = "", nil
+	d.refuse(dn)
 }
 
 // render writes the entry as its row's body shape says.

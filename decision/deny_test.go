@@ -143,8 +143,12 @@ var readmeRows = map[refusal]struct{ prefix, suggest string }{
 	refusePinMismatch:        {prefix: "a `tools/call` of a tool whose definition, as its server last listed it"},
 	refuseInvalidArguments:   {prefix: "a `tools/call` whose arguments do not validate"},
 	refuseMethodNotFound:     {prefix: "a request of 2026-07-28 or later for a method its revision does not have"},
-	refuseSessionNotFound: {prefix: "a GET or DELETE whose `Mcp-Session-Id`",
-		suggest: "| a GET or DELETE whose `Mcp-Session-Id` is bound to another subject (`sessions.bind_subject: true`) | 404, no body, code `policy_denied` |"},
+	refuseSessionNotFound:    {prefix: "a request whose `Mcp-Session-Id` is bound to another owner"},
+	refuseRepeatedHeader:     {prefix: "a single-valued header"},
+	refuseBodyNotAllowed:     {prefix: "a GET or DELETE with a body"},
+	refuseMethodNotAllowed:   {prefix: "a GET or DELETE claiming MCP 2026-07-28"},
+	refuseSessionsFull:       {prefix: "an allowed request that would bind a new session"},
+	refuseStateUnavailable:   {prefix: "a request whose session owner cannot be looked up"},
 }
 
 // TestReadmeDenyShapes: each refusal has its row in the README's "Deny

@@ -39,11 +39,6 @@ type Verifier interface {
 	Verify(ctx context.Context, raw string, keys *token.APIKeys) *token.Result
 }
 
-// SessionBinder remembers which subject first used a session id.
-type SessionBinder interface {
-	Owner(sessionID, subject string, now time.Time) string
-}
-
 // Options configure an Engine.
 type Options struct {
 	// Package is the Rego package of the decision rules; default "mcp.authz".
@@ -60,7 +55,9 @@ type Options struct {
 	MetadataURL string
 	// MaxBodyBytes bounds the body; larger bodies are denied with 413.
 	MaxBodyBytes int
-	// Sessions, when set, binds session ids to subjects (input.mcp.session_owner).
+	// Sessions, when set, binds each session id to the owner (SessionOwner:
+	// issuer and subject) of the first request with it the policy allowed,
+	// and refuses it to anyone else (steps.go; input.mcp.session_owner).
 	Sessions SessionBinder
 	// Upstream, when set, gives each allowed request the credential it
 	// carries upstream (see UpstreamCredentials).
@@ -327,11 +324,12 @@ func (e *Engine) Inputs(ctx context.Context, r *Request) ([]ast.Value, *Decision
 
 // carriesMessage reports whether the request should hold a JSON-RPC body:
 // POST always does (an empty POST is malformed); GET opens an SSE stream and
-// DELETE ends a session, and neither carries a message.
+// DELETE ends a session, and neither carries a message (one with a body is
+// refused).
 func carriesMessage(r *Request) bool {
 	switch r.Method {
 	case "GET", "DELETE", "HEAD", "OPTIONS":
-		return len(r.Body) > 0
+		return false
 	}
 	return true
 }

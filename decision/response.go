@@ -43,7 +43,11 @@ type Decision struct {
 
 	// UpstreamHeaders are set on the request sent upstream, on allow.
 	UpstreamHeaders []Header
-	// RemoveHeaders are removed from the upstream request, on allow.
+	// RemoveHeaders are removed from the upstream request, on allow:
+	// authorization (no token passthrough) and, for a 2026-07-28 request,
+	// mcp-session-id (that revision has no sessions: the server must not
+	// read one). Every transport honours it (ext_authz's
+	// headers_to_remove, the proxy).
 	RemoveHeaders []string
 	// RemoveQueryParams are removed from the upstream request's query
 	// string, on allow (access_token: tokens travel only in the header).

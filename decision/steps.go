@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -33,9 +35,11 @@ type step struct {
 var prepareSteps = [...]step{
 	{"readable", (*Engine).readableStep},
 	{"policy", (*Engine).policyStep},
+	{"single_headers", (*Engine).singleHeadersStep},
 	{"origin", (*Engine).originStep},
 	{"request_input", (*Engine).requestInputStep},
 	{"token", (*Engine).tokenStep},
+	{"no_body", (*Engine).noBodyStep},
 	{"body_limit", (*Engine).bodyLimitStep},
 	{"parse", (*Engine).parseStep},
 	{"revision", (*Engine).revisionStep},
@@ -51,6 +55,8 @@ var decideSteps = [...]step{
 	{"evaluate", (*Engine).evaluateStep},
 	// After the policy allowed the request:
 	{"upstream_credential", (*Engine).upstreamCredentialStep},
+	{"bind_session", (*Engine).bindSessionStep},
+	{"stateless_session", (*Engine).statelessSessionStep},
 	{"query_token", (*Engine).queryTokenStep},
 }
 
@@ -73,6 +79,10 @@ type prepared struct {
 	body    mcp.Body // empty for GET and DELETE
 	env     mcpEnv
 	tok     *token.Result
+	// holder is the owner the session is bound to ("" when none, or no
+	// session); caller is the owner this request's token would bind
+	// (SessionOwner, "" when it binds nothing).
+	holder, caller string
 	// hasVisible: the policy has a visible rule, so a tools/call's input
 	// carries input.item (callItem).
 	hasVisible bool
@@ -125,6 +135,28 @@ func (e *Engine) policyStep(p *prepared) bool {
 	return true
 }
 
+// singleValued are the request headers that hold one value. A comma in
+// one is refused: Envoy joins a header sent twice with ",", and the server
+// behind it may read the first value (Go's Header.Get) where mcpauthz read
+// both (issue 28 row 2). Mcp-Session-Id may hold a comma by MCP's rule
+// (visible ASCII); docs/security.md says why it is refused all the same.
+var singleValued = [...]string{
+	"mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name",
+	"authorization", "dpop", "origin", "last-event-id",
+}
+
+// singleHeadersStep refuses a single-valued header holding a comma.
+func (e *Engine) singleHeadersStep(p *prepared) bool {
+	for _, name := range singleValued {
+		if v, ok := p.r.Headers[name]; ok && strings.IndexByte(v, ',') >= 0 {
+			p.d.refuse(denial{kind: refuseRepeatedHeader,
+				reason: fmt.Sprintf("the %s header holds a comma: it was sent more than once, or its value would be read differently by the server; send it once, without a comma", name)})
+			return false
+		}
+	}
+	return true
+}
+
 // originStep refuses a browser request from an origin not allowed.
 func (e *Engine) originStep(p *prepared) bool {
 	if !e.opts.MCP.originAllowed(p.r) {
@@ -162,6 +194,17 @@ func (e *Engine) tokenStep(p *prepared) bool {
 	p.tr.end(stageToken, false)
 	p.d.Token = p.tok
 	p.shared.token = ast.NewTerm(p.tok.Value)
+	return true
+}
+
+// noBodyStep refuses a GET or DELETE with a body: it carries no message,
+// and the server must not be handed one mcpauthz did not decide on.
+func (e *Engine) noBodyStep(p *prepared) bool {
+	if !p.message && (len(p.r.Body) > 0 || p.r.Truncated) {
+		p.d.refuse(denial{kind: refuseBodyNotAllowed,
+			reason: fmt.Sprintf("a %s request must not have a body", p.r.Method)})
+		return false
+	}
 	return true
 }
 
@@ -226,6 +269,12 @@ func (e *Engine) revisionStep(p *prepared) bool {
 			p.d.refuse(denial{kind: pr.kind, reason: pr.reason, entry: answer{data: pr.data}})
 			return false
 		}
+		if stateless(v) && (p.r.Method == "GET" || p.r.Method == "DELETE") {
+			// No stream to open and no session to end: MCP answers 405.
+			p.d.refuse(denial{kind: refuseMethodNotAllowed,
+				reason: fmt.Sprintf("%s is not part of MCP %s: send requests as POST", p.r.Method, v)})
+			return false
+		}
 		p.setRevision(v)
 		return true
 	}
@@ -263,30 +312,75 @@ func (p *prepared) setRevision(v string) {
 	p.env.protocolVersion = v
 }
 
-// sessionStep, for revisions that have sessions, binds the request's
-// session id to the token's subject (sessions.bind_subject). A 2026-07-28
-// request has no session: its Mcp-Session-Id, if any, is neither bound nor
-// shown to the policy.
+// sessionStep looks up the owner of the request's Mcp-Session-Id,
+// whatever revision it claims (sessions.bind_subject): the policy sees the
+// owner's subject as input.mcp.session_owner; sessionOwnerStep refuses
+// what the policy cannot judge, and bindSessionStep binds the session once
+// the request is allowed.
 func (e *Engine) sessionStep(p *prepared) bool {
-	if stateless(p.env.protocolVersion) {
-		p.env.sessionID = ""
+	if e.opts.Sessions == nil || p.env.sessionID == "" {
 		return true
 	}
-	if e.opts.Sessions != nil && p.env.sessionID != "" && p.tok.Valid && p.tok.Subject != "" {
-		p.env.sessionOwner = e.opts.Sessions.Owner(p.env.sessionID, p.tok.Subject, e.opts.Now())
+	holder, err := e.opts.Sessions.Owner(p.ctx, p.env.sessionID)
+	if err != nil {
+		e.refuseState(p, "looking up the session's owner", err)
+		return false
+	}
+	p.holder, p.caller = holder, SessionOwner(p.tok)
+	if holder != "" {
+		sub, ok := ownerSubject(holder)
+		if !ok {
+			sub = holder // not an owner the engine wrote: it matches no subject
+		}
+		p.env.sessionOwner = sub
 	}
 	return true
 }
 
-// sessionOwnerStep refuses a GET or DELETE of a session bound to another
-// subject: they carry no message, so input.mcp.session_owner cannot reach
-// the policy.
+// refuseState refuses a request whose session the binder could not look
+// up or bind: 503, never an allow (the binder may be a shared store).
+func (e *Engine) refuseState(p *prepared, what string, err error) {
+	e.log.Error("session store failed; denying", "decision_id", p.d.ID, "error", err)
+	p.d.revoke(denial{kind: refuseStateUnavailable, reason: what + ": " + err.Error(), entry: answer{id: p.replyID()}})
+}
+
+// replyID is the id of the request's one JSON-RPC request message, which a
+// denial's JSON-RPC error answers; nil (null) for anything else.
+func (p *prepared) replyID() []byte {
+	if p.body.Batch || len(p.body.Messages) != 1 {
+		return nil
+	}
+	return p.body.Messages[0].ID
+}
+
+// sessionOwnerStep refuses a request whose session is bound to another
+// owner when the policy cannot be left to judge it: the caller is
+// authenticated (another issuer's user with the same subject is another
+// owner, which a policy comparing subjects cannot tell), or the request
+// carries no JSON-RPC request (GET, DELETE, notifications, responses: a
+// policy may not look at them). An unauthenticated request is left to the
+// policy, which sees input.mcp.session_owner, so that it can answer with
+// its challenge.
 func (e *Engine) sessionOwnerStep(p *prepared) bool {
-	if len(p.body.Messages) == 0 && p.env.sessionOwner != "" && p.env.sessionOwner != p.tok.Subject {
+	if p.holder == "" || p.holder == p.caller {
+		return true
+	}
+	if p.caller != "" || !onlyRequests(&p.body) {
 		p.d.refuse(denial{kind: refuseSessionNotFound, reason: "session not found"})
 		return false
 	}
 	return true
+}
+
+// onlyRequests reports whether every message of body is a JSON-RPC request
+// (false for no message).
+func onlyRequests(body *mcp.Body) bool {
+	for i := range body.Messages {
+		if body.Messages[i].Kind != mcp.KindRequest {
+			return false
+		}
+	}
+	return len(body.Messages) > 0
 }
 
 // evaluateStep evaluates the policy on the input of every message (one
@@ -329,6 +423,39 @@ func (e *Engine) upstreamCredentialStep(p *prepared) bool {
 	e.upstreamCredential(p.ctx, p.r, p.d)
 	p.tr.end(stageUpstream, !p.d.Allow)
 	return p.d.Allow
+}
+
+// bindSessionStep binds the session of an allowed request to its caller:
+// only a request the policy allowed binds (a denied one must not fill the
+// table), and a session another owner bound first, meanwhile, is refused.
+func (e *Engine) bindSessionStep(p *prepared) bool {
+	if e.opts.Sessions == nil || p.env.sessionID == "" || p.caller == "" {
+		return true
+	}
+	holder, err := e.opts.Sessions.Bind(p.ctx, p.env.sessionID, p.caller)
+	switch {
+	case errors.Is(err, ErrSessionsFull):
+		p.d.revoke(denial{kind: refuseSessionsFull, reason: "no new session can be bound: " + err.Error(), entry: answer{id: p.replyID()}})
+		return false
+	case err != nil:
+		e.refuseState(p, "binding the session", err)
+		return false
+	case holder != p.caller:
+		p.d.revoke(denial{kind: refuseSessionNotFound, reason: "session not found"})
+		return false
+	}
+	return true
+}
+
+// statelessSessionStep keeps the Mcp-Session-Id of a 2026-07-28 request
+// from the upstream: that revision has no sessions, and a server that
+// also speaks an older one would read the header as one of its sessions.
+// The session was checked and bound all the same.
+func (e *Engine) statelessSessionStep(p *prepared) bool {
+	if _, ok := p.r.Headers["mcp-session-id"]; ok && stateless(p.env.protocolVersion) {
+		p.d.RemoveHeaders = append(slices.Clip(p.d.RemoveHeaders), "mcp-session-id")
+	}
+	return true
 }
 
 // queryTokenStep removes an access_token query parameter from an allowed

@@ -17,8 +17,8 @@ func TestStepOrder(t *testing.T) {
 		got = append(got, s.name)
 	}
 	want := []string{
-		"readable", "policy", "origin", "request_input", "token", "body_limit", "parse", "revision", "method", "session",
-		"session_owner", "evaluate", "upstream_credential", "query_token",
+		"readable", "policy", "single_headers", "origin", "request_input", "token", "no_body", "body_limit", "parse", "revision", "method", "session",
+		"session_owner", "evaluate", "upstream_credential", "bind_session", "stateless_session", "query_token",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("steps = %q\nwant    %q", got, want)

@@ -59,8 +59,7 @@ func (e *Engine) upstreamCredential(ctx context.Context, r *Request, d *Decision
 // not be had, dropping what the allow would have sent.
 func (e *Engine) refuseUpstream(d *Decision, why string) {
 	e.log.Warn("no upstream credential; denying", "decision_id", d.ID, "error", why)
-	d.UpstreamHeaders, d.ResponseHeaders, d.RemoveHeaders = nil, nil, nil
-	d.refuse(denial{kind: refuseUpstreamCredential, reason: "upstream credential unavailable: " + why})
+	d.revoke(denial{kind: refuseUpstreamCredential, reason: "upstream credential unavailable: " + why})
 }
 
 // setHeader returns hs with h replacing any header of the same name.

@@ -248,7 +248,10 @@ type IntrospectionConfig struct {
 	Timeout          Duration `json:"timeout"`
 }
 
-// SessionsConfig binds MCP session ids to the subject that opened them.
+// SessionsConfig binds MCP session ids to the owner (issuer and subject)
+// of the first request with them the policy allowed. MaxSessions bounds
+// the table: when it is full a new session is refused, no bound one is
+// forgotten; a session idle for TTL is forgotten.
 type SessionsConfig struct {
 	BindSubject bool     `json:"bind_subject"`
 	MaxSessions int      `json:"max_sessions"`

@@ -1,13 +1,15 @@
-// Package session binds MCP session ids to the subject that opened them.
+// Package session binds MCP session ids to the owner that opened them.
 //
 // Sessions are not authentication: every request is verified on its own. But
 // a session id that leaks (logs, a shared proxy) must not let someone else
-// continue another user's session, so the first authenticated subject seen
-// with a session id becomes its owner, and a later request with the same id
-// from anyone else is a hijack the policy can deny.
+// continue another user's session, so the engine binds a session id to the
+// owner (issuer and subject) of the first request with it that the policy
+// allowed, and refuses the id to anyone else.
 package session
 
 import (
+	"context"
+	"errors"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -21,17 +23,25 @@ const (
 	DefaultTTL  = 24 * time.Hour
 )
 
-// shardCount spreads the lock: every request touches the binder.
+// ErrSessionsFull is the error of a Bind of a new session when the table
+// holds as many live sessions as it may: the new session is refused and
+// no bound one is forgotten to make room (a flood of fresh ids would
+// otherwise evict the bindings of real sessions).
+var ErrSessionsFull = errors.New("the session table is full: a new session can be bound once another has been idle for the TTL (sessions.max_sessions)")
+
+// shardCount spreads the lock: every request with a session touches the
+// binder.
 const shardCount = 16
 
-// Binder remembers the owner of each session id, for at most about size
-// sessions (least recently used forgotten first, within each of its lock
-// shards) and until a session has been idle
-// for the TTL. It is safe for concurrent use. Session ids are kept as 128-bit
-// keyed hashes, so memory does not depend on what clients send.
+// Binder remembers the owner of each session id in memory, for at most
+// about size sessions (each of its lock shards holds a share) and until a
+// session has been idle for the TTL. It is safe for concurrent use.
+// Session ids are kept as 128-bit keyed hashes, so memory does not depend
+// on what clients send. It implements decision.SessionBinder.
 type Binder struct {
 	seeds  [2]maphash.Seed
 	ttl    time.Duration
+	now    func() time.Time
 	shards []shard
 }
 
@@ -40,22 +50,29 @@ type sessionKey [2]uint64
 
 type binding struct {
 	owner    string
-	lastSeen int64 // UnixNano of the owner's last request
+	lastSeen int64 // UnixNano of the owner's last Bind
 }
 
+// shard's LRU is ordered by the owners' last Binds: lookups Peek, so the
+// oldest entry is the one idle longest.
 type shard struct {
 	mu  sync.Mutex
 	lru *simplelru.LRU[sessionKey, binding]
+	per int // the most sessions it holds
 }
 
 // NewBinder returns a Binder for at most size sessions (default 100,000 when
-// size <= 0) that forgets a session idle for ttl (default 24h when ttl <= 0).
-func NewBinder(size int, ttl time.Duration) *Binder {
+// size <= 0) that forgets a session idle for ttl (default 24h when ttl <= 0),
+// on the clock now (time.Now when nil).
+func NewBinder(size int, ttl time.Duration, now func() time.Time) *Binder {
 	if size <= 0 {
 		size = DefaultSize
 	}
 	if ttl <= 0 {
 		ttl = DefaultTTL
+	}
+	if now == nil {
+		now = time.Now
 	}
 	n := shardCount
 	if size < n {
@@ -65,54 +82,92 @@ func NewBinder(size int, ttl time.Duration) *Binder {
 	b := &Binder{
 		seeds:  [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		ttl:    ttl,
+		now:    now,
 		shards: make([]shard, n),
 	}
 	for i := range b.shards {
-		l, err := simplelru.NewLRU[sessionKey, binding](per, nil)
+		// One more than per: Bind refuses a new session at per, so the
+		// LRU never evicts on its own.
+		l, err := simplelru.NewLRU[sessionKey, binding](per+1, nil)
 		if err != nil {
 			// Unreachable: per is positive.
 			panic("session binder: " + err.Error())
 		}
 		b.shards[i].lru = l
+		b.shards[i].per = per
 	}
 	return b
 }
 
-// Owner returns the owner of sessionID as of now. On first sight of the id
-// (or once its binding has expired) subject becomes the owner, unless subject
-// is "" (an unauthenticated request binds nothing). The returned owner may
-// differ from subject: that request is not from the user who opened the
-// session. An empty sessionID binds nothing and returns subject.
-func (b *Binder) Owner(sessionID, subject string, now time.Time) string {
-	if sessionID == "" {
-		return subject
-	}
+// shardOf returns sessionID's key and shard.
+func (b *Binder) shardOf(sessionID string) (sessionKey, *shard) {
 	k := sessionKey{
 		maphash.String(b.seeds[0], sessionID),
 		maphash.String(b.seeds[1], sessionID),
 	}
-	s := &b.shards[k[0]%uint64(len(b.shards))]
-	t := now.UnixNano()
+	return k, &b.shards[k[0]%uint64(len(b.shards))]
+}
 
+// live returns the binding of k unless it has none or it has expired at t
+// (an expired one is forgotten). The caller holds s.mu.
+func (b *Binder) live(s *shard, k sessionKey, t int64) (binding, bool) {
+	cur, ok := s.lru.Peek(k)
+	if !ok {
+		return binding{}, false
+	}
+	if t-cur.lastSeen >= int64(b.ttl) {
+		s.lru.Remove(k)
+		return binding{}, false
+	}
+	return cur, true
+}
+
+// Owner returns the owner bound to sessionID, or "" when it has none (never
+// bound, or idle for the TTL). Looking a session up does not keep it alive.
+// The error is always nil: the table is in memory.
+func (b *Binder) Owner(_ context.Context, sessionID string) (string, error) {
+	if sessionID == "" {
+		return "", nil
+	}
+	k, s := b.shardOf(sessionID)
+	t := b.now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.lru.Get(k); ok {
-		if t-cur.lastSeen < int64(b.ttl) {
-			if cur.owner == subject {
-				// Only the owner's requests keep the session alive: someone
-				// replaying a stolen id must not extend it.
-				cur.lastSeen = max(cur.lastSeen, t)
-				s.lru.Add(k, cur)
-			}
-			return cur.owner
+	cur, _ := b.live(s, k, t)
+	return cur.owner, nil
+}
+
+// Bind makes owner the owner of sessionID unless a live binding has
+// another, and returns the owner that holds it after the call: owner, or
+// the other one. The owner's own Bind keeps its session alive for another
+// TTL; nobody else's does. A new session when the table is full is
+// refused with ErrSessionsFull, unless the session idle longest has
+// expired (it is forgotten to make room).
+func (b *Binder) Bind(_ context.Context, sessionID, owner string) (string, error) {
+	if sessionID == "" || owner == "" {
+		return "", errors.New("session binder: Bind needs a session id and an owner")
+	}
+	k, s := b.shardOf(sessionID)
+	t := b.now().UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := b.live(s, k, t); ok {
+		if cur.owner != owner {
+			return cur.owner, nil
 		}
-		s.lru.Remove(k)
+		cur.lastSeen = max(cur.lastSeen, t)
+		s.lru.Add(k, cur) // to the front: the owner was here
+		return owner, nil
 	}
-	if subject == "" {
-		return ""
+	if s.lru.Len() >= s.per {
+		if _, oldest, ok := s.lru.GetOldest(); ok && t-oldest.lastSeen >= int64(b.ttl) {
+			s.lru.RemoveOldest()
+		} else {
+			return "", ErrSessionsFull
+		}
 	}
-	s.lru.Add(k, binding{owner: subject, lastSeen: t})
-	return subject
+	s.lru.Add(k, binding{owner: owner, lastSeen: t})
+	return owner, nil
 }
 
 // Len reports how many sessions are bound, expired ones not yet forgotten

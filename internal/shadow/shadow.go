@@ -35,7 +35,8 @@ type Options struct {
 	// live engine saw listed). New overrides what must not happen twice
 	// or on the decision path: no token verifier (the live decision's
 	// verified credential is reused), no upstream credentials, no tracer,
-	// no dry run, no observer, evaluation on the worker's own goroutine.
+	// no dry run, no observer, evaluation on the worker's own goroutine,
+	// and the session table read, never written.
 	Engine decision.Options
 	// QueueSize bounds the decisions waiting for the worker; default
 	// DefaultQueueSize.
@@ -104,6 +105,12 @@ func New(o Options) (*Shadow, error) {
 	// The live decision verified the token, fetched the upstream
 	// credential and traced itself; its dry run is the live answer's.
 	eo.Tokens, eo.Upstream, eo.Tracer, eo.DryRun = nil, nil, nil, false
+	if eo.Sessions != nil {
+		// The live decision bound the session, or refused to: the shadow
+		// only reads the table (a shadow bundle allowing what the live one
+		// denied must not bind sessions).
+		eo.Sessions = readOnlySessions{eo.Sessions}
+	}
 	eo.Observer = &s.seen
 	// One worker: evaluating on its own goroutine (stack grown once) keeps
 	// the shadow off the live engine's evaluation pool.
@@ -114,6 +121,18 @@ func New(o Options) (*Shadow, error) {
 	}
 	go s.run()
 	return s, nil
+}
+
+// readOnlySessions is a session table the shadow engine reads and never
+// writes: its Bind answers what a Bind would return without binding.
+type readOnlySessions struct{ decision.SessionBinder }
+
+func (r readOnlySessions) Bind(ctx context.Context, sessionID, owner string) (string, error) {
+	cur, err := r.Owner(ctx, sessionID)
+	if err != nil || cur != "" {
+		return cur, err
+	}
+	return owner, nil
 }
 
 // changes are the values of the change label, in the order of differing.

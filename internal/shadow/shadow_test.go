@@ -209,13 +209,17 @@ type blockingBinder struct {
 	release chan struct{}
 }
 
-func (b *blockingBinder) Owner(_, subject string, _ time.Time) string {
+func (b *blockingBinder) Owner(context.Context, string) (string, error) {
 	select {
 	case b.entered <- struct{}{}:
 	default:
 	}
 	<-b.release
-	return subject
+	return "", nil
+}
+
+func (b *blockingBinder) Bind(_ context.Context, _, owner string) (string, error) {
+	return owner, nil
 }
 
 // TestShadowNeverBlocksDecisions: while the shadow worker is stuck, live

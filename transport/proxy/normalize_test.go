@@ -48,7 +48,7 @@ func raw(t *testing.T, proxyURL, request string) int {
 // refused; row 8: a trailer carrying a token never reaches the upstream;
 // row 11: a client's X-Mcp-Subject never does.
 func TestNormalizedBeforeDecision(t *testing.T) {
-	e := newEngine(t, func(o *decision.Options) { o.Sessions = session.NewBinder(100, time.Hour) })
+	e := newEngine(t, func(o *decision.Options) { o.Sessions = session.NewBinder(100, time.Hour, nil) })
 	var trailers sync.Map // what the upstream got as trailers, by request
 	url, up := start(t, e, func(w http.ResponseWriter, r *http.Request) {
 		if len(r.Trailer) > 0 {
