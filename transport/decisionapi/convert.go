@@ -114,7 +114,13 @@ func baseRequest(h *pb.HttpContext, cred *pb.Credentials, trusted bool) (*decisi
 		Headers: make(map[string]string, len(h.GetHeaders())+1),
 	}
 	for k, v := range h.GetHeaders() {
-		r.Headers[strings.ToLower(k)] = v
+		lk := strings.ToLower(k)
+		if _, dup := r.Headers[lk]; dup {
+			// A map has no order: which of the two would win changes
+			// from call to call.
+			return nil, invalid("http.headers names %q twice, in names that differ only in case: send each header once", lk)
+		}
+		r.Headers[lk] = v
 	}
 	switch c := cred.GetCredential().(type) {
 	case nil:
@@ -122,6 +128,9 @@ func baseRequest(h *pb.HttpContext, cred *pb.Credentials, trusted bool) (*decisi
 	case *pb.Credentials_BearerToken:
 		if c.BearerToken == "" {
 			return nil, invalid("credentials.bearer_token is empty")
+		}
+		if _, ok := r.Headers["authorization"]; ok {
+			return nil, invalid("credentials.bearer_token and an authorization header: send the token once")
 		}
 		r.Headers["authorization"] = "Bearer " + c.BearerToken
 	case *pb.Credentials_Claims:

@@ -187,6 +187,23 @@ func TestDecideRequestErrors(t *testing.T) {
 		},
 		"empty_bearer":         {req: &pb.DecideRequest{Message: readFile("/data/x"), Credentials: bearer("")}, code: codes.InvalidArgument},
 		"message_without_kind": {req: &pb.DecideRequest{Message: &pb.Message{}}, code: codes.InvalidArgument},
+		// Issue 28 item 2: which of the two a map gives last changes from
+		// call to call.
+		"header_names_differing_in_case": {
+			req: &pb.DecideRequest{Message: readFile("/data/x"), Http: &pb.HttpContext{
+				Headers: map[string]string{"Authorization": "Bearer alice-token", "authorization": "Bearer bob-token"}}},
+			code: codes.InvalidArgument,
+		},
+		"session_header_differing_in_case": {
+			req: &pb.DecideRequest{Message: readFile("/data/x"), Credentials: bearer("alice-token"), Http: &pb.HttpContext{
+				Headers: map[string]string{"Mcp-Session-Id": "S", "mcp-session-id": "x"}}},
+			code: codes.InvalidArgument,
+		},
+		"bearer_and_authorization_header": {
+			req: &pb.DecideRequest{Message: readFile("/data/x"), Credentials: bearer("alice-token"), Http: &pb.HttpContext{
+				Headers: map[string]string{"authorization": "Bearer bob-token"}}},
+			code: codes.InvalidArgument,
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
