@@ -75,13 +75,15 @@ func (sc *evalScratch) iterOnWorker() {
 			sc.stack = debug.Stack()
 		}
 	}()
+	sc.cancel.restart()
 	sc.err = sc.q.Iter(sc.ctx, sc.collect)
 }
 
 // iter evaluates sc's query (set up by the caller) and returns its error.
 // It waits for a free worker unless ctx ends first; once a worker has the
 // scratch, it waits for the end of the evaluation, which stops soon after
-// ctx ends (the scratch's cancel watches ctx).
+// ctx ends (the scratch's cancel watches ctx) or after the evaluation
+// timeout, counted from when the worker took it.
 func (p *evalPool) iter(ctx context.Context, sc *evalScratch) (err error) {
 	if p == nil || p.jobs == nil {
 		return sc.q.Iter(ctx, sc.collect)

@@ -85,16 +85,28 @@ func putScratch(s *evalScratch) {
 // the one goroutine evaluating.
 type deadlineCancel struct {
 	deadline  time.Time
+	timeout   time.Duration
 	done      <-chan struct{} // nil when the context cannot end
 	calls     uint32
 	cancelled atomic.Bool
 }
 
 func (c *deadlineCancel) reset(timeout time.Duration, done <-chan struct{}) {
+	c.timeout = timeout
 	c.deadline = time.Now().Add(timeout)
 	c.done = done
 	c.calls = 0
 	c.cancelled.Store(false)
+}
+
+// restart starts the timeout again, when the evaluation really starts: a
+// worker took it after it waited in the pool's queue, and waiting for a
+// worker is not evaluating (a list of 25 items queued behind busy workers
+// had each evaluation stopped by a timeout spent waiting, and its items
+// hidden). The wait is bounded by the caller's context alone.
+func (c *deadlineCancel) restart() {
+	c.deadline = time.Now().Add(c.timeout)
+	c.calls = 0
 }
 
 // Cancel cancels the evaluation.
