@@ -43,8 +43,11 @@ const (
 // not UTF-8 or holds a lone surrogate escape is a CodeParseError; an object
 // with two member names equal under Unicode simple case folding (exact
 // duplicates included), a member name with a control character or a lone
-// surrogate, and an envelope or params member that case-folds to a name MCP
-// defines without being it, are CodeInvalidRequest.
+// surrogate, an envelope or params member that case-folds to a name MCP
+// defines without being it, and a number literal that is not the shortest
+// form of the double JavaScript reads from it (number.go), are
+// CodeInvalidRequest. So is a method MCP defines as a request sent without
+// an id (methods.go): a server would run that notification.
 //
 // Parse does not keep body: the values it returns refer to a private copy.
 func Parse(body []byte) (Body, error) {
