@@ -68,3 +68,15 @@ func TestBrokenBundleErrorOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckStatesLists: check says how the bundle's lists will be
+// filtered, and when the derivation from the decision is not exact, what
+// a caller may be shown and what to write.
+func TestCheckStatesLists(t *testing.T) {
+	runCLICases(t, map[string]cliCase{
+		"visible_rule": {[]string{"check", "../../policies"}, 0, "lists: filtered by the visible rule (../../policies/visible.rego:"},
+		"else_chain":   {[]string{"check", "../../decision/testdata/lists-else"}, 0, "NOT exact for this policy: partial evaluation cannot split data.mcp.authz.decision (../../decision/testdata/lists-else/authz.rego:3)"},
+		"how_to_write": {[]string{"check", "../../decision/testdata/lists-else"}, 0, "lists: to list exactly, write a visible rule beside the decision"},
+		"split_exact":  {[]string{"check", "../../decision/testdata/lists-split"}, 0, "derived from the decision by partial evaluation (an item is listed when some arguments could make its call allowed), exact for this policy"},
+	})
+}

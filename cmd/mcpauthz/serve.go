@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -25,6 +26,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/mcpauthz/mcpauthz/bundles"
+	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/listplan"
 	pb "github.com/mcpauthz/mcpauthz/proto/gen/go/mcpauthz/v1"
 	"github.com/mcpauthz/mcpauthz/transport/extauthz"
 )
@@ -139,12 +143,28 @@ func serveConfig(ctx context.Context, cfg Config, stderr io.Writer, complete fun
 	}
 	defer a.close()
 	applyRuntimeLimits(cfg.Limits, log)
+	if rules, err := decision.RulesIn(cfg.Policy.Package); err == nil {
+		// Each policy that loads says how its lists will be filtered.
+		a.bundles.OnSwap(func(s *bundles.Snapshot) { logListPlan(log, rules.ListPlan(ctx, s)) })
+	}
 	if complete != nil {
 		if err := complete(a); err != nil {
 			return err
 		}
 	}
 	return a.serve(ctx)
+}
+
+// logListPlan logs how lists will be filtered: a warning when a caller
+// may be shown items it cannot call.
+func logListPlan(log *slog.Logger, rep listplan.Report) {
+	level := slog.LevelInfo
+	if !rep.Exact || rep.Err != nil {
+		level = slog.LevelWarn
+	}
+	for _, line := range rep.Lines() {
+		log.Log(context.Background(), level, line, "component", "bundles")
+	}
 }
 
 // serve runs the bundle manager, the gRPC server and the HTTP server until

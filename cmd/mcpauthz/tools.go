@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/listplan"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
@@ -102,10 +103,21 @@ func cmdCheck(ctx context.Context, f *policyToolFlags, paths []string, stdout, s
 	if err != nil {
 		return err
 	}
-	if err := bundles.Check(ctx, nil, opts, rules.Activate); err != nil {
+	var plan listplan.Report
+	activate := func(s *bundles.Snapshot) (*decision.Policy, error) {
+		p, err := rules.Activate(s)
+		if err == nil {
+			plan = rules.ListPlan(ctx, s)
+		}
+		return p, err
+	}
+	if err := bundles.Check(ctx, nil, opts, activate); err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
 	fmt.Fprintf(stdout, "ok: %s compiled\n", what)
+	for _, line := range plan.Lines() {
+		fmt.Fprintln(stdout, line)
+	}
 	return nil
 }
 
