@@ -13,6 +13,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	procv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -266,6 +267,24 @@ limits: {max_body_bytes: 65536, max_evaluations: 50}
 	authed := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer api-secret-1")
 	if st, err := api.Status(authed, &pb.StatusRequest{}); err != nil || !st.GetReady() {
 		t.Errorf("Status with the token: %v, %v", st, err)
+	}
+	// Only ext_authz reads a message of any size (row 8): an authenticated
+	// Decide past the Decision API's bound (max(max_body_bytes, 8 MiB) +
+	// 1 MiB) fails before it is decoded; one within it is a 413 decision.
+	huge := &pb.DecideRequest{Message: &pb.Message{Kind: &pb.Message_Raw{Raw: make([]byte, 10<<20)}}}
+	if _, err := api.Decide(authed, huge, grpc.MaxCallSendMsgSize(64<<20)); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Decide of 10 MiB: %v, want refused for its size", err)
+	}
+	if d, err := api.Decide(authed, &pb.DecideRequest{Message: &pb.Message{Kind: &pb.Message_Raw{Raw: make([]byte, 1<<20)}}}); err != nil || d.GetDecision().GetDeniedResponse().GetStatus() != 413 {
+		t.Errorf("Decide of 1 MiB: %v, %v; want a 413 decision", d, err)
+	}
+	// Metadata is bounded for every service: a held-open ext_proc stream
+	// cannot pin 8 MiB of it.
+	padded := metadata.AppendToOutgoingContext(ctx, "x-pad", strings.Repeat("p", 1<<20))
+	if st, err := procv3.NewExternalProcessorClient(conn).Process(padded); err == nil {
+		if _, err = st.Recv(); err == nil {
+			t.Error("an ext_proc stream with 1 MiB of metadata was served")
+		}
 	}
 	// ext_authz itself stays open to its caller, Envoy.
 	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{})

@@ -325,7 +325,10 @@ func (a *app) registerReflection(s *grpc.Server) {
 }
 
 func (a *app) grpcServer(extra ...grpc.ServerOption) (*grpc.Server, error) {
-	opts := append(extauthz.ServerOptions(a.cfg.Limits.MaxConcurrentStreams), extra...)
+	// Only ext_authz reads a message of any size (extauthz.ServerOptions
+	// says why); the Decision API's are bounded before they are decoded.
+	opts := append(extauthz.ServerOptions(a.cfg.Limits.MaxConcurrentStreams,
+		extauthz.MessageLimit{Prefix: "mcpauthz.v1.", MaxBytes: a.apiMessageBytes()}), extra...)
 	if t := a.cfg.Listen.TLS; t.CertFile != "" {
 		tc, err := serverTLS(t)
 		if err != nil {

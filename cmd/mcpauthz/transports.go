@@ -29,8 +29,9 @@ func (a *app) registerGRPCTransports(s *grpc.Server) {
 	items := decision.NewItemFilter(a.engine)
 	extproc.NewServer(items, a.log.With("component", "ext_proc")).Register(s)
 	extmcp.NewServer(a.engine, items, extmcp.Options{
-		MetadataKey: a.cfg.Agentgateway.MetadataKey,
-		Logger:      a.log.With("component", "ext_mcp"),
+		MetadataKey:     a.cfg.Agentgateway.MetadataKey,
+		MaxMessageBytes: a.apiMessageBytes(),
+		Logger:          a.log.With("component", "ext_mcp"),
 	}).Register(s)
 	extauthz.NewServer(a.engine, extauthz.Options{
 		MCPMetadataNamespace: a.cfg.Envoy.MCPMetadataNamespace,
@@ -47,6 +48,15 @@ func (a *app) registerGRPCTransports(s *grpc.Server) {
 		opts.TrustClaims = decisionapi.TrustVerifiedClientCert
 	}
 	pb.RegisterDecisionServiceServer(s, decisionapi.NewServer(a.engine, items, opts))
+}
+
+// apiMessageBytes bounds a message of the Decision API and of ExtMcp: a
+// request body of limits.max_body_bytes or a list answer of
+// decision.DefaultMaxListAnswerBytes, whichever is larger, and 1 MiB for
+// the fields around it (a DecideBatch's requests share it). ext_authz
+// alone reads any size.
+func (a *app) apiMessageBytes() int {
+	return max(a.cfg.Limits.MaxBodyBytes, decision.DefaultMaxListAnswerBytes) + 1<<20
 }
 
 // registerHTTPTransports adds the transports of the HTTP listener: the

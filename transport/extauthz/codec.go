@@ -3,12 +3,16 @@ package extauthz
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	protocodec "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 )
@@ -17,12 +21,34 @@ import (
 // service with Register: it decodes CheckRequests and encodes
 // CheckResponses itself (wire.go) and hands every other message, of any
 // other service on the server, to gRPC's protobuf codec. Install it with
-// grpc.ForceServerCodecV2.
-func ServerCodec() encoding.CodecV2 {
-	return serverCodec{base: encoding.GetCodecV2(protocodec.Name)}
+// grpc.ForceServerCodecV2. A message of a service limits names is refused
+// past its bound before it is decoded (MessageLimit).
+func ServerCodec(limits ...MessageLimit) encoding.CodecV2 {
+	return serverCodec{base: encoding.GetCodecV2(protocodec.Name), limits: limits}
 }
 
-type serverCodec struct{ base encoding.CodecV2 }
+type serverCodec struct {
+	base   encoding.CodecV2
+	limits []MessageLimit
+}
+
+// limitFor returns the bound on messages like v, 0 for none.
+func (c serverCodec) limitFor(v any) (string, int) {
+	if len(c.limits) == 0 {
+		return "", 0
+	}
+	m, ok := v.(protoreflect.ProtoMessage)
+	if !ok {
+		return "", 0
+	}
+	name := string(m.ProtoReflect().Descriptor().FullName())
+	for _, l := range c.limits {
+		if strings.HasPrefix(name, l.Prefix) {
+			return name, l.MaxBytes
+		}
+	}
+	return "", 0
+}
 
 // Name is protobuf's: the codec changes how, not what, is on the wire.
 func (serverCodec) Name() string { return protocodec.Name }
@@ -75,6 +101,9 @@ func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) (err error) {
 	}
 	r, ok := v.(*checkRequest)
 	if !ok {
+		if name, n := c.limitFor(v); n > 0 && data.Len() > n {
+			return status.Errorf(codes.ResourceExhausted, "a %s of %d bytes is larger than the %d bytes accepted (limits.max_body_bytes and the fields around it)", name, data.Len(), n)
+		}
 		return c.base.Unmarshal(data, v)
 	}
 	r.wired = true

@@ -7,6 +7,11 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
@@ -48,5 +53,39 @@ func TestBodyLimitOverGRPC(t *testing.T) {
 				t.Fatalf("status %d, want %d", got, tc.status)
 			}
 		})
+	}
+}
+
+// TestMessageLimits: on the port's server options with a MessageLimit,
+// ext_authz still reads a Check of any size (a 413 answer), while a
+// message of a bounded service past its limit fails before it is decoded;
+// and a call whose metadata is past 64 KiB is refused whatever its
+// service (issue 28 row 8: 8 MiB of metadata per held-open ext_proc
+// stream).
+func TestMessageLimits(t *testing.T) {
+	e := decisiontest.NewEngine(t, "testdata/echo", func(o *decision.Options) { o.Tokens = anyToken{} })
+	conn := decisiontest.Dial(t, func(s *grpc.Server) {
+		extauthz.NewServer(e, extauthz.Options{}, nil).Register(s)
+		healthpb.RegisterHealthServer(s, health.NewServer())
+	}, extauthz.ServerOptions(100, extauthz.MessageLimit{Prefix: "grpc.health.v1.", MaxBytes: 1 << 10})...)
+	ctx := context.Background()
+	hc := healthpb.NewHealthClient(conn)
+	// gRPC reports a codec's refusal as INTERNAL, with its words.
+	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: strings.Repeat("s", 2<<10)}); status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "larger than the 1024 bytes accepted") {
+		t.Errorf("health Check past the limit: %v, want refused for its size", err)
+	}
+	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health Check within the limit: %v", err)
+	}
+	body := strings.Repeat("x", 2*decision.DefaultMaxBodyBytes)
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "POST", Path: "/mcp", Headers: map[string]string{"content-type": "application/json"}, RawBody: []byte(body)}}}},
+		grpc.MaxCallSendMsgSize(16*decision.DefaultMaxBodyBytes))
+	if err != nil || resp.GetDeniedResponse().GetStatus().GetCode() != 413 {
+		t.Errorf("a large Check: %v, %v; want a 413 answer", resp, err)
+	}
+	big := metadata.AppendToOutgoingContext(ctx, "x-pad", strings.Repeat("p", 128<<10))
+	if _, err := hc.Check(big, &healthpb.HealthCheckRequest{}); err == nil {
+		t.Error("a call with 128 KiB of metadata was served")
 	}
 }

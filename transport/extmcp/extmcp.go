@@ -69,6 +69,12 @@ type Options struct {
 	// authorization header value; default DefaultMetadataKey. CheckRequest
 	// reads it when headers carry no authorization.
 	MetadataKey string
+	// MaxMessageBytes bounds a message (0: none): a larger one is answered
+	// as unreadable (an AuthorizationError for a call, an unfilterable
+	// answer for a list), before it is decoded, never with a gRPC error
+	// agentgateway's failure mode would decide. gRPC reads messages of any
+	// size on mcpauthz's port (ext_authz needs it).
+	MaxMessageBytes int
 	// Logger receives what went wrong (default: discard).
 	Logger *slog.Logger
 }
@@ -79,6 +85,7 @@ type Server struct {
 	engine Decider
 	items  Filter
 	key    string
+	max    int
 	log    *slog.Logger
 }
 
@@ -92,7 +99,7 @@ func NewServer(engine Decider, items Filter, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{engine: engine, items: items, key: opts.MetadataKey, log: opts.Logger}
+	return &Server{engine: engine, items: items, key: opts.MetadataKey, max: opts.MaxMessageBytes, log: opts.Logger}
 }
 
 // Register adds the service to a gRPC server. Its handlers answer a
@@ -122,12 +129,16 @@ var serviceDesc = grpc.ServiceDesc{
 // that what breaks the protocol (bytes that are not protobuf, a string
 // that is not UTF-8) is answered with a result rather than a gRPC error
 // status, which agentgateway's failure mode would decide.
-func decodeInto(dec func(any) error, m proto.Message) (grpcErr, protoErr error) {
+func decodeInto(dec func(any) error, m proto.Message, max int) (grpcErr, protoErr error) {
 	var w wireMessage
 	if err := dec(&w); err != nil {
 		return err, nil
 	}
-	return nil, proto.Unmarshal(w.bytes(), m)
+	b := w.bytes()
+	if max > 0 && len(b) > max {
+		return nil, fmt.Errorf("the message's %d bytes are more than the %d accepted", len(b), max)
+	}
+	return nil, proto.Unmarshal(b, m)
 }
 
 // wireMessage is what the handlers decode into: the raw bytes from
@@ -152,7 +163,7 @@ func (w *wireMessage) bytes() []byte {
 func checkRequestHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	s := srv.(*Server)
 	in := &pb.McpRequest{}
-	gerr, perr := decodeInto(dec, in)
+	gerr, perr := decodeInto(dec, in, s.max)
 	if gerr != nil {
 		return nil, gerr // the status is already sent
 	}
@@ -170,7 +181,7 @@ func checkRequestHandler(srv any, ctx context.Context, dec func(any) error, inte
 func checkResponseHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	s := srv.(*Server)
 	in := &pb.McpResponse{}
-	gerr, perr := decodeInto(dec, in)
+	gerr, perr := decodeInto(dec, in, s.max)
 	if gerr != nil {
 		return nil, gerr
 	}

@@ -70,3 +70,28 @@ func TestNotProtobufAnswered(t *testing.T) {
 		t.Fatalf("a good request after the bad ones: %v, %v", out, err)
 	}
 }
+
+// TestOversizedAnswered: a message past Options.MaxMessageBytes is refused
+// before it is decoded, with an ExtMcp answer on both RPCs, never a gRPC
+// error (issue 28 row 8).
+func TestOversizedAnswered(t *testing.T) {
+	e := decisiontest.NewEngine(t, "testdata/policy", func(o *decision.Options) { o.Tokens = tokens })
+	cc := decisiontest.Dial(t, func(s *grpc.Server) {
+		extmcp.NewServer(e, decision.NewItemFilter(e), extmcp.Options{MaxMessageBytes: 1 << 10}).Register(s)
+	}, extauthz.ServerOptions(100)...)
+	big := &pb.McpRequest{Method: "ping", Headers: gatewayHeaders("alice"), McpRequest: []byte(strings.Repeat("x", 2<<10))}
+	out, err := pb.NewExtMcpClient(cc).CheckRequest(context.Background(), big)
+	if err != nil {
+		t.Fatalf("CheckRequest failed: %v", err)
+	}
+	if e := out.GetError(); e == nil || !strings.Contains(e.GetReason(), "more than the 1024 accepted") {
+		t.Fatalf("CheckRequest answered %v, want a refusal", out)
+	}
+	resp, err := pb.NewExtMcpClient(cc).CheckResponse(context.Background(), &pb.McpResponse{McpResponse: []byte(strings.Repeat("x", 2<<10))})
+	if err != nil || resp.GetError() == nil {
+		t.Fatalf("CheckResponse answered %v, %v; want a refusal", resp, err)
+	}
+	if out, err := pb.NewExtMcpClient(cc).CheckRequest(context.Background(), &pb.McpRequest{Method: "ping", Headers: gatewayHeaders("alice")}); err != nil || out.GetResult() == nil {
+		t.Fatalf("a small request: %v, %v", out, err)
+	}
+}
