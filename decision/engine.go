@@ -227,7 +227,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 	if d.DryRun && !d.Allow {
 		// Observers may hold d (the decision log writes it later): the
 		// answer is a new value.
-		return d.dryRunAllowed(queryHasAccessToken(r.Path))
+		return d.dryRunAllowed(r)
 	}
 	return d
 }

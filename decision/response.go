@@ -3,6 +3,7 @@ package decision
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -96,7 +97,11 @@ func (d *Decision) stamp() {
 // the client's credentials still kept from the upstream (MCP forbids
 // token passthrough). No upstream credential is set: the policy chose
 // none for a request it denied.
-func (d *Decision) dryRunAllowed(accessTokenInQuery bool) *Decision {
+//
+// A request claiming 2026-07-28 in its MCP-Protocol-Version header loses
+// its Mcp-Session-Id as an allowed one would (statelessSessionStep): the
+// revision's standard headers make the header the claim.
+func (d *Decision) dryRunAllowed(r *Request) *Decision {
 	a := &Decision{
 		ID: d.ID, Allow: true, Code: d.Code, Reason: "dry run: " + d.Reason, Scopes: d.Scopes,
 		Revision: d.Revision, Messages: d.Messages, Method: d.Method, Tool: d.Tool, Subject: d.Subject,
@@ -104,8 +109,11 @@ func (d *Decision) dryRunAllowed(accessTokenInQuery bool) *Decision {
 		UpstreamHeaders: []Header{{Name: DecisionIDHeader, Value: d.ID}},
 		RemoveHeaders:   removedHeaders,
 	}
-	if accessTokenInQuery {
+	if queryHasAccessToken(r.Path) {
 		a.RemoveQueryParams = accessTokenParam
+	}
+	if _, ok := r.Headers["mcp-session-id"]; ok && stateless(r.Headers["mcp-protocol-version"]) {
+		a.RemoveHeaders = append(slices.Clip(a.RemoveHeaders), "mcp-session-id")
 	}
 	return a
 }

@@ -212,6 +212,33 @@ func TestStatelessSessionHeaderRemoved(t *testing.T) {
 	}
 }
 
+// TestDryRunSessionHeaderRemoved: under policy.dry_run a denied request
+// is let through, but a 2026-07-28 one still loses its Mcp-Session-Id.
+func TestDryRunSessionHeaderRemoved(t *testing.T) {
+	e := decisiontest.NewEngine(t, "testdata/policy", func(o *decision.Options) {
+		o.DryRun = true
+		o.Sessions = session.NewBinder(100, time.Hour, nil)
+	})
+	tests := map[string]struct {
+		req    *decision.Request
+		remove bool
+	}{
+		"v2026_denied": {req: sessionReq("forbidden", carolClaims, "s1", v2026), remove: true},
+		"v0618_denied": {req: sessionReq("forbidden", carolClaims, "s1", v0618)},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			d := e.Decide(context.Background(), tc.req)
+			if !d.Allow || d.Code == decision.CodeAllowed {
+				t.Fatalf("want a dry-run allow of a denial, got allow %v code %s", d.Allow, d.Code)
+			}
+			if got := slices.Contains(d.RemoveHeaders, "mcp-session-id"); got != tc.remove {
+				t.Errorf("RemoveHeaders %v: mcp-session-id removed %v, want %v", d.RemoveHeaders, got, tc.remove)
+			}
+		})
+	}
+}
+
 // failingBinder fails as a shared store can; raced, its Bind answers that
 // another owner got the session first.
 type failingBinder struct {
@@ -317,5 +344,24 @@ func TestSessionOwnerEncoding(t *testing.T) {
 			t.Errorf("%q and %q both encode as %q", prev, p, owner)
 		}
 		seen[owner] = p
+	}
+}
+
+// BenchmarkDecideSession is an allowed request on a bound session: the
+// owner looked up before the policy and bound again after it.
+func BenchmarkDecideSession(b *testing.B) {
+	e := decisiontest.NewEngine(b, "testdata/policy", func(o *decision.Options) {
+		o.Sessions = session.NewBinder(0, 0, nil)
+	})
+	ctx := context.Background()
+	r := sessionReq("list", aliceClaims, "0b6a2c1e-3f1d-4c55-9a1e-000000000001", v0618)
+	if d := e.Decide(ctx, r); !d.Allow {
+		b.Fatal(d.Reason)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := e.Decide(ctx, r); !d.Allow {
+			b.Fatal(d.Reason)
+		}
 	}
 }
