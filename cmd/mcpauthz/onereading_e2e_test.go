@@ -33,6 +33,7 @@ func TestOneReadingBinary(t *testing.T) {
 bundles: [{path: %q}]
 resource: {uri: %q, authorization_servers: ["http://127.0.0.1:1/issuer"], scopes_supported: ["mcp:tools"]}
 tokens: {dev: true}
+api: {unauthenticated: true}
 log: {level: debug, format: text}
 `, grpcAddr, httpAddr, "../../examples/bundles/parameter-rules", resource)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
