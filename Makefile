@@ -17,7 +17,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  ?= -X main.version=$(VERSION) -X main.buildCommit=$(COMMIT)
 
-.PHONY: help image buf-breaking build test test-short bench bench-growth bench-smoke lint fmt vet generate check-generated tools run demo load load-scale fuzz clean
+.PHONY: help image buf-breaking build test test-short conformance bench bench-growth bench-smoke lint fmt vet generate check-generated tools run demo load load-scale fuzz clean
 
 build: ## build the binary into bin/ (version and commit stamped in)
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mcpauthz
@@ -34,6 +34,9 @@ test: ## the whole test suite, with the race detector, plus a one-pass run of ev
 
 test-short: ## quick tests without -race
 	$(GO) test -count=1 $(PKGS)
+
+conformance: ## the MCP conformance suite against the Go SDK's server, directly and through mcpauthz proxy, and the table of docs/conformance.md (needs npm ci --prefix e2e/conformance)
+	$(GO) test -count=1 -v -run '^TestConformance$$' ./cmd/mcpauthz/
 
 bench: ## every Go benchmark with allocations (see docs/performance.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
