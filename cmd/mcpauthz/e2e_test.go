@@ -54,16 +54,33 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// buildBinary builds the real mcpauthz binary once for the e2e tests.
+// built is the real binary, built once for every test of the package
+// that runs it (a dozen tests did link it each on their own, seconds each
+// on two cores); TestMain removes its directory.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// buildBinary returns the real mcpauthz binary, built on first use. Tests
+// run it, never change it.
 func buildBinary(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mcpauthz")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("building mcpauthz: %v", err)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "mcpauthz-test-bin-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "mcpauthz")
+		cmd := exec.Command("go", "build", "-o", built.bin, ".")
+		cmd.Stderr = os.Stderr
+		built.err = cmd.Run()
+	})
+	if built.err != nil {
+		t.Fatalf("building mcpauthz: %v", built.err)
 	}
-	return bin
+	return built.bin
 }
 
 // binary is the real binary running one command, its output collected.
