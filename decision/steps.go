@@ -340,7 +340,11 @@ func (e *Engine) sessionStep(p *prepared) bool {
 // refuseState refuses a request whose session the binder could not look
 // up or bind: 503, never an allow (the binder may be a shared store).
 func (e *Engine) refuseState(p *prepared, what string, err error) {
-	e.log.Error("session store failed; denying", "decision_id", p.d.ID, "error", err)
+	// Debug only: a store that is down fails every request with a
+	// session, and the store reports that itself, counted and at most once
+	// per few seconds (state.Observed); the denial's code and reason are in
+	// the metrics and the decision log.
+	e.log.Debug("session store failed; denying", "decision_id", p.d.ID, "error", err)
 	p.d.revoke(denial{kind: refuseStateUnavailable, reason: what + ": " + err.Error(), entry: answer{id: p.replyID()}})
 }
 

@@ -274,7 +274,12 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		return nil, err
 	}
 	if cfg.Sessions.BindSubject {
-		eopts.Sessions = session.NewBinder(cfg.Sessions.MaxSessions, cfg.Sessions.TTL.D(), nil)
+		if cfg.State.Backend == "redis" {
+			// Shared by every replica; Redis's TTLs bound it, not max_sessions.
+			eopts.Sessions = state.NewSessions(a.state, cfg.Sessions.TTL.D())
+		} else {
+			eopts.Sessions = session.NewBinder(cfg.Sessions.MaxSessions, cfg.Sessions.TTL.D(), nil)
+		}
 	}
 	// The rules the engine queries follow from the policy package alone:
 	// the bundle manager prepares them and activates each snapshot for
