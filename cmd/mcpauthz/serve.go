@@ -174,14 +174,16 @@ func (a *app) serve(ctx context.Context) error {
 	defer cancel()
 
 	watches := newWatchEnder()
-	// The Decision API's callers are authenticated before its handlers
-	// run (api, internal/apiauth); the other services of the port are
-	// Envoy's and agentgateway's.
+	// The Decision API's callers are authenticated when a call's headers
+	// arrive, before its message is read (the tap), and again before its
+	// handlers run (api, internal/apiauth); the other services of the
+	// port are Envoy's and agentgateway's.
 	authUnary, authStream := a.apiAuth.Interceptors(pb.DecisionService_ServiceDesc.ServiceName)
 	if a.apiAuth.Refuses() {
 		a.log.Warn("the Decision API and AuthZEN refuse every caller: set api.bearer_token_file, or listen.tls.client_ca_file (gRPC), or api.unauthenticated: true")
 	}
-	grpcSrv, err := a.grpcServer(grpc.ChainStreamInterceptor(watches.intercept, authStream), grpc.ChainUnaryInterceptor(authUnary))
+	grpcSrv, err := a.grpcServer(grpc.ChainStreamInterceptor(watches.intercept, authStream), grpc.ChainUnaryInterceptor(authUnary),
+		grpc.InTapHandle(a.apiAuth.TapHandle(pb.DecisionService_ServiceDesc.ServiceName)))
 	if err != nil {
 		return err
 	}

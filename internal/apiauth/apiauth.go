@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // Options say how callers are authenticated.
@@ -126,21 +127,43 @@ func VerifiedClientCert(ctx context.Context) bool {
 	return ok && len(ti.State.VerifiedChains) > 0
 }
 
+// TapHandle returns the gRPC server's InTapHandle that refuses a call of
+// the services named whose caller is not authenticated, when its headers
+// arrive: before gRPC reads its message, which on mcpauthz's port may be
+// of any size (ext_authz needs that), so an anonymous caller cannot make
+// the server buffer one. The caller's certificate and metadata are known
+// then. The interceptors check again: they also serve servers built
+// without the tap (grpc's tap package is marked experimental).
+func (a *Authenticator) TapHandle(services ...string) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		if !guarded(services, info.FullMethodName) {
+			return ctx, nil
+		}
+		if err := a.GRPC(ctx); err != nil {
+			return nil, status.Error(codes.Unauthenticated, err.Error())
+		}
+		return ctx, nil
+	}
+}
+
+// guarded reports whether fullMethod ("/pkg.Service/Method") is a method
+// of one of services.
+func guarded(services []string, fullMethod string) bool {
+	for _, s := range services {
+		if strings.HasPrefix(fullMethod, "/"+s+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // Interceptors return the unary and stream interceptors that authenticate
 // every call of the services named (full names, "mcpauthz.v1.DecisionService")
 // and let every other call through: a refused call ends with
 // Unauthenticated before its handler runs.
 func (a *Authenticator) Interceptors(services ...string) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
-	guarded := func(fullMethod string) bool {
-		for _, s := range services {
-			if strings.HasPrefix(fullMethod, "/"+s+"/") {
-				return true
-			}
-		}
-		return false
-	}
 	check := func(ctx context.Context, fullMethod string) error {
-		if !guarded(fullMethod) {
+		if !guarded(services, fullMethod) {
 			return nil
 		}
 		if err := a.GRPC(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/tap"
 )
 
 // TestAuthenticator: who is let in, by configuration and credential.
@@ -39,6 +40,31 @@ func TestAuthenticator(t *testing.T) {
 			}
 			if err := a.GRPC(ctx); (err == nil) != tc.ok {
 				t.Errorf("GRPC: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestTapHandle: the tap refuses an unauthenticated call of a guarded
+// service only, and lets an authenticated one through.
+func TestTapHandle(t *testing.T) {
+	tapFn := New(Options{Token: "t0k"}).TapHandle("mcpauthz.v1.DecisionService")
+	anon := context.Background()
+	authed := metadata.NewIncomingContext(anon, metadata.Pairs("authorization", "Bearer t0k"))
+	for name, tc := range map[string]struct {
+		ctx    context.Context
+		method string
+		ok     bool
+	}{
+		"guarded_anonymous":     {anon, "/mcpauthz.v1.DecisionService/Decide", false},
+		"guarded_authenticated": {authed, "/mcpauthz.v1.DecisionService/Decide", true},
+		"ext_authz_anonymous":   {anon, "/envoy.service.auth.v3.Authorization/Check", true},
+		"prefix_is_not_service": {anon, "/mcpauthz.v1.DecisionServiceX/Decide", true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := tapFn(tc.ctx, &tap.Info{FullMethodName: tc.method})
+			if (err == nil) != tc.ok {
+				t.Errorf("tap: %v, want ok=%v", err, tc.ok)
 			}
 		})
 	}
