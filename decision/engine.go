@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mcpauthz/mcpauthz/decision/credleak"
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 )
@@ -291,18 +291,16 @@ func (e *Engine) decide(ctx context.Context, r *Request, tr *traceRecorder) (*De
 	return d, p.evaluated
 }
 
-var accessTokenParam = []string{"access_token"}
+var accessTokenParam = []string{credleak.AccessTokenParam}
 
 // queryHasAccessToken reports whether the request target's query string
-// has an access_token parameter. Only the query is read, never the path.
+// has an access_token parameter, by the one reading of a query that the
+// removal uses too (credleak.AccessToken). Only the query is read, never
+// the path.
 func queryHasAccessToken(target string) bool {
 	_, q := splitPath(target)
-	if !strings.Contains(q, "access_token") {
-		return false
-	}
-	vals, _ := url.ParseQuery(q)
-	_, ok := vals["access_token"]
-	return ok
+	found, _ := credleak.AccessToken(q)
+	return found
 }
 
 // Inputs returns the policy inputs the request would be evaluated with, one

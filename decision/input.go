@@ -6,6 +6,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/mcpauthz/mcpauthz/decision/credleak"
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
 )
 
@@ -86,6 +87,12 @@ func httpInputFor(r *Request, n *inputNeeds) *ast.Term {
 		return nil
 	}
 	path, query := splitPath(r.Path)
+	// access_token_in_query comes from the one reading of a query that the
+	// removal of the parameter uses too (credleak), on the query as sent.
+	tokenInQuery := false
+	if query != "" && n.sub("access_token_in_query") != nil {
+		tokenInQuery, _ = credleak.AccessToken(query)
+	}
 	if query != "" && (n.sub("query") != nil || n.sub("query_params") != nil) {
 		query = redactQuery(query)
 	}
@@ -103,27 +110,21 @@ func httpInputFor(r *Request, n *inputNeeds) *ast.Term {
 		// Hosts compare case-insensitively; policies see them lowercase.
 		items = append(items, ast.Item(keyHost, ast.StringTerm(strings.ToLower(r.Host))))
 	}
-	tokenInQuery := false
-	if query != "" && (n.sub("query_params") != nil || n.sub("access_token_in_query") != nil) {
+	if query != "" && n.sub("query_params") != nil {
 		// Only the query is parsed, with the lenient form parser; a malformed
 		// query yields what could be read, and the raw string stays in "query".
-		// It is the erased query: credential parameters keep their name, so
-		// access_token_in_query is still found, with Redacted as their value.
+		// It is the erased query: credential parameters keep their name, with
+		// Redacted as their value.
 		vals, _ := url.ParseQuery(query)
 		qp := make([][2]*ast.Term, 0, len(vals))
 		for k, vs := range vals {
-			if k == "access_token" {
-				tokenInQuery = true
-			}
 			arr := make([]*ast.Term, len(vs))
 			for i, v := range vs {
 				arr[i] = ast.StringTerm(v)
 			}
 			qp = append(qp, ast.Item(ast.StringTerm(k), ast.ArrayTerm(arr...)))
 		}
-		if n.sub("query_params") != nil {
-			items = append(items, ast.Item(keyQueryParams, ast.ObjectTerm(qp...)))
-		}
+		items = append(items, ast.Item(keyQueryParams, ast.ObjectTerm(qp...)))
 	}
 	if tokenInQuery && n.sub("access_token_in_query") != nil {
 		items = append(items, ast.Item(keyAccessTokenInQ, ast.InternedTerm(true)))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/mcpauthz/mcpauthz/decision/credleak"
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 )
@@ -39,6 +40,7 @@ var prepareSteps = [...]step{
 	{"origin", (*Engine).originStep},
 	{"request_input", (*Engine).requestInputStep},
 	{"token", (*Engine).tokenStep},
+	{"credential_elsewhere", (*Engine).credentialElsewhereStep},
 	{"no_body", (*Engine).noBodyStep},
 	{"body_limit", (*Engine).bodyLimitStep},
 	{"parse", (*Engine).parseStep},
@@ -204,6 +206,31 @@ func (e *Engine) noBodyStep(p *prepared) bool {
 		p.d.refuse(denial{kind: refuseBodyNotAllowed,
 			reason: fmt.Sprintf("a %s request must not have a body", p.r.Method)})
 		return false
+	}
+	return true
+}
+
+// credentialElsewhereStep refuses a request that would carry a credential
+// upstream where it cannot be removed (decision/credleak): an
+// access_token query parameter spelled or separated so that not every
+// reader of the query finds it (access%5Ftoken, ;access_token), or the
+// bearer token of the Authorization header (which is removed) anywhere
+// else: another header, a cookie, the Referer, the path, the query in any
+// encoding, the body. Removing the copies would rest on guessing every
+// place an upstream reads; refusing does not.
+func (e *Engine) credentialElsewhereStep(p *prepared) bool {
+	_, q := splitPath(p.r.Path)
+	if found, removable := credleak.AccessToken(q); found && !removable {
+		p.d.refuse(denial{kind: refuseInvalidRequest, reason: "the query has an access_token parameter whose name is percent-encoded " +
+			"or follows ';', which readers of the query decode differently, so it cannot be removed: send the token only in the Authorization header"})
+		return false
+	}
+	if raw, _, ok := token.BearerToken(p.r.Headers["authorization"]); ok {
+		if where := credleak.Find(raw, p.r.Path, p.r.Host, p.r.Headers, p.r.Body); where != "" {
+			p.d.refuse(denial{kind: refuseInvalidRequest, reason: "the bearer token of the Authorization header is also in " + where +
+				": a token goes only in the Authorization header, which is never forwarded (MCP forbids passing it to the server)"})
+			return false
+		}
 	}
 	return true
 }

@@ -17,7 +17,7 @@ func TestStepOrder(t *testing.T) {
 		got = append(got, s.name)
 	}
 	want := []string{
-		"readable", "policy", "single_headers", "origin", "request_input", "token", "no_body", "body_limit", "parse", "revision", "method", "session",
+		"readable", "policy", "single_headers", "origin", "request_input", "token", "credential_elsewhere", "no_body", "body_limit", "parse", "revision", "method", "session",
 		"session_owner", "evaluate", "upstream_credential", "bind_session", "stateless_session", "query_token",
 	}
 	if !slices.Equal(got, want) {

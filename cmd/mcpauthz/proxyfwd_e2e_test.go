@@ -132,10 +132,12 @@ func rawPost(tok, query, hdr, body string) string {
 }
 
 // TestProxyForwardsWhatWasDecided: the hostile requests of issue 27 rows
-// 5, 8 and 11 against the real binary, asserting on what the upstream
+// 5, 7, 8 and 11 against the real binary, asserting on what the upstream
 // received: the request decided is the request forwarded (hop-by-hop
 // headers and the headers Connection names are gone before the decision),
-// trailers never leave, and identity headers never come from the client.
+// the caller's token never leaves (not in a trailer, a cookie, another
+// header or the query in any spelling: refused with 400), and identity
+// headers never come from the client.
 func TestProxyForwardsWhatWasDecided(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real binary")
@@ -172,6 +174,23 @@ func TestProxyForwardsWhatWasDecided(t *testing.T) {
 			check: func(t *testing.T, r received) {
 				if r.body != list || len(r.trailer) != 0 || r.header.Get("Trailer") != "" {
 					t.Errorf("upstream got body %q, trailers %v, Trailer %q", r.body, r.trailer, r.header.Get("Trailer"))
+				}
+			},
+		},
+		"row7_token_after_semicolon":  {request: rawPost(alice, "?x=1;access_token="+alice, "", list), status: http.StatusBadRequest},
+		"row7_token_name_escaped":     {request: rawPost(alice, "?access%5Ftoken="+alice, "", list), status: http.StatusBadRequest},
+		"row7_token_name_first_byte":  {request: rawPost(alice, "?%61ccess_token="+alice, "", list), status: http.StatusBadRequest},
+		"row7_token_value_escaped":    {request: rawPost(alice, "?x="+strings.ReplaceAll(alice, "e", "%65"), "", list), status: http.StatusBadRequest},
+		"row7_anonymous_escaped_name": {request: rawPost("", "?access%5Ftoken="+alice, "", list), status: http.StatusUnauthorized},
+		"row8_token_in_cookie":        {request: rawPost(alice, "", "Cookie: a=b; t="+alice+"\n", list), status: http.StatusBadRequest},
+		"row8_token_in_referer":       {request: rawPost(alice, "", "Referer: http://app/?access_token="+alice+"\n", list), status: http.StatusBadRequest},
+		"row8_token_in_other_header":  {request: rawPost(alice, "", "X-Upstream-Token: Bearer "+alice+"\n", list), status: http.StatusBadRequest},
+		"row7_other_access_token_removed": {
+			request: rawPost(alice, "?x=1&access_token=not-a-credential-of-alice", "", list),
+			status:  200,
+			check: func(t *testing.T, r received) {
+				if r.query != "x=1" {
+					t.Errorf("upstream query %q, want x=1", r.query)
 				}
 			},
 		},

@@ -15,8 +15,9 @@
 package redact
 
 import (
-	"net/url"
 	"strings"
+
+	"github.com/mcpauthz/mcpauthz/internal/querystr"
 )
 
 // Redacted replaces every erased credential. A name keeps its place (a
@@ -220,23 +221,17 @@ func Header(name, value string) string {
 func Query(q string) string {
 	var b strings.Builder
 	done := 0 // q[:done] has been judged and copied to b
-	for start := 0; start <= len(q); {
-		end := start + strings.IndexAny(q[start:], "&;")
-		if end < start {
-			end = len(q)
-		}
-		if seg := q[start:end]; seg != "" {
-			if keep, ok := param(seg); !ok {
-				if b.Len() == 0 {
-					b.Grow(len(q))
-				}
-				b.WriteString(q[done:start])
-				b.WriteString(keep)
-				done = end
+	querystr.Each(q, func(p querystr.Param) bool {
+		if keep, ok := param(p); !ok {
+			if b.Len() == 0 {
+				b.Grow(len(q))
 			}
+			b.WriteString(q[done:p.Start])
+			b.WriteString(keep)
+			done = p.End
 		}
-		start = end + 1
-	}
+		return true
+	})
 	if done == 0 {
 		return q
 	}
@@ -244,35 +239,22 @@ func Query(q string) string {
 	return b.String()
 }
 
-// param judges one name=value segment of a query. It returns ok when the
-// segment carries no credential; otherwise it returns what replaces it:
-// the name with Redacted as its value, or Redacted alone when the name
-// itself is a credential (a bare "?mcpk_..." or "?eyJ...").
-func param(seg string) (string, bool) {
-	rawName, rawValue, hasValue := strings.Cut(seg, "=")
-	name := unescapeQuery(rawName)
-	if Value(name) {
+// param judges one parameter of a query. It returns ok when it carries no
+// credential; otherwise it returns what replaces it: the name with
+// Redacted as its value, or Redacted alone when the name itself is a
+// credential (a bare "?mcpk_..." or "?eyJ...").
+func param(p querystr.Param) (string, bool) {
+	_, rawValue, hasValue := strings.Cut(p.Raw, "=")
+	if Value(p.Name) {
 		return Redacted, false
 	}
 	if !hasValue || rawValue == "" {
 		return "", true
 	}
-	if Name(name) || Value(unescapeQuery(rawValue)) {
-		return rawName + "=" + Redacted, false
+	if Name(p.Name) || Value(querystr.Unescape(rawValue)) {
+		return p.RawName + "=" + Redacted, false
 	}
 	return "", true
-}
-
-// unescapeQuery decodes s as the form parser does, or returns it as is when
-// it is not valid percent-encoding (the form parser then drops it).
-func unescapeQuery(s string) string {
-	if !strings.ContainsAny(s, "%+") {
-		return s
-	}
-	if u, err := url.QueryUnescape(s); err == nil {
-		return u
-	}
-	return s
 }
 
 // URL returns u as it may be shown (a bundle server's URL in /v1/status,

@@ -81,6 +81,8 @@ func TestCheckAlwaysAnswers(t *testing.T) {
 	}, grpc.ForceServerCodecV2(extauthz.ServerCodec()))
 	ok := []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)
 	json := map[string]string{"content-type": "application/json", "authorization": "Bearer t"}
+	const longTok = "tok-0123456789-abcdefghij"
+	withToken := map[string]string{"content-type": "application/json", "authorization": "Bearer " + longTok}
 	tests := map[string]struct {
 		b      []byte
 		status int // HTTP status of the denial; 0: allowed
@@ -96,6 +98,15 @@ func TestCheckAlwaysAnswers(t *testing.T) {
 		"not_protobuf_bad_tag":       {[]byte{0x80}, 400},
 		"not_protobuf_nested":        {[]byte{0x0a, 0x02, 0x22, 0x05}, 400},
 		"empty_request":              {nil, 400},
+		// Issue 27 rows 7 and 8: the caller's token anywhere but its
+		// Authorization header would reach the upstream (Envoy removes
+		// only that header, and only literal access_token parameters).
+		"token_after_semicolon": {rawCheck("POST", "/mcp?x=1;access_token="+longTok, withToken, ok), 400},
+		"token_name_escaped":    {rawCheck("POST", "/mcp?access%5Ftoken="+longTok, withToken, ok), 400},
+		"token_name_first_byte": {rawCheck("POST", "/mcp?%61ccess_token=x", json, ok), 400},
+		"token_in_cookie":       {rawCheck("POST", "/mcp", map[string]string{"authorization": "Bearer " + longTok, "cookie": "t=" + longTok}, ok), 400},
+		"token_in_referer":      {rawCheck("POST", "/mcp", map[string]string{"authorization": "Bearer " + longTok, "referer": "https://a/?t=" + longTok}, ok), 400},
+		"literal_access_token":  {rawCheck("POST", "/mcp?access_token=other-value", withToken, ok), 200},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/credleak"
 )
 
 // Decider makes decisions; *decision.Engine is one.
@@ -315,7 +316,8 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	out.URL.Scheme, out.URL.Host = h.upstream.Scheme, h.upstream.Host
 	out.URL.Path, out.URL.RawPath = h.upstream.Path, h.upstream.RawPath
-	out.URL.RawQuery = withoutParams(pr.In.URL.RawQuery, x.d.RemoveQueryParams)
+	// The query is read as the engine read it to decide what to remove.
+	out.URL.RawQuery = credleak.Without(pr.In.URL.RawQuery, x.d.RemoveQueryParams)
 	out.Host = ""
 	// The body goes as read, with its length: never chunked, never with
 	// the caller's trailers (normalize dropped them).
@@ -335,33 +337,6 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		// content coding (the transport still asks for gzip and decodes it).
 		out.Header.Del("Accept-Encoding")
 	}
-}
-
-// withoutParams returns the query without the named parameters, as sent
-// otherwise (only a query that has one of them is re-encoded).
-func withoutParams(rawQuery string, names []string) string {
-	if len(names) == 0 || rawQuery == "" {
-		return rawQuery
-	}
-	parts := strings.Split(rawQuery, "&")
-	kept := parts[:0]
-	for _, p := range parts {
-		k, _, _ := strings.Cut(p, "=")
-		if key, err := url.QueryUnescape(k); err == nil && contains(names, key) {
-			continue
-		}
-		kept = append(kept, p)
-	}
-	return strings.Join(kept, "&")
-}
-
-func contains(names []string, s string) bool {
-	for _, n := range names {
-		if n == s {
-			return true
-		}
-	}
-	return false
 }
 
 // modifyResponse adds the decision's response headers and filters the
