@@ -286,8 +286,8 @@ type RedisConfig struct {
 	DB           int            `json:"db"`
 	KeyPrefix    string         `json:"key_prefix"`
 	DialTimeout  Duration       `json:"dial_timeout"`
-	// ReadTimeout bounds every operation: a decision never waits on Redis
-	// longer (default 50ms).
+	// ReadTimeout bounds every call to Redis, connecting included (default
+	// 50ms); a request with a session makes two.
 	ReadTimeout Duration `json:"read_timeout"`
 	// PoolSize is connections per node; 0 is go-redis's ten per core.
 	PoolSize int `json:"pool_size"`

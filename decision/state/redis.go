@@ -13,8 +13,8 @@ import (
 	// go-redis rather than valkey-go: it is Redis's own maintained client,
 	// speaks to Redis 7 and Valkey alike, gives standalone and Cluster one
 	// interface (UniversalClient), reconnects on its own, and bounds every
-	// command by its context (ContextTimeoutEnabled), which is how a
-	// decision never waits past read_timeout. valkey-go's client-side
+	// command by its context (ContextTimeoutEnabled), which is how no call
+	// waits past read_timeout. valkey-go's client-side
 	// caching and auto-pipelining buy nothing for single-key commands.
 	"github.com/redis/go-redis/v9"
 )
@@ -46,8 +46,8 @@ type RedisOptions struct {
 	DB int
 	// KeyPrefix starts every key (DefaultKeyPrefix when "").
 	KeyPrefix string
-	// DialTimeout bounds connecting in the background; a decision never
-	// waits longer than ReadTimeout.
+	// DialTimeout bounds one connection attempt; an operation still never
+	// waits longer than ReadTimeout for one.
 	DialTimeout time.Duration
 	// ReadTimeout bounds each operation, connecting included
 	// (DefaultReadTimeout when 0).
