@@ -44,8 +44,9 @@ import (
 // when it is decided, so a bundle that re-pins a tool to its new
 // definition lets calls through again without a new listing. A tool never
 // listed through mcpauthz is not refused for its digest: pinning needs a
-// transport on the response path (ext_proc); input_schema works on every
-// path.
+// transport on the response path (the proxy, ext_proc, ExtMcp), and only
+// answers it trusts to come from the server (Request.ResponseTrusted)
+// change what is remembered; input_schema works on every path.
 
 // toolPin is what bundle data pins of one tool.
 type toolPin struct {
@@ -274,8 +275,11 @@ func validationMessage(err error) string {
 
 // checkListedPins judges the tools of a list answer against their pins:
 // hide[i] is set for each pinned tool whose definition (raws[i]) has
-// another digest. Each pinned tool's digest is remembered for its calls
-// (pinMemory), and each mismatch is told to the observer and logged.
+// another digest. When the answer is trusted (Request.ResponseTrusted:
+// the proxy, an authenticated ext_proc or ExtMcp caller), each pinned
+// tool's digest is remembered for its calls (pinMemory), and each mismatch
+// is told to the observer and logged; an untrusted answer changes nothing
+// but itself.
 func (f *ItemFilter) checkListedPins(ctx context.Context, pol *Policy, r *Request, items []Item, raws []json.RawMessage, readable []bool) (hide []bool, mismatches []PinMismatch) {
 	if pol.pins == nil {
 		return nil, nil
@@ -295,7 +299,9 @@ func (f *ItemFilter) checkListedPins(ctx context.Context, pol *Policy, r *Reques
 		if err != nil {
 			listed = "" // no canonical form: it matches no pin
 		}
-		e.pins.listed(server, it.Name, listed)
+		if r.ResponseTrusted {
+			e.pins.listed(server, it.Name, listed)
+		}
 		if listed == pin.digest {
 			continue
 		}
@@ -303,6 +309,11 @@ func (f *ItemFilter) checkListedPins(ctx context.Context, pol *Policy, r *Reques
 			hide = make([]bool, len(items))
 		}
 		hide[i] = true
+		if !r.ResponseTrusted {
+			// Hidden from this answer, but neither remembered nor told:
+			// whoever sent it is not known to speak for the server.
+			continue
+		}
 		mm := PinMismatch{ID: e.newID(), Tool: it.Name, Server: server, Pinned: pin.digest, Listed: listed, Revision: pol.Snapshot.Revision}
 		mismatches = append(mismatches, mm)
 		e.log.Warn("listed tool does not match its pin; hidden", "event_id", mm.ID, "tool", mm.Tool, "server", mm.Server,

@@ -81,6 +81,7 @@ func TestToolPins(t *testing.T) {
 		if server != "" {
 			r.Context = map[string]string{"mcp_server": server}
 		}
+		r.ResponseTrusted = true // the lists come from the server (a proxy, an authenticated gateway)
 		return r
 	}
 	type step struct {

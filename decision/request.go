@@ -56,6 +56,15 @@ type Request struct {
 	// Hint is what an earlier proxy (Envoy's MCP filter) parsed from the body.
 	// The body stays the source of truth: a hint that disagrees denies.
 	Hint *Hint
+
+	// ResponseTrusted says that a list answer filtered for this request
+	// comes from the MCP server through a channel mcpauthz trusts: the
+	// proxy, which read it from the upstream itself, or an authenticated
+	// gRPC caller of ext_proc or ExtMcp. Only such answers change what the
+	// engine remembers of the pinned tools a server lists (pins.go):
+	// anyone who can reach the gRPC port could otherwise clear a detected
+	// rug pull, or block a tool for everyone.
+	ResponseTrusted bool
 }
 
 // Hint is a method, id and target name parsed by someone else before us.

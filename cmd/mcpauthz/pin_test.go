@@ -139,7 +139,7 @@ func TestPinExampleBundle(t *testing.T) {
 	req := func(body string) *decision.Request {
 		return &decision.Request{Method: "POST", Path: "/mcp", Host: "mcp.example.com", Credential: alice,
 			Headers: map[string]string{"content-type": "application/json"}, Body: []byte(body),
-			Context: map[string]string{"mcp_server": "files"}}
+			Context: map[string]string{"mcp_server": "files"}, ResponseTrusted: true}
 	}
 	saved, err := os.ReadFile("../../examples/pins/files-tools-list.json")
 	if err != nil {

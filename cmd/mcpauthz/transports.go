@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 
 	"google.golang.org/grpc"
@@ -27,11 +28,18 @@ import (
 // (mcpauthz.v1.DecisionService).
 func (a *app) registerGRPCTransports(s *grpc.Server) {
 	items := decision.NewItemFilter(a.engine)
-	extproc.NewServer(items, a.log.With("component", "ext_proc")).Register(s)
+	// The list answers ext_proc and ExtMcp are sent change what the engine
+	// remembers of pinned tools only when their caller is authenticated as
+	// the APIs' callers are (a verified client certificate, the API token,
+	// or api.unauthenticated): anyone reaching the port could otherwise
+	// clear a detected rug pull or block a tool for everyone.
+	trusted := func(ctx context.Context) bool { return a.apiAuth.GRPC(ctx) == nil }
+	extproc.NewServer(items, a.log.With("component", "ext_proc")).WithTrustedCallers(trusted).Register(s)
 	extmcp.NewServer(a.engine, items, extmcp.Options{
 		MetadataKey:     a.cfg.Agentgateway.MetadataKey,
 		MaxMessageBytes: a.apiMessageBytes(),
 		Logger:          a.log.With("component", "ext_mcp"),
+		TrustResponses:  trusted,
 	}).Register(s)
 	extauthz.NewServer(a.engine, extauthz.Options{
 		MCPMetadataNamespace: a.cfg.Envoy.MCPMetadataNamespace,

@@ -5,6 +5,9 @@ package decisiontest
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
 	"github.com/mcpauthz/mcpauthz/decision/token"
+	"github.com/mcpauthz/mcpauthz/decision/toolpin"
 )
 
 // Resource is the protected resource URI the test engines use.
@@ -99,4 +103,25 @@ func CompileRules(t testing.TB, dir string, rules decision.Rules) *decision.Poli
 		t.Fatalf("compiling %s: %v", dir, err)
 	}
 	return pol
+}
+
+// PinBundle writes a bundle whose policy allows every call and shows every
+// item to a valid token, and pins the definition def (a tool's listed JSON)
+// of the tool named name by its digest; it returns the bundle's directory.
+func PinBundle(t testing.TB, name, def string) string {
+	t.Helper()
+	digest, err := toolpin.DigestJSON([]byte(def))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for file, body := range map[string]string{
+		"authz.rego": "package mcp.authz\n\ndefault decision := {\"allow\": false}\n\ndecision := {\"allow\": true} if input.token.valid\n\nvisible if input.token.valid\n",
+		"data.json":  `{"mcpauthz":{"tools":{` + strconv.Quote(name) + `:{"sha256":"` + digest + `"}}}}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

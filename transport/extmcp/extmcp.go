@@ -77,6 +77,11 @@ type Options struct {
 	MaxMessageBytes int
 	// Logger receives what went wrong (default: discard).
 	Logger *slog.Logger
+	// TrustResponses says whether a CheckResponse caller is authenticated
+	// (agentgateway, by mTLS or the API token): only the list results it
+	// sends change what the engine remembers of pinned tools
+	// (decision.Request.ResponseTrusted). Nil: none does.
+	TrustResponses func(context.Context) bool
 }
 
 // Server is an agentgateway.dev.ext_mcp.ExtMcp server.
@@ -87,6 +92,7 @@ type Server struct {
 	key    string
 	max    int
 	log    *slog.Logger
+	trust  func(context.Context) bool
 }
 
 var _ pb.ExtMcpServer = (*Server)(nil)
@@ -99,7 +105,7 @@ func NewServer(engine Decider, items Filter, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{engine: engine, items: items, key: opts.MetadataKey, max: opts.MaxMessageBytes, log: opts.Logger}
+	return &Server{engine: engine, items: items, key: opts.MetadataKey, max: opts.MaxMessageBytes, log: opts.Logger, trust: opts.TrustResponses}
 }
 
 // Register adds the service to a gRPC server. Its handlers answer a
@@ -259,6 +265,7 @@ func (s *Server) CheckResponse(ctx context.Context, in *pb.McpResponse) (out *pb
 		return unfilterable(why), nil
 	}
 	r.Context = serverContext(in.GetServiceNames())
+	r.ResponseTrusted = s.trust != nil && s.trust(ctx)
 	result := in.GetMcpResponse()
 	if err := strictResult(result); err != nil {
 		s.log.Warn("ExtMcp list result unreadable; refused", "method", method, "error", err)

@@ -38,6 +38,9 @@ type Server struct {
 	// maxAnswer bounds what is held of a list answer; past it the answer
 	// is replaced by a JSON-RPC error (fail closed).
 	maxAnswer int
+	// trust says whether a stream's caller is authenticated, so the list
+	// answers it shows speak for the server (pins); nil: none is.
+	trust func(context.Context) bool
 }
 
 var _ procv3.ExternalProcessorServer = (*Server)(nil)
@@ -59,6 +62,15 @@ func (s *Server) WithMaxAnswerBytes(n int) *Server {
 	return s
 }
 
+// WithTrustedCallers sets how a stream's caller is known to be
+// authenticated (Envoy, by mTLS or the API token): only the list answers
+// of such a stream change what the engine remembers of pinned tools
+// (decision.Request.ResponseTrusted). Without it, none does.
+func (s *Server) WithTrustedCallers(trust func(context.Context) bool) *Server {
+	s.trust = trust
+	return s
+}
+
 // Register adds the service to a gRPC server.
 func (s *Server) Register(g *grpc.Server) {
 	procv3.RegisterExternalProcessorServer(g, s)
@@ -70,6 +82,7 @@ func (s *Server) Register(g *grpc.Server) {
 func (s *Server) Process(stream procv3.ExternalProcessor_ProcessServer) error {
 	st := &streamState{srv: s, ctx: stream.Context()}
 	st.req.Context = routeContext(stream.Context())
+	st.req.ResponseTrusted = s.trust != nil && s.trust(stream.Context())
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -189,7 +202,7 @@ func continueFor(req *procv3.ProcessingRequest) *procv3.ProcessingResponse {
 // list request is.
 func (st *streamState) requestHeaders(h *procv3.HttpHeaders) *procv3.ProcessingResponse {
 	// Request headers begin a request: nothing of an earlier one stays.
-	*st = streamState{srv: st.srv, ctx: st.ctx, req: decision.Request{Context: st.req.Context}}
+	*st = streamState{srv: st.srv, ctx: st.ctx, req: decision.Request{Context: st.req.Context, ResponseTrusted: st.req.ResponseTrusted}}
 	st.req.Headers = headerMap(h.GetHeaders())
 	st.req.Method = st.req.Headers[":method"]
 	st.req.Path = st.req.Headers[":path"]

@@ -373,6 +373,9 @@ func (h *Handler) filterAnswer(resp *http.Response, x *exchange) {
 		replaceBody(resp, b)
 		return
 	}
+	// The proxy read the answer from the upstream itself: what it lists
+	// of pinned tools is the server's word (decision.Request.ResponseTrusted).
+	x.req.ResponseTrusted = true
 	ctx := resp.Request.Context()
 	s := decision.NewListEventStream(x.list, h.opts.MaxAnswerBytes, h.log, func(msg []byte) ([]byte, decision.ListOutcome) {
 		out, res := h.lists.FilterResponse(ctx, x.req, x.list, msg)
