@@ -14,6 +14,8 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
 	"github.com/mcpauthz/mcpauthz/decision/session"
+	"github.com/mcpauthz/mcpauthz/decision/state"
+	"github.com/mcpauthz/mcpauthz/internal/redistest"
 )
 
 // Callers of the session tests. alice2 has alice's subject from another
@@ -360,20 +362,42 @@ func TestSessionOwnerEncoding(t *testing.T) {
 }
 
 // BenchmarkDecideSession is an allowed request on a bound session: the
-// owner looked up before the policy and bound again after it.
+// owner looked up before the policy and bound again after it, with no
+// binder (the cost of the rest), the memory binder, and the shared store
+// on a real Redis over loopback (two round trips).
 func BenchmarkDecideSession(b *testing.B) {
-	e := decisiontest.NewEngine(b, "testdata/policy", func(o *decision.Options) {
-		o.Sessions = session.NewBinder(0, 0, nil)
-	})
-	ctx := context.Background()
-	r := sessionReq("list", aliceClaims, "0b6a2c1e-3f1d-4c55-9a1e-000000000001", v0618)
-	if d := e.Decide(ctx, r); !d.Allow {
-		b.Fatal(d.Reason)
+	binders := map[string]func(b *testing.B) decision.SessionBinder{
+		"none":   func(*testing.B) decision.SessionBinder { return nil },
+		"memory": func(*testing.B) decision.SessionBinder { return session.NewBinder(0, 0, nil) },
+		"redis": func(b *testing.B) decision.SessionBinder {
+			srv := redistest.Start(b, redistest.Config{})
+			r, err := state.NewRedis(state.RedisOptions{Addresses: []string{srv.Addr}, ReadTimeout: 2 * time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = r.Close() })
+			return state.NewSessions(r, time.Hour)
+		},
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if d := e.Decide(ctx, r); !d.Allow {
-			b.Fatal(d.Reason)
-		}
+	for _, name := range []string{"none", "memory", "redis"} {
+		b.Run(name, func(b *testing.B) {
+			binder := binders[name](b)
+			e := decisiontest.NewEngine(b, "testdata/policy", func(o *decision.Options) {
+				if binder != nil {
+					o.Sessions = binder
+				}
+			})
+			ctx := context.Background()
+			r := sessionReq("list", aliceClaims, "0b6a2c1e-3f1d-4c55-9a1e-000000000001", v0618)
+			if d := e.Decide(ctx, r); !d.Allow {
+				b.Fatal(d.Reason)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := e.Decide(ctx, r); !d.Allow {
+					b.Fatal(d.Reason)
+				}
+			}
+		})
 	}
 }
