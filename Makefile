@@ -54,7 +54,7 @@ FUZZTIME ?= 10m
 FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential ./decision/mcp:FuzzExactDouble ./decision/mcp:FuzzReadJSON \
 	./transport/extauthz:FuzzDecodeCheck ./transport/extauthz:FuzzCheckAnswer ./transport/extauthz:FuzzRateLimitAnswer ./decision/token:FuzzVerify \
 	./decision/token:FuzzCheckMembers ./decision:FuzzDecide ./decision:FuzzDecideHeaders ./internal/redact:FuzzQuery ./internal/redact:FuzzString \
-	./internal/decisionlog:FuzzReadEvents ./internal/decisionlog:FuzzAppendJSON \
+	./internal/decisionlog:FuzzReadEvents ./internal/decisionlog:FuzzAppendJSON ./internal/requestfile:FuzzReadFrom \
 	./transport/extmcp:FuzzEnvelope ./transport/extmcp:FuzzCheck \
 	./decision:FuzzTraceContext \
 	./decision/toolpin:FuzzTools ./decision/toolpin:FuzzCanonical \

@@ -32,7 +32,9 @@ the same answers), allowed requests go upstream without the caller's token
 answers to tools/list, prompts/list, resources/list and
 resources/templates/list are filtered by the policy's visible rule (JSON, or
 the answering event of an SSE stream). The Protected Resource Metadata is
-served on the proxy's origin. Everything serve runs (gRPC, HTTP: health,
+served on the proxy's origin; resource.proxy_uri (the URL of listen.proxy)
+replaces resource.uri here, so challenges point at it and tokens must name
+it (examples/config/dev.yaml: http://127.0.0.1:8080/mcp). Everything serve runs (gRPC, HTTP: health,
 metrics, status) runs too.
 
 For laptops, tests and small deployments; in production, run serve beside
