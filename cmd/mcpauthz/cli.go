@@ -14,6 +14,8 @@ import (
 	opaversion "github.com/open-policy-agent/opa/v1/version"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/mcpauthz/mcpauthz/internal/redact"
 )
 
 // The command line is built on cobra, as OPA's own is: flags go before or
@@ -69,7 +71,9 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
 		return 2
 	}
-	fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), err)
+	// A failure to start may quote a URL with its credentials (a bundle
+	// server's, an issuer's): stderr is a log too.
+	fmt.Fprintf(stderr, "%s: %s\n", cmd.CommandPath(), redact.String(err.Error()))
 	return 1
 }
 

@@ -70,3 +70,17 @@ func TestAPIKeyCreateSaysWhichFiles(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 }
+
+// TestCLIErrorErasesURL: a command that fails on a bundle URL names it
+// without its user info and signature (issue 28 row 6): stderr is a log
+// too.
+func TestCLIErrorErasesURL(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "input.json")
+	if err := os.WriteFile(in, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "eval", "--bundle", "http://deploy:hunter2@127.0.0.1:1/b.tar.gz?X-Amz-Signature=sigsecret", "--input-file", in)
+	if code == 0 || strings.Contains(errOut, "hunter2") || strings.Contains(errOut, "sigsecret") || !strings.Contains(errOut, "REDACTED@127.0.0.1") {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
