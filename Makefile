@@ -58,7 +58,8 @@ FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential ./decis
 	./transport/extmcp:FuzzEnvelope ./transport/extmcp:FuzzCheck \
 	./decision:FuzzTraceContext \
 	./decision/toolpin:FuzzTools ./decision/toolpin:FuzzCanonical \
-	./decision:FuzzListEventStream ./transport/authzen:FuzzDecode
+	./decision:FuzzListEventStream ./transport/authzen:FuzzDecode \
+	./decision/dpop:FuzzParse
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10m), one after another, on one core each; findings land in testdata/fuzz
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
