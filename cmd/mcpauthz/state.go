@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,7 +83,8 @@ func buildState(cfg *StateConfig, reg prometheus.Registerer, log *slog.Logger) (
 		// go-redis logs each failed dial to stderr through a logger of its
 		// own (one for the process, its only hook): at debug level here,
 		// since Observed already reports failures, once per few seconds.
-		redis.SetLogger(redisLogger{log})
+		// Set once: go-redis reads it unsynchronised from its goroutines.
+		redisLogOnce.Do(func() { redis.SetLogger(redisLogger{log}) })
 		s = r
 	default:
 		s = state.NewMemory(0, nil)
@@ -165,6 +167,9 @@ func (a *app) watchState(ctx context.Context, hs *health.Server) {
 		}
 	}
 }
+
+// redisLogOnce guards go-redis's process-wide logger (redis.SetLogger).
+var redisLogOnce sync.Once
 
 // redisLogger hands go-redis's log lines to slog at debug level.
 type redisLogger struct{ log *slog.Logger }
