@@ -293,6 +293,8 @@ limits: {max_body_bytes: 65536, max_evaluations: 50}
 	// cannot pin 8 MiB of it.
 	padded := metadata.AppendToOutgoingContext(ctx, "x-pad", strings.Repeat("p", 1<<20))
 	if st, err := procv3.NewExternalProcessorClient(conn).Process(padded); err == nil {
+		// A served stream answers its first message; a refused one fails.
+		_ = st.Send(&procv3.ProcessingRequest{Request: &procv3.ProcessingRequest_RequestHeaders{RequestHeaders: &procv3.HttpHeaders{}}})
 		if _, err = st.Recv(); err == nil {
 			t.Error("an ext_proc stream with 1 MiB of metadata was served")
 		}
