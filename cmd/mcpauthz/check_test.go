@@ -1,10 +1,13 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mcpauthz/mcpauthz/decision/listplan"
 )
 
 // TestCheckConfigBundles: check and test with --config and no PATH load
@@ -79,4 +82,23 @@ func TestCheckStatesLists(t *testing.T) {
 		"how_to_write": {[]string{"check", "../../decision/testdata/lists-else"}, 0, "lists: to list exactly, write a visible rule beside the decision"},
 		"split_exact":  {[]string{"check", "../../decision/testdata/lists-split"}, 0, "derived from the decision by partial evaluation (an item is listed when some arguments could make its call allowed), exact for this policy"},
 	})
+}
+
+// TestLogListPlan: serve and proxy log how lists will be filtered, as a
+// warning when a caller may be shown items it cannot call.
+func TestLogListPlan(t *testing.T) {
+	tests := map[string]struct {
+		rep  listplan.Report
+		want []string
+	}{
+		"exact":     {listplan.Report{Mode: listplan.ByVisible, VisibleAt: "a.rego:3", Exact: true}, []string{`level=INFO msg="lists: filtered by the visible rule (a.rego:3)`}},
+		"not_exact": {listplan.Report{Mode: listplan.Derived, Unsplit: []string{"data.mcp.authz.decision (a.rego:3)"}}, []string{`level=WARN msg="lists: no visible rule`, `level=WARN msg="lists: to list exactly`}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var b strings.Builder
+			logListPlan(slog.New(slog.NewTextHandler(&b, nil)), tc.rep)
+			assertHolds(t, "log", b.String(), tc.want)
+		})
+	}
 }

@@ -38,6 +38,9 @@ const (
 	// Derived: the decision, by partial evaluation, judges the items
 	// (those the visible rule leaves undefined, when there is one).
 	Derived = "derived"
+	// NoRule: the policy defines neither visible nor decision nor allow;
+	// every item is hidden.
+	NoRule = "none"
 )
 
 // Report is how a policy's lists will be filtered.
@@ -83,6 +86,9 @@ func Analyze(ctx context.Context, c *ast.Compiler, store storage.Store, r Rules)
 			rep.Exact, rep.Unsplit, rep.Err = derivation(ctx, c, store, r)
 		}
 		return rep
+	}
+	if len(rulesAt(c, r.Decision)) == 0 && len(rulesAt(c, r.Allow)) == 0 {
+		return Report{Mode: NoRule, Exact: true}
 	}
 	rep := Report{Mode: Derived}
 	rep.Exact, rep.Unsplit, rep.Err = derivation(ctx, c, store, r)
@@ -186,6 +192,8 @@ func appendNew(list []string, s string) []string {
 func (r Report) Lines() []string {
 	var how string
 	switch {
+	case r.Mode == NoRule:
+		return []string{"lists: the policy defines neither visible nor decision nor allow: every item is hidden"}
 	case r.Mode == ByVisible && !r.Fallback:
 		return []string{"lists: filtered by the visible rule (" + r.VisibleAt + "), which judges every tool, prompt and resource"}
 	case r.Mode == ByVisible:

@@ -54,6 +54,10 @@ decision := {"allow": false, "reason": "no token"} if {
 			mode:   listplan.Derived, exact: true,
 			wantLines: []string{"exact for this policy"},
 		},
+		"no_rule": {
+			policy: "package mcp.authz\n\nother := true\n", mode: listplan.NoRule, exact: true,
+			wantLines: []string{"lists: the policy defines neither visible nor decision nor allow: every item is hidden"},
+		},
 		"else_chain_reading_arguments": {
 			policy: elseChain, mode: listplan.Derived, unsplit: "data.mcp.authz.decision (p.rego:3)",
 			wantLines: []string{
