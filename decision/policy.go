@@ -123,6 +123,9 @@ type Policy struct {
 	// could not be prepared.
 	partial    rego.PreparedPartialQuery
 	partialErr error
+	// headerNames are the upstream headers the policy can set
+	// (headernames.go), lowercase.
+	headerNames []string
 	// anonymousDenied: no request without a credential can be allowed
 	// (unread.go), so one is refused before its body is read.
 	anonymousDenied bool
@@ -182,6 +185,9 @@ func (r Rules) Activate(s *bundles.Snapshot) (*Policy, error) {
 	}
 	p.preparePartial(ctx)
 	p.anonymousDenied = p.deniesAnonymous(ctx, anonymousEvalTimeout)
+	if ref, err := ast.ParseRef(r.decision); err == nil && len(ref) > 1 {
+		p.headerNames = headerNames(ctx, s.Compiler, s.Store, ref[:len(ref)-1])
+	}
 	return p, nil
 }
 

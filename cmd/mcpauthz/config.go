@@ -325,9 +325,9 @@ type UpstreamConfig struct {
 	// StripRequestHeaders are request headers a client may never send
 	// upstream: the identity headers the upstream trusts because the
 	// policy sets them (decision.headers). They are removed before the
-	// decision, whatever the policy returns; so is every header a decision
-	// has set upstream. Default [x-mcp-subject], the header of the example
-	// policy.
+	// decision, whatever the policy returns; so are the headers the policy
+	// can set as its text tells them, and every header a decision has set
+	// upstream. Default [x-mcp-subject], the header of the example policy.
 	StripRequestHeaders []string `json:"strip_request_headers"`
 }
 

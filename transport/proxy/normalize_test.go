@@ -6,12 +6,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
 	"github.com/mcpauthz/mcpauthz/decision/session"
 	"github.com/mcpauthz/mcpauthz/transport/proxy"
 )
@@ -122,5 +125,31 @@ func TestNormalizedBeforeDecision(t *testing.T) {
 			}
 			tc.check(t, reqs[0])
 		})
+	}
+}
+
+// TestPolicyHeadersStripped: a header the policy can set upstream never
+// comes from the client, even on a request the policy sets none for
+// (issue 27 row 11): the names are read from the policy when it loads.
+func TestPolicyHeadersStripped(t *testing.T) {
+	dir := t.TempDir()
+	rego := `package mcp.authz
+default decision := {"allow": false}
+decision := {"allow": true} if input.token.valid
+decision := {"allow": true, "headers": {"x-mcp-role": "admin"}} if input.mcp.method == "never"`
+	if err := os.WriteFile(filepath.Join(dir, "authz.rego"), []byte(rego), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := decisiontest.NewEngine(t, dir, func(o *decision.Options) { o.Tokens = tokens })
+	url, up := start(t, e, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+	}, nil)
+	if resp := post(t, url, "alice", listTools, "X-Mcp-Role", "admin"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	reqs := up.seen()
+	if len(reqs) != 1 || reqs[0].header.Values("X-Mcp-Role") != nil {
+		t.Fatalf("upstream got %+v", reqs)
 	}
 }

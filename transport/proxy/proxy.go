@@ -25,6 +25,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,7 +163,10 @@ type exchangeKey struct{}
 // ServeHTTP decides the request and answers it: the denial, or the
 // upstream's answer.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	normalize(r, h.identity.has)
+	policyNames := h.policyHeaderNames()
+	normalize(r, func(name string) bool {
+		return h.identity.has(name) || slices.ContainsFunc(policyNames, func(n string) bool { return strings.EqualFold(n, name) })
+	})
 	req := h.request(r)
 	if d := h.refuseUnread(r.Context(), req); d != nil {
 		// Nothing of the body is read for a request that cannot be allowed
@@ -200,6 +204,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.Body = io.NopCloser(bytes.NewReader(req.Body))
 	out.ContentLength = int64(len(req.Body))
 	h.rp.ServeHTTP(w, out)
+}
+
+// HeaderNamer tells the upstream headers the current policy can set
+// (decision.headers); *decision.Engine is one.
+type HeaderNamer interface {
+	UpstreamHeaderNames() []string
+}
+
+// policyHeaderNames are the headers the current policy can set upstream:
+// a client may never send them.
+func (h *Handler) policyHeaderNames() []string {
+	if n, ok := h.engine.(HeaderNamer); ok {
+		return n.UpstreamHeaderNames()
+	}
+	return nil
 }
 
 // refuseUnread is the engine's denial of a request it can refuse without
