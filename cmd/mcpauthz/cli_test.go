@@ -87,6 +87,7 @@ func TestUsageErrors(t *testing.T) {
 		"pin_file_as_argument": {[]string{"pin", "tools.json"}, "did you mean --from tools.json?"},
 		"check_config_as_path": {[]string{"check", "../../examples/config/dev.yaml"}, "../../examples/config/dev.yaml is a file, not a bundle (a directory or a .tar.gz); if it is a configuration, did you mean --config ../../examples/config/dev.yaml?"},
 		"test_config_as_path":  {[]string{"test", "../../examples/config/dev.yaml"}, "did you mean --config ../../examples/config/dev.yaml?"},
+		"bundle_flag_config":   {[]string{"eval", "--bundle", "../../examples/config/dev.yaml", "--request", "x.json"}, "../../examples/config/dev.yaml is a file, not a bundle (a directory or a .tar.gz); if it is a configuration, did you mean --config ../../examples/config/dev.yaml?"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -93,6 +93,9 @@ func (f *serveFlags) load() (Config, error) {
 	if len(f.bundles) > 0 {
 		cfg.Bundles = nil
 		for _, b := range f.bundles {
+			if err := notAConfig(b, ""); err != nil {
+				return cfg, err
+			}
 			if isURL(b) {
 				cfg.Bundles = append(cfg.Bundles, BundleConfig{URL: b})
 			} else {

@@ -36,7 +36,7 @@ func policyToolOptions(f *policyToolFlags, paths []string, stderr io.Writer) (bu
 		return bundles.Options{}, decision.Rules{}, "", errors.New("name at least one bundle PATH, or --config FILE to use the configuration's bundles")
 	}
 	for _, p := range paths {
-		if err := notAConfig(p); err != nil {
+		if err := notAConfig(p, " (with no PATH, --config uses the configuration's bundles)"); err != nil {
 			return bundles.Options{}, decision.Rules{}, "", err
 		}
 	}
@@ -73,16 +73,18 @@ func policyToolOptions(f *policyToolFlags, paths []string, stderr io.Writer) (bu
 
 // notAConfig refuses a bundle path that is a YAML file: a configuration
 // given where a bundle (a directory or a .tar.gz) goes, which would
-// otherwise fail as "not a directory or a .tar.gz file".
-func notAConfig(path string) error {
+// otherwise fail as "not a directory or a .tar.gz file". note ends the
+// message.
+func notAConfig(path, note string) error {
 	if suggestConfig(path) == "" {
 		return nil
 	}
 	if info, err := os.Stat(path); err != nil || info.IsDir() {
 		return nil
 	}
-	return usageError{fmt.Errorf("%s is a file, not a bundle (a directory or a .tar.gz); if it is a configuration, did you mean --config %s? (with no PATH, --config uses the configuration's bundles)", path, path)}
+	return usageError{fmt.Errorf("%s is a file, not a bundle (a directory or a .tar.gz); if it is a configuration, did you mean --config %s?%s", path, path, note)}
 }
+
 func newCheckCmd() *cobra.Command {
 	var f policyToolFlags
 	cmd := &cobra.Command{
