@@ -127,43 +127,8 @@ func TestEverythingThroughProxy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real binary and Node.js")
 	}
-	node := nodetest.Node(t)
-	nodetest.Project(t, nodeProject)
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	upstreamAddr := freeAddr(t)
-
-	_, port, err := net.SplitHostPort(upstreamAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := startBinary(t, node, append(os.Environ(), "PORT="+port),
-		filepath.Join(nodeProject, "node_modules/@modelcontextprotocol/server-everything/dist/index.js"), "streamableHttp")
-	waitUp(t, "server-everything on "+upstreamAddr, server.exited, func() bool {
-		c, err := net.DialTimeout("tcp", upstreamAddr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-
-	const config = "../../examples/config/dev.yaml"
-	bundle, err := filepath.Abs("../../examples/bundles/parameter-rules")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The proxy's ports are picked once Node.js is up, just before the
-	// token (whose audience names the proxy) and the proxy: picked before
-	// Node.js started, they stayed free for seconds, long enough for another
-	// package's test to be given one.
-	proxyAddr, grpcAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	resource := "http://" + proxyAddr + "/mcp"
-	env := append(os.Environ(), "MCPAUTHZ_DEV_KEY="+filepath.Join(dir, "key", "dev.pem"))
-	tok := mintToken(t, bin, env, "--config", config, "--set", "resource.uri="+resource, "--sub", "alice", "--scope", "mcp:tools")
-	proxy := startBinary(t, bin, env, "proxy", "--config", config, "--set", "resource.uri="+resource, "--bundle", bundle,
-		"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--proxy-addr", proxyAddr,
-		"--upstream", "http://"+upstreamAddr+"/mcp")
-	waitReady(t, "http://"+httpAddr+"/readyz", proxy.exited)
+	ev := startEverythingProxy(t)
+	node, upstreamAddr, resource, tok := ev.node, ev.upstream, ev.resource, ev.token
 
 	const awsKey = "AKIAIOSFODNN7EXAMPLE" // AWS's documented example key id
 	calls := []struct {
@@ -216,6 +181,61 @@ func TestEverythingThroughProxy(t *testing.T) {
 			t.Errorf("call %d (%s %v) through mcpauthz: %v", i, c.call.Name, c.call.Arguments, err)
 		}
 	}
+}
+
+// everythingProxy is server-everything (Streamable HTTP) with the real
+// binary as `mcpauthz proxy` in front of it (examples/config/dev.yaml, the
+// parameter-rules bundle), and alice's token for the proxy.
+type everythingProxy struct {
+	node     string // the node binary
+	upstream string // server-everything's address
+	resource string // the proxy's MCP endpoint
+	token    string // alice's, scope mcp:tools
+}
+
+// startEverythingProxy starts server-everything and the proxy, or skips
+// without Node.js and e2e/node installed.
+func startEverythingProxy(t *testing.T) everythingProxy {
+	t.Helper()
+	node := nodetest.Node(t)
+	nodetest.Project(t, nodeProject)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	upstreamAddr := freeAddr(t)
+
+	_, port, err := net.SplitHostPort(upstreamAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := startBinary(t, node, append(os.Environ(), "PORT="+port),
+		filepath.Join(nodeProject, "node_modules/@modelcontextprotocol/server-everything/dist/index.js"), "streamableHttp")
+	waitUp(t, "server-everything on "+upstreamAddr, server.exited, func() bool {
+		c, err := net.DialTimeout("tcp", upstreamAddr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+
+	const config = "../../examples/config/dev.yaml"
+	bundle, err := filepath.Abs("../../examples/bundles/parameter-rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The proxy's ports are picked once Node.js is up, just before the
+	// token (whose audience names the proxy) and the proxy: picked before
+	// Node.js started, they stayed free for seconds, long enough for another
+	// package's test to be given one.
+	proxyAddr, grpcAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	resource := "http://" + proxyAddr + "/mcp"
+	env := append(os.Environ(), "MCPAUTHZ_DEV_KEY="+filepath.Join(dir, "key", "dev.pem"))
+	tok := mintToken(t, bin, env, "--config", config, "--set", "resource.uri="+resource, "--sub", "alice", "--scope", "mcp:tools")
+	proxy := startBinary(t, bin, env, "proxy", "--config", config, "--set", "resource.uri="+resource, "--bundle", bundle,
+		"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--proxy-addr", proxyAddr,
+		"--upstream", "http://"+upstreamAddr+"/mcp")
+	waitReady(t, "http://"+httpAddr+"/readyz", proxy.exited)
+
+	return everythingProxy{node: node, upstream: upstreamAddr, resource: resource, token: tok}
 }
 
 // callWant is the answer a call should get: a result with text (isError
