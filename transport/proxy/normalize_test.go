@@ -153,3 +153,22 @@ decision := {"allow": true, "headers": {"x-mcp-role": "admin"}} if input.mcp.met
 		t.Fatalf("upstream got %+v", reqs)
 	}
 }
+
+// TestStatelessSessionNotForwarded: a 2026-07-28 request has no session;
+// the engine removes its Mcp-Session-Id (Decision.RemoveHeaders) and the
+// proxy forwards it without one (issue 27 item 3).
+func TestStatelessSessionNotForwarded(t *testing.T) {
+	e := newEngine(t, nil)
+	url, up := start(t, e, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":7,"result":{"tools":[]}}`)
+	}, nil)
+	resp := post(t, url, "alice", listTools, "MCP-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/list", "Mcp-Session-Id", "s-1")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, readAll(t, resp.Body))
+	}
+	reqs := up.seen()
+	if len(reqs) != 1 || reqs[0].header.Values("Mcp-Session-Id") != nil {
+		t.Fatalf("upstream got %+v", reqs)
+	}
+}
