@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,5 +69,38 @@ func TestEvalWrongAudience(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("eval's output lacks %s:\n%s", want, out)
 		}
+	}
+}
+
+// TestEvalPlainMessageWithContext: a plain JSON-RPC message, with the
+// token and the route context given as flags, is decided as the proxy of
+// dev.yaml decides it.
+func TestEvalPlainMessageWithContext(t *testing.T) {
+	t.Setenv("MCPAUTHZ_DEV_KEY", filepath.Join(t.TempDir(), "dev.pem"))
+	code, tok, errOut := runCLI(t, "token", "--config", "../../examples/config/dev.yaml", "--sub", "alice", "--scope", "mcp:tools")
+	if code != 0 {
+		t.Fatalf("token: exit %d: %s", code, errOut)
+	}
+	req := filepath.Join(t.TempDir(), "call.json")
+	if err := os.WriteFile(req, []byte(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"eval", "--config", "../../examples/config/dev.yaml", "--bundle", "../../examples/bundles/parameter-rules", "--request", req, "--bearer", strings.TrimSpace(tok), "-f", "raw"}
+	tests := map[string]struct {
+		extra []string
+		code  int
+		want  string
+	}{
+		"with_context":    {[]string{"--context", "mcp_server=everything"}, 0, "true\n"},
+		"without_context": {nil, 0, "false\n"},
+		"bad_context":     {[]string{"--context", "mcp_server"}, 2, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, append(append([]string{}, args...), tc.extra...)...)
+			if code != tc.code || (tc.want != "" && out != tc.want) {
+				t.Fatalf("exit %d stdout %q, want %d %q\nstderr: %s", code, out, tc.code, tc.want, errOut)
+			}
+		})
 	}
 }

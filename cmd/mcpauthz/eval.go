@@ -51,6 +51,9 @@ type evalFlags struct {
 	fail      bool
 	explain   string
 	stdin     io.Reader // --request -
+	// contexts are --context key=value: the route context Envoy's
+	// context_extensions (or upstream.context under proxy) would give.
+	contexts []string
 	// decisionLog and id name a logged decision to decide again.
 	decisionLog string
 	id          string
@@ -81,7 +84,7 @@ explanation of the evaluation there too, so stdout stays the decision.
   mcpauthz eval --config examples/config/dev.yaml --decision-log decisions.jsonl \
     --id 1f0c2a9e4b7d-12 --format pretty --explain fails
   echo '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' |
-    mcpauthz eval --config examples/config/dev.yaml --bearer "$TOKEN" --request -`,
+    mcpauthz eval --config examples/config/dev.yaml --bearer "$TOKEN" --context mcp_server=everything --request -`,
 		Args: noArgs(func(arg string) string {
 			if strings.HasSuffix(arg, ".json") {
 				return "--request"
@@ -100,6 +103,7 @@ explanation of the evaluation there too, so stdout stays the decision.
 	_ = fs.MarkHidden("grpc-addr")
 	_ = fs.MarkHidden("http-addr")
 	fs.StringVar(&f.request, "request", "", "request `file` (JSON: http, body or raw_body, claims, context; or a plain JSON-RPC message, sent as POST /mcp's body); - reads standard input")
+	fs.StringArrayVar(&f.contexts, "context", nil, "route context `key=value` (as Envoy's context_extensions or upstream.context give it, e.g. mcp_server=everything); repeatable, over the request file's")
 	fs.StringVar(&f.bearer, "bearer", "", "bearer `token` to send (sets the authorization header; verified as the server would)")
 	fs.BoolVar(&f.showInput, "input", false, "print the policy input(s) instead of the decision")
 	fs.StringVar(&f.inputFile, "input-file", "", "evaluate the policy on this policy input `file` (JSON, as --input prints it) instead of a request")
@@ -126,6 +130,14 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 		return errors.New("--request is required (or --input-file, or --decision-log FILE --id ID)")
 	case sources > 1:
 		return usageError{errors.New("--request, --input-file and --decision-log are exclusive")}
+	}
+	routeContext := map[string]string{}
+	for _, kv := range ef.contexts {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageError{fmt.Errorf("--context %q is not key=value", kv)}
+		}
+		routeContext[k] = v
 	}
 	switch ef.format {
 	case "json", "pretty", "raw":
@@ -172,6 +184,12 @@ func cmdEval(ctx context.Context, ef *evalFlags, stdout, stderr io.Writer) error
 	}
 	if err != nil {
 		return err
+	}
+	for k, v := range routeContext {
+		if r.Context == nil {
+			r.Context = map[string]string{}
+		}
+		r.Context[k] = v
 	}
 	if *bearer != "" {
 		r.Headers["authorization"] = "Bearer " + *bearer
