@@ -66,3 +66,34 @@ func TestPinsFromTrustedCallersOnly(t *testing.T) {
 		t.Fatal("a trusted listing of the pinned definition did not clear the mismatch")
 	}
 }
+
+// TestListAnonymousCaller: under a policy that lets a caller without a
+// credential list tools and call search, CheckResponse for such a caller
+// (no authorization in metadata_context) shows search, as CheckRequest
+// allows its call; a rejected credential still empties the list. Issue 20
+// item 4.
+func TestListAnonymousCaller(t *testing.T) {
+	e := decisiontest.NewEngine(t, "../../decision/testdata/anonymous", func(o *decision.Options) { o.Tokens = tokens })
+	c := pb.NewExtMcpClient(decisiontest.Dial(t, func(s *grpc.Server) {
+		extmcp.NewServer(e, decision.NewItemFilter(e), extmcp.Options{}).Register(s)
+	}))
+	for name, tc := range map[string]struct {
+		md   map[string]any
+		want string
+	}{
+		"no_credential": {md: map[string]any{extmcp.ProtocolVersionKey: decision.Version20250618}, want: `{"tools":[{"name":"search"}]}`},
+		"rejected":      {md: map[string]any{"authorization": "Bearer forged", extmcp.ProtocolVersionKey: decision.Version20250618}, want: `{"tools":[]}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			res, err := c.CheckResponse(context.Background(), &pb.McpResponse{Method: "tools/list", MetadataContext: meta(t, tc.md),
+				McpResponse: []byte(`{"tools":[{"name":"debug"},{"name":"search"}]}`)})
+			if err != nil || string(res.GetMutated()) != tc.want {
+				t.Fatalf("got %v (%v), want %s", res, err, tc.want)
+			}
+		})
+	}
+	call, err := c.CheckRequest(context.Background(), &pb.McpRequest{Method: "tools/call", Headers: gatewayHeaders(""), McpRequest: params(`{"name":"search","arguments":{}}`)})
+	if err != nil || call.GetPass() == nil {
+		t.Fatalf("the call of search the list shows: %v (%v), want it allowed", call, err)
+	}
+}

@@ -5,6 +5,11 @@ import (
 	"testing"
 
 	procv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
+	"github.com/mcpauthz/mcpauthz/transport/extproc"
 )
 
 // TestListAnswerShapes: list answers are filtered whatever their
@@ -72,4 +77,26 @@ func (x *exchange) requestAs(tok, body string, pseudo ...string) {
 	h := []string{":method", kv[":method"], ":path", kv[":path"], ":authority", kv[":authority"], "content-type", "application/json", "authorization", "Bearer " + tok}
 	x.send(&procv3.ProcessingRequest{Request: &procv3.ProcessingRequest_RequestHeaders{RequestHeaders: &procv3.HttpHeaders{Headers: headers(h...)}}})
 	x.send(&procv3.ProcessingRequest{Request: &procv3.ProcessingRequest_RequestBody{RequestBody: &procv3.HttpBody{Body: []byte(body), EndOfStream: true}}})
+}
+
+// TestListAnonymousCaller: under a policy that lets a caller without a
+// credential list tools and call search, such a caller's list shows search,
+// as its call is decided; a rejected credential still empties it. Issue 20
+// item 4.
+func TestListAnonymousCaller(t *testing.T) {
+	e := decisiontest.NewEngine(t, "../../decision/testdata/anonymous", func(o *decision.Options) { o.Tokens = tokens })
+	c := procClient(decisiontest.Dial(t, func(s *grpc.Server) { extproc.NewServer(decision.NewItemFilter(e), nil).Register(s) }))
+	for name, tc := range map[string]struct{ tok, want string }{
+		"no_credential": {want: `"tools":[{"name":"search"}]`},
+		"rejected":      {tok: "forged", want: `"tools":[]`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			x := open(t, c)
+			x.request(tc.tok, listTools)
+			x.responseHeaders("application/json")
+			if out := x.chunk(`{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"debug"},{"name":"search"}]}}`, true); !strings.Contains(out, tc.want) {
+				t.Fatalf("Envoy passes on %s, want %s", out, tc.want)
+			}
+		})
+	}
 }

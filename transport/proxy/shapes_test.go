@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
 )
 
 // TestListAnswerShapes: every list answer the server sends back is
@@ -75,4 +78,31 @@ func TestListAnswerShapes(t *testing.T) {
 func do(t *testing.T, method, url, body string, hdr ...string) *http.Response {
 	t.Helper()
 	return sendAs(t, method, url, "alice", body, append([]string{"Last-Event-ID", "ev-0"}, hdr...)...)
+}
+
+// TestListAnonymousCaller: under a policy that lets a caller without a
+// credential list tools and call search, such a caller's list shows search
+// (what its calls may use), as the call is decided; a credential that is
+// sent and rejected still empties the list. Issue 20 item 4.
+func TestListAnonymousCaller(t *testing.T) {
+	e := decisiontest.NewEngine(t, "../../decision/testdata/anonymous", func(o *decision.Options) { o.Tokens = tokens })
+	url, _ := start(t, e, jsonAnswer(`{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"debug"},{"name":"search"}]}}`), nil)
+	for name, tc := range map[string]struct{ tok, want string }{
+		"no_credential": {want: `"tools":[{"name":"search"}]`},
+		"rejected":      {tok: "forged", want: `"tools":[]`},
+		"verified":      {tok: "alice", want: `"tools":[{"name":"debug"},{"name":"search"}]`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp := post(t, url, tc.tok, listTools)
+			if got := readAll(t, resp.Body); resp.StatusCode != http.StatusOK || !strings.Contains(got, tc.want) {
+				t.Fatalf("status %d: %s, want %s", resp.StatusCode, got, tc.want)
+			}
+			if tc.tok == "" {
+				call := post(t, url, "", `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"search","arguments":{}}}`)
+				if call.StatusCode != http.StatusOK {
+					t.Errorf("the call of search the list shows: status %d, want it allowed", call.StatusCode)
+				}
+			}
+		})
+	}
 }
