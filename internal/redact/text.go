@@ -195,11 +195,10 @@ func words(s string) string {
 		w := s[i:j]
 		var r string
 		switch {
-		case strings.Contains(w, "://"):
+		case strings.Contains(w, "://") || strings.IndexByte(w, '?') >= 0:
+			// A URL, or a path with a query: URL judges the query and the
+			// fragment apart.
 			r = URL(w)
-		case strings.IndexByte(w, '?') >= 0:
-			q := strings.IndexByte(w, '?')
-			r = w[:q+1] + Query(w[q+1:])
 		case strings.IndexByte(w, '=') >= 0:
 			r = Query(w)
 		default:
