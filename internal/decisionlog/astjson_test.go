@@ -84,7 +84,8 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 // FuzzAppendJSON: any JSON document, read into policy values, is written
 // by appendJSON exactly as ast.JSON and encoding/json write it.
 func FuzzAppendJSON(f *testing.F) {
-	for _, s := range []string{`{"b":1,"a":[true,null,"x"]}`, `"\u2028<>&\u0000"`, `{"input":{"mcp":{"tool":{"name":"read_file","arguments":{"path":"/data/\u00e9"}}}}}`, `[1.0,1e3,-0,12345678901234567890]`, `"\ud800"`} {
+	for _, s := range []string{`{"b":1,"a":[true,null,"x"]}`, `"\u2028<>&\u0000"`, `{"input":{"mcp":{"tool":{"name":"read_file","arguments":{"path":"/data/\u00e9"}}}}}`, `[1.0,1e3,-0,12345678901234567890]`, `"\ud800"`,
+		`{"eyJa.eyJb.c":"eyJa.eyJb.c","x":"mcpk_AAAA","u":"http://u:p@h/?sig=1"}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, doc string) {
