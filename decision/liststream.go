@@ -214,13 +214,7 @@ func (s *ListEventStream) event(ev []byte) []byte {
 	for _, i := range res.Answered {
 		s.answered[i] = true
 	}
-	switch {
-	case msg == nil:
-		return nil
-	case bytes.Equal(msg, e.data):
-		return ev
-	}
-	return e.render(msg)
+	return e.replaced(ev, msg)
 }
 
 // Messages of the errors that replace a list answer that cannot be

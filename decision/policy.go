@@ -12,6 +12,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/mcpauthz/mcpauthz/bundles"
+	"github.com/mcpauthz/mcpauthz/decision/results"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 )
 
@@ -21,6 +22,9 @@ import (
 // built with them, and with Rules.Activate, before the engine exists.
 type Rules struct {
 	decision, allow, visible string
+	// result judges the answers to tools/call, resources/read and
+	// prompts/get (result.go).
+	result string
 	// logMask and logDrop are the decision log's mask and drop rules
 	// (WithLogRules); "" when decision logs do not ask for them.
 	logMask, logDrop string
@@ -39,13 +43,16 @@ func RulesIn(pkg string) (Rules, error) {
 		return Rules{}, fmt.Errorf("decision: policy package %q is not a valid Rego package path: %w", pkg, err)
 	}
 	base := "data." + pkg
-	return Rules{decision: base + ".decision", allow: base + ".allow", visible: base + ".visible"}, nil
+	return Rules{decision: base + ".decision", allow: base + ".allow", visible: base + ".visible", result: base + ".result"}, nil
 }
 
 // Queries returns the queries a bundle snapshot must prepare for these
 // rules, for bundles.Options.Queries.
 func (r Rules) Queries() []string {
 	qs := []string{r.decision, r.allow, r.visible}
+	if r.result != "" {
+		qs = append(qs, r.result)
+	}
 	for _, q := range []string{r.logMask, r.logDrop} {
 		if q != "" {
 			qs = append(qs, q)
@@ -133,6 +140,12 @@ type Policy struct {
 	// logMask and logDrop are the decision log's prepared mask and drop
 	// rules; nil when the policy defines none.
 	logMask, logDrop *rego.PreparedEvalQuery
+
+	// result is the prepared result rule; nil when the policy has none,
+	// and then no answer is held to be judged. patterns are the
+	// redaction patterns, each compiled once for this snapshot.
+	result   *rego.PreparedEvalQuery
+	patterns *results.Patterns
 }
 
 // LogRules returns the decision log's prepared mask and drop rules (see
@@ -176,6 +189,9 @@ func (r Rules) Activate(s *bundles.Snapshot) (*Policy, error) {
 	p.visible, _ = s.Query(r.visible)
 	if p.visible != nil {
 		p.visibleQ.tmpl, p.visibleQ.err = compileVisible(p)
+	}
+	if err := p.prepareResult(ctx); err != nil {
+		return nil, err
 	}
 	if r.logMask != "" {
 		p.logMask, _ = s.Query(r.logMask)

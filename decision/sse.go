@@ -121,6 +121,19 @@ func cutLine(b []byte) (line, rest []byte, ending int) {
 	return b[: i : i+n], b[i+n:], n
 }
 
+// replaced is what goes on for event ev (e parsed from it) whose message
+// a filter turned into msg: nothing for nil, ev itself when msg is its
+// data, else the event rendered with msg.
+func (e *sseEvent) replaced(ev, msg []byte) []byte {
+	switch {
+	case msg == nil:
+		return nil
+	case bytes.Equal(msg, e.data):
+		return ev
+	}
+	return e.render(msg)
+}
+
 // render writes the event back with data as its only data line: the other
 // lines keep their place before it, and the ending is kept.
 func (e *sseEvent) render(data []byte) []byte {

@@ -71,6 +71,14 @@ type Options struct {
 	// answer is replaced by a JSON-RPC error (fail closed). Default
 	// decision.DefaultMaxListAnswerBytes.
 	MaxAnswerBytes int
+	// MaxResultBytes bounds what is held of an answer the policy's result
+	// rule judges (limits.max_result_bytes); past it the result is
+	// withheld with a JSON-RPC error (fail closed). Default
+	// decision.DefaultMaxResultBytes.
+	MaxResultBytes int
+	// ObserveResult, when set, is told what the result rule did with each
+	// answer it judged (decision log, metrics).
+	ObserveResult func(d *decision.Decision, o decision.ResultOutcome)
 	// StripRequestHeaders are request headers a client may never send
 	// upstream (upstream.strip_request_headers): identity headers the
 	// upstream trusts, which the policy sets (decision.headers). Besides
@@ -86,6 +94,13 @@ type Options struct {
 // *decision.Engine is one. A Decider that is not one has every body read.
 type UnreadRefuser interface {
 	RefuseUnread(ctx context.Context, r *decision.Request) *decision.Decision
+}
+
+// ResultJudge names the calls of an allowed request whose answers the
+// policy's result rule judges (nil: none, the answer goes on untouched);
+// *decision.Engine is one. A Decider that is not one judges no result.
+type ResultJudge interface {
+	ResultCallsOf(ctx context.Context, r *decision.Request, d *decision.Decision) *decision.ResultCalls
 }
 
 // Handler is the proxy: an http.Handler for the MCP endpoint.
@@ -130,6 +145,9 @@ func New(engine Decider, lists decision.ListFilter, opts Options) (*Handler, err
 	if opts.MaxAnswerBytes <= 0 {
 		opts.MaxAnswerBytes = decision.DefaultMaxListAnswerBytes
 	}
+	if opts.MaxResultBytes <= 0 {
+		opts.MaxResultBytes = decision.DefaultMaxResultBytes
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -156,6 +174,9 @@ type exchange struct {
 	// list is what the answer is filtered for: the list requests of the
 	// body, or a GET's stream; nil: nothing.
 	list *decision.ListRequest
+	// result are the calls whose answers the result rule judges; nil:
+	// none.
+	result *decision.ResultCalls
 }
 
 type exchangeKey struct{}
@@ -197,6 +218,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{req: req, d: d}
 	if h.lists != nil {
 		x.list = h.lists.ListRequestOf(req)
+	}
+	if j, ok := h.engine.(ResultJudge); ok {
+		x.result = j.ResultCallsOf(r.Context(), req, d)
 	}
 	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	// The body was read to be decided: what goes upstream is exactly what
@@ -351,7 +375,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	for _, hd := range x.d.UpstreamHeaders {
 		out.Header.Set(hd.Name, hd.Value)
 	}
-	if x.list != nil {
+	if x.list != nil || x.result != nil {
 		// The answer is read to be filtered: it is asked for without a
 		// content coding (the transport still asks for gzip and decodes it).
 		out.Header.Del("Accept-Encoding")
@@ -367,6 +391,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	}
 	if x.list != nil {
 		h.filterAnswer(resp, x)
+	}
+	if x.result != nil {
+		h.judgeAnswer(resp, x)
 	}
 	return nil
 }
@@ -406,6 +433,35 @@ func (h *Handler) filterAnswer(resp *http.Response, x *exchange) {
 	resp.Header.Del("Content-Length")
 }
 
+// judgeAnswer has the answer to a request holding calls the result rule
+// judges go through it (decision.ResultStream): each result passed,
+// redacted or withheld. An answer it cannot read (a content coding it
+// does not know) is replaced by JSON-RPC errors naming the decision.
+func (h *Handler) judgeAnswer(resp *http.Response, x *exchange) {
+	if enc := strings.TrimSpace(strings.ToLower(resp.Header.Get("Content-Encoding"))); enc != "" && enc != "identity" {
+		h.log.Warn("answer in a content coding the proxy cannot read; result withheld", "decision_id", x.d.ID, "content_encoding", enc)
+		resp.Body.Close()
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Set("Content-Type", "application/json")
+		replaceBody(resp, x.result.FailPending("its content coding is not supported"))
+		return
+	}
+	var observe func(decision.ResultOutcome)
+	if h.opts.ObserveResult != nil {
+		observe = func(o decision.ResultOutcome) { h.opts.ObserveResult(x.d, o) }
+	}
+	s := decision.NewResultStream(resp.Request.Context(), x.result, h.opts.MaxResultBytes, h.log, observe)
+	resp.Body = &eventStream{src: resp.Body, stream: s, buf: make([]byte, 32<<10)}
+	resp.ContentLength = -1
+	resp.Header.Del("Content-Length")
+}
+
+// feeder rewrites a stream chunk by chunk (decision.ListEventStream,
+// decision.ResultStream).
+type feeder interface {
+	Feed(chunk []byte, eof bool) (out []byte, changed bool)
+}
+
 // replaceBody sets a new, complete body on resp.
 func replaceBody(resp *http.Response, b []byte) {
 	resp.Body = io.NopCloser(bytes.NewReader(b))
@@ -418,7 +474,7 @@ func replaceBody(resp *http.Response, b []byte) {
 // filtered (a JSON answer, at its end).
 type eventStream struct {
 	src    io.ReadCloser
-	stream *decision.ListEventStream
+	stream feeder
 	buf    []byte // what was read from src
 	out    []byte // what is still to be given on (in buf, or the filter's)
 	err    error  // src's end: io.EOF or why it failed
