@@ -44,15 +44,39 @@ func (p *Policy) deniesAnonymous(ctx context.Context, timeout time.Duration) boo
 	return err == nil && len(pqs.Queries) == 0
 }
 
+// unreadSteps decide a request without its body (RefuseUnread), once the
+// policy is known to allow no request without a credential and the
+// request carries none: the checks of Decide's path that need no body,
+// then the policy on the request's HTTP input alone, so the answer is the
+// one the policy gives an anonymous caller (its status and reason: the
+// shipped policy's 400 for a token in the query; else the 401 challenge).
+var unreadSteps = [...]step{
+	{"single_headers", (*Engine).singleHeadersStep},
+	{"origin", (*Engine).originStep},
+	{"request_input", (*Engine).requestInputStep},
+	{"token", (*Engine).tokenStep},
+	{"credential_elsewhere", (*Engine).credentialElsewhereStep},
+	{"evaluate_http", (*Engine).evaluateHTTPStep},
+}
+
+// evaluateHTTPStep evaluates the policy on the request's HTTP input alone
+// (no input.mcp) and finishes the decision as a GET's is finished.
+func (e *Engine) evaluateHTTPStep(p *prepared) bool {
+	p.evaluated = p.shared.input(nil, nil)
+	res := e.eval(p.ctx, p.pol, p.evaluated)
+	e.finishHTTPOnly(p.d, res, p.tok)
+	return p.d.Allow
+}
+
 // RefuseUnread is for a transport that reads the request body itself (the
 // proxy): before reading it, the transport asks whether the request is
 // refused whatever its body holds. It is when the request carries no
 // credential (no Authorization header) and the current policy can allow no
 // request without one (Policy.deniesAnonymous, found when the policy was
-// activated), and the engine is not in dry run. The answer is the 401 of a
-// missing token (or the 403 of a refused Origin, which is checked first, as
-// Decide checks it), stamped and observed as every decision is. nil: the
-// body is needed to decide.
+// activated), and the engine is not in dry run. The request then goes
+// through unreadSteps; their denial is stamped and observed as every
+// decision is. nil: the body is needed to decide (and is never decided
+// without: a request those steps would allow is read and decided whole).
 func (e *Engine) RefuseUnread(ctx context.Context, r *Request) *Decision {
 	switch c := r.Credential.Kind; {
 	case e.opts.DryRun, c == token.VerifiedClaims, c == token.VerifiedResult,
@@ -64,15 +88,19 @@ func (e *Engine) RefuseUnread(ctx context.Context, r *Request) *Decision {
 		return nil
 	}
 	start := time.Now()
-	d := &Decision{ID: e.newID(), Revision: pol.Snapshot.Revision, Token: missingToken}
-	if e.originStep(&prepared{ctx: ctx, r: r, d: d}) {
-		e.challenge(d, missingToken, nil, "")
-		d.Reason += " (refused before the body was read: the policy allows no request without a credential)"
+	d := &Decision{ID: e.newID(), Revision: pol.Snapshot.Revision}
+	p := &prepared{ctx: ctx, r: r, d: d, pol: pol, needs: pol.needs, hasVisible: pol.visible != nil}
+	if e.fullInput {
+		p.needs = allInput
 	}
+	if e.runSteps(p, unreadSteps[:]) {
+		return nil // allowed without a body: never forwarded as such
+	}
+	d.Reason += " (refused before the body was read: the policy allows no request without a credential)"
 	d.stamp()
 	d.makeValidUTF8()
 	if e.opts.Observer != nil {
-		e.observe(ctx, r, d, nil, time.Since(start))
+		e.observe(ctx, r, d, p.evaluated, time.Since(start))
 	}
 	return d
 }

@@ -27,6 +27,7 @@ func policyDir(t *testing.T, rego string) string {
 func TestRefuseUnread(t *testing.T) {
 	tests := map[string]struct {
 		rego    string
+		path    string // default /mcp
 		refused bool
 	}{
 		"token_on_every_path": {refused: true, rego: `package mcp.authz
@@ -47,17 +48,31 @@ default allow := false
 allow if count(input) > 3`},
 		"always": {refused: false, rego: `package mcp.authz
 allow := true`},
+		"policy_status": {refused: true, path: "/mcp?access_token=x", rego: `package mcp.authz
+default decision := {"allow": false}
+decision := {"allow": false, "status": 400, "reason": "no tokens in the query"} if input.http.access_token_in_query
+decision := {"allow": true} if { input.token.valid; not input.http.access_token_in_query }`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			e := decisiontest.NewEngine(t, policyDir(t, tc.rego), nil)
-			r := &decision.Request{Method: "POST", Path: "/mcp", Headers: map[string]string{"content-type": "application/json"}}
+			path := tc.path
+			if path == "" {
+				path = "/mcp"
+			}
+			r := &decision.Request{Method: "POST", Path: path, Headers: map[string]string{"content-type": "application/json"}}
 			d := e.RefuseUnread(context.Background(), r)
 			if (d != nil) != tc.refused {
 				t.Fatalf("refused %v, want %v", d != nil, tc.refused)
 			}
-			if d != nil && (d.Allow || d.Status != 401 || d.Code != "unauthenticated") {
-				t.Errorf("refusal %+v, want the 401 of a missing token", d)
+			if d != nil {
+				// The answer is the one Decide gives the whole request.
+				whole := *r
+				whole.Body = []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+				full := e.Decide(context.Background(), &whole)
+				if d.Allow || d.Status != full.Status || d.Code != full.Code {
+					t.Errorf("refused unread with %d %s (%s), Decide answers %d %s (%s)", d.Status, d.Code, d.Reason, full.Status, full.Code, full.Reason)
+				}
 			}
 			// Anything that could be a credential makes the body needed.
 			withToken := &decision.Request{Method: "POST", Path: "/mcp", Headers: map[string]string{"authorization": "Bearer x"}}

@@ -181,7 +181,7 @@ func TestProxyForwardsWhatWasDecided(t *testing.T) {
 		"row7_token_name_escaped":     {request: rawPost(alice, "?access%5Ftoken="+alice, "", list), status: http.StatusBadRequest},
 		"row7_token_name_first_byte":  {request: rawPost(alice, "?%61ccess_token="+alice, "", list), status: http.StatusBadRequest},
 		"row7_token_value_escaped":    {request: rawPost(alice, "?x="+strings.ReplaceAll(alice, "e", "%65"), "", list), status: http.StatusBadRequest},
-		"row7_anonymous_escaped_name": {request: rawPost("", "?access%5Ftoken="+alice, "", list), status: http.StatusUnauthorized},
+		"row7_anonymous_escaped_name": {request: rawPost("", "?access%5Ftoken="+alice, "", list), status: http.StatusBadRequest},
 		"row8_token_in_cookie":        {request: rawPost(alice, "", "Cookie: a=b; t="+alice+"\n", list), status: http.StatusBadRequest},
 		"row8_token_in_referer":       {request: rawPost(alice, "", "Referer: http://app/?access_token="+alice+"\n", list), status: http.StatusBadRequest},
 		"row8_token_in_other_header":  {request: rawPost(alice, "", "X-Upstream-Token: Bearer "+alice+"\n", list), status: http.StatusBadRequest},
