@@ -67,6 +67,9 @@ const (
 	// CodeMethodNotAllowed is the code of a GET or DELETE of a revision
 	// without sessions or streams to open (2026-07-28): 405, as MCP says.
 	CodeMethodNotAllowed = "method_refused"
+	// CodeInvalidDPoPProof is the code of a request with a DPoP-bound
+	// token whose proof is missing, refused or used before (RFC 9449).
+	CodeInvalidDPoPProof = "invalid_dpop_proof"
 )
 
 // CodeJSONRPCDenied is the JSON-RPC error code of a policy denial of a
@@ -110,6 +113,8 @@ const (
 	refuseMethodNotAllowed
 	refuseSessionsFull
 	refuseStateUnavailable
+	refuseDPoPProof
+	refuseTokenBinding
 	numRefusals
 )
 
@@ -215,6 +220,10 @@ var denyTable = [numRefusals]denyRow{
 	refuseStateUnavailable: {what: "a request whose session could not be looked up or bound: the session store failed",
 		code: CodeStateUnavailable, status: 503, rpc: CodeServerBusy, body: rpcErrorShape,
 		headers: []Header{{Name: "retry-after", Value: "1"}}},
+	refuseDPoPProof: {what: "a DPoP-bound token whose DPoP proof is missing, refused by a check of RFC 9449 §4.3, or used before (jti)",
+		code: CodeInvalidDPoPProof, status: 401, challenge: true},
+	refuseTokenBinding: {what: "a valid token sent as its binding does not allow: a DPoP-bound one as Bearer, an unbound one with the DPoP scheme or where tokens.dpop.required, a certificate-bound one without its certificate, an unreadable cnf",
+		code: CodeUnauthenticated, status: 401, challenge: true},
 }
 
 // CodeServerBusy is the JSON-RPC code of a request refused because the

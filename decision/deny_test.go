@@ -149,6 +149,8 @@ var readmeRows = map[refusal]struct{ prefix, suggest string }{
 	refuseMethodNotAllowed:   {prefix: "a GET or DELETE claiming MCP 2026-07-28"},
 	refuseSessionsFull:       {prefix: "an allowed request that would bind a new session"},
 	refuseStateUnavailable:   {prefix: "a request whose session owner cannot be looked up"},
+	refuseDPoPProof:          {prefix: "a DPoP-bound token (`cnf.jkt`) whose DPoP proof is missing"},
+	refuseTokenBinding:       {prefix: "a valid token sent as its binding does not allow"},
 }
 
 // TestReadmeDenyShapes: each refusal has its row in the README's "Deny

@@ -53,6 +53,13 @@ type Options struct {
 	// MetadataURL is the Protected Resource Metadata URL that 401 and 403
 	// challenges point at.
 	MetadataURL string
+	// DPoP checks the proofs of DPoP-bound tokens (cnf.jkt, binding.go);
+	// nil refuses every DPoP-bound token, as none of its proofs can be
+	// checked.
+	DPoP ProofChecker
+	// DPoPRequired refuses valid tokens bound to no key or certificate
+	// (tokens.dpop.required); its 401s carry the DPoP challenge alone.
+	DPoPRequired bool
 	// MaxBodyBytes bounds the body; larger bodies are denied with 413.
 	MaxBodyBytes int
 	// Sessions, when set, binds each session id to the owner (SessionOwner:
@@ -348,7 +355,7 @@ func (e *Engine) resolveToken(ctx context.Context, r *Request, keys *token.APIKe
 	case token.NoCredential:
 		return e.missingTok
 	}
-	raw, present, ok := token.BearerToken(r.Headers["authorization"])
+	raw, _, present, ok := token.AccessToken(r.Headers["authorization"])
 	switch {
 	case !present:
 		return e.missingTok

@@ -21,6 +21,10 @@ type Request struct {
 	Path string
 	// Host is the authority (":authority" or Host header).
 	Host string
+	// Scheme is the scheme the client used (":scheme", "http" or "https"),
+	// as the transport knows it; "" when it does not. It makes the URI a
+	// DPoP proof must name, unless tokens.dpop.htu names it.
+	Scheme string
 	// Headers holds the request headers with lowercase names. The
 	// authorization header is read for the token and never reaches policy
 	// input; other credential headers reach it only as Redacted.
@@ -35,6 +39,11 @@ type Request struct {
 	// attributes.source).
 	SourceAddress   string
 	SourcePrincipal string
+	// SourceCertificate is the client's TLS certificate as Envoy sends it
+	// (attributes.source.certificate with include_peer_certificate: the
+	// PEM, URL-encoded); "" when there is none. A certificate-bound token
+	// (RFC 8705) must match it.
+	SourceCertificate string
 
 	// Context holds per-route settings (Envoy context_extensions).
 	Context map[string]string

@@ -181,8 +181,16 @@ func (e *Engine) challenge(d *Decision, tok *token.Result, scopes []string, reas
 		if tok.Present {
 			desc = tokenErrorDescription(tok)
 		}
-		d.refuse(denial{kind: refuseUnauthenticated, reason: "authentication required: " + tokenReason(tok),
-			challenge: oauth.Challenge401(e.opts.MetadataURL, tok.Present, desc)})
+		c := oauth.Challenge401(e.opts.MetadataURL, tok.Present, desc)
+		if e.opts.DPoPRequired {
+			// Only DPoP-bound tokens are accepted: the DPoP challenge alone.
+			code := ""
+			if tok.Present {
+				code = "invalid_token"
+			}
+			c = e.dpopChallenge(code, desc)
+		}
+		d.refuse(denial{kind: refuseUnauthenticated, reason: "authentication required: " + tokenReason(tok), challenge: c})
 		return true
 	}
 	if len(scopes) > 0 && !tok.HasScopes(scopes) {

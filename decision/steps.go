@@ -53,12 +53,16 @@ var prepareSteps = [...]step{
 // make, the evaluation, then the steps an allowed request goes through
 // (evaluate returns false on a denial, so no later step sees one).
 var decideSteps = [...]step{
+	// Here, not in prepareSteps, so that Engine.Inputs (eval) never uses
+	// up a proof's jti.
+	{"sender_binding", (*Engine).senderBindingStep},
 	{"session_owner", (*Engine).sessionOwnerStep},
 	{"evaluate", (*Engine).evaluateStep},
 	// After the policy allowed the request:
 	{"upstream_credential", (*Engine).upstreamCredentialStep},
 	{"bind_session", (*Engine).bindSessionStep},
 	{"stateless_session", (*Engine).statelessSessionStep},
+	{"proof_header", (*Engine).proofHeaderStep},
 	{"query_token", (*Engine).queryTokenStep},
 }
 
@@ -225,7 +229,7 @@ func (e *Engine) credentialElsewhereStep(p *prepared) bool {
 			"or follows ';', which readers of the query decode differently, so it cannot be removed: send the token only in the Authorization header"})
 		return false
 	}
-	if raw, _, ok := token.BearerToken(p.r.Headers["authorization"]); ok {
+	if raw, _, _, ok := token.AccessToken(p.r.Headers["authorization"]); ok {
 		if where := credleak.Find(raw, p.r.Path, p.r.Host, p.r.Headers, p.r.Body); where != "" {
 			p.d.refuse(denial{kind: refuseInvalidRequest, reason: "the bearer token of the Authorization header is also in " + where +
 				": a token goes only in the Authorization header, which is never forwarded (MCP forbids passing it to the server)"})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/dpop"
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
 	"github.com/mcpauthz/mcpauthz/decision/session"
 	"github.com/mcpauthz/mcpauthz/decision/state"
@@ -166,6 +167,13 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		ScopesSupported:       cfg.Resource.ScopesSupported,
 		ResourceName:          cfg.Resource.Name,
 		ResourceDocumentation: cfg.Resource.Documentation,
+		// Proofs are checked whatever the configuration says: the
+		// metadata says with which algorithms.
+		DPoPSigningAlgs:         cfg.Tokens.DPoP.Algorithms,
+		DPoPBoundTokensRequired: cfg.Tokens.DPoP.Required,
+	}
+	if len(a.resource.DPoPSigningAlgs) == 0 {
+		a.resource.DPoPSigningAlgs = dpop.DefaultAlgorithms
 	}
 	if err := a.resource.Validate(); err != nil {
 		return nil, fmt.Errorf("resource: %w", err)
@@ -273,6 +281,13 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	if eopts.Upstream, err = upstreamCredentials(&cfg, log); err != nil {
 		return nil, err
 	}
+	// DPoP proofs' jtis are used once in the shared state: per replica
+	// with the memory backend, across replicas with Redis.
+	if eopts.DPoP, err = dpop.New(dpop.Options{Algorithms: cfg.Tokens.DPoP.Algorithms, MaxAge: cfg.Tokens.DPoP.MaxAge.D(),
+		Skew: cfg.Tokens.DPoP.Skew.D(), HTU: cfg.Tokens.DPoP.HTU, Replay: a.state}); err != nil {
+		return nil, fmt.Errorf("tokens.dpop: %w", err)
+	}
+	eopts.DPoPRequired = cfg.Tokens.DPoP.Required
 	if cfg.Sessions.BindSubject {
 		if cfg.State.Backend == "redis" {
 			// Shared by every replica; Redis's TTLs bound it, not max_sessions.

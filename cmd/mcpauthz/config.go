@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/dpop"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 	"github.com/mcpauthz/mcpauthz/internal/decisionlog"
 	"github.com/mcpauthz/mcpauthz/transport/extmcp"
@@ -170,6 +171,27 @@ type TokensConfig struct {
 	FromEnvoyMetadata  string               `json:"from_envoy_metadata"`
 	EnvoyPayloadKey    string               `json:"envoy_payload_key"`
 	Introspection      *IntrospectionConfig `json:"introspection"`
+	DPoP               DPoPConfig           `json:"dpop"`
+}
+
+// DPoPConfig configures the checks of DPoP proofs (RFC 9449) that come
+// with DPoP-bound tokens (cnf.jkt). They are always checked: a bound
+// token without a valid proof is refused whatever these say.
+type DPoPConfig struct {
+	// Algorithms are the accepted proof algorithms (default ES256, PS256,
+	// EdDSA, RS256), advertised in the resource's metadata.
+	Algorithms []string `json:"algorithms"`
+	// MaxAge is how old a proof may be (iat, default 5m); Skew how far in
+	// the future (default 30s).
+	MaxAge Duration `json:"max_age"`
+	Skew   Duration `json:"skew"`
+	// HTU is the URI proofs must name, when the one Envoy or the proxy
+	// sees is not the client's (TLS ended before them): usually
+	// resource.uri.
+	HTU string `json:"htu"`
+	// Required refuses tokens that are not sender-constrained (bound to
+	// no DPoP key nor certificate).
+	Required bool `json:"required"`
 }
 
 // IssuerConfig is one issuer of JWTs among several (tokens.issuers).
@@ -704,6 +726,15 @@ func (c *Config) Validate() error {
 	c.validateState(bad)
 	if err := token.CheckRequiredTyp(c.Tokens.RequiredTyp); err != nil {
 		bad("tokens.required_typ", "%v", err)
+	}
+	checkAlgorithms("tokens.dpop.algorithms", c.Tokens.DPoP.Algorithms, bad)
+	if d := c.Tokens.DPoP; d.MaxAge < 0 || d.MaxAge.D() > time.Hour || d.Skew < 0 || d.Skew.D() > 10*time.Minute {
+		bad("tokens.dpop", "max_age must be between 0 and 1h, skew between 0 and 10m")
+	}
+	if h := c.Tokens.DPoP.HTU; h != "" {
+		if _, err := dpop.NormalizeURI(h); err != nil {
+			bad("tokens.dpop.htu", "%q: %v; want the absolute http(s) URL of the MCP endpoint, usually resource.uri", h, err)
+		}
 	}
 	if c.Tokens.ClockSkew < 0 || c.Tokens.ClockSkew.D() > 10*time.Minute {
 		bad("tokens.clock_skew", "must be between 0 and 10m")

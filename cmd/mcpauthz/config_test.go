@@ -69,6 +69,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"zero_body_timeout":     {"limits: {body_read_timeout: 0s}", "limits.body_read_timeout"},
 		"inflight_below_body":   {"limits: {max_body_bytes: 2048, max_inflight_body_bytes: 1024}", "limits.max_inflight_body_bytes"},
 		"strip_not_a_header":    {"upstream: {strip_request_headers: ['x mcp']}", "upstream.strip_request_headers"},
+		"dpop_hmac_algorithm":   {"tokens: {dpop: {algorithms: [HS256]}}", "tokens.dpop.algorithms"},
+		"dpop_huge_max_age":     {"tokens: {dpop: {max_age: 2h}}", "tokens.dpop"},
+		"dpop_relative_htu":     {"tokens: {dpop: {htu: /mcp}}", "tokens.dpop.htu"},
+		"dpop_unknown_key":      {"tokens: {dpop: {nonce: true}}", "tokens.dpop.nonce"},
 	}
 	checkConfigErrors(t, tests)
 }

@@ -43,6 +43,10 @@ const (
 // requires.
 var DefaultAlgorithms = []string{"ES256", "PS256", "EdDSA", "RS256"}
 
+// DefaultAlgorithmsString is DefaultAlgorithms as a challenge's algs
+// parameter says them.
+const DefaultAlgorithmsString = "ES256 PS256 EdDSA RS256"
+
 // asymmetric are the JWS algorithms a proof may use at all.
 var asymmetric = []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"}
 

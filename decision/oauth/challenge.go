@@ -41,11 +41,35 @@ func Challenge403(metadataURL string, scopes []string, description string) strin
 	return c.String()
 }
 
-// challenge builds one Bearer challenge; parameters with empty values are
-// left out.
+// ChallengeDPoP is the WWW-Authenticate challenge of the DPoP scheme
+// (RFC 9449 §7.1): `DPoP error="<code>", error_description="...",
+// algs="ES256 ...", resource_metadata="..."`, parameters with empty values
+// left out. code is invalid_dpop_proof for a proof that is missing or
+// refused, invalid_token for a token that cannot be used as it came
+// (a DPoP-bound token sent as Bearer), "" when no token was presented.
+func ChallengeDPoP(metadataURL, algs, code, description string) string {
+	c := challenge{scheme: "DPoP"}
+	c.b.Grow(96 + len(metadataURL) + len(algs) + len(description))
+	c.param("error", code)
+	c.param("error_description", description)
+	c.param("algs", algs)
+	c.param("resource_metadata", metadataURL)
+	return c.String()
+}
+
+// challenge builds one challenge, of scheme (Bearer when ""); parameters
+// with empty values are left out.
 type challenge struct {
-	b strings.Builder
-	n int
+	b      strings.Builder
+	n      int
+	scheme string
+}
+
+func (c *challenge) schemeName() string {
+	if c.scheme == "" {
+		return "Bearer"
+	}
+	return c.scheme
 }
 
 func (c *challenge) param(name, value string) {
@@ -62,7 +86,8 @@ func (c *challenge) param(name, value string) {
 // open writes the separator and `name="`.
 func (c *challenge) open(name string) {
 	if c.n == 0 {
-		c.b.WriteString("Bearer ")
+		c.b.WriteString(c.schemeName())
+		c.b.WriteByte(' ')
 	} else {
 		c.b.WriteString(", ")
 	}
@@ -105,7 +130,7 @@ func printable(s string) bool {
 
 func (c *challenge) String() string {
 	if c.n == 0 {
-		return "Bearer"
+		return c.schemeName()
 	}
 	return c.b.String()
 }

@@ -86,3 +86,25 @@ func TestChallengeControlOnlyValues(t *testing.T) {
 		})
 	}
 }
+
+func TestChallengeDPoP(t *testing.T) {
+	tests := map[string]struct {
+		meta, algs, code, description string
+		want                          string
+	}{
+		"invalid_proof": {meta: testMeta, algs: "ES256 EdDSA", code: "invalid_dpop_proof", description: "the proof is too old (iat)",
+			want: `DPoP error="invalid_dpop_proof", error_description="the proof is too old (iat)", algs="ES256 EdDSA", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"`},
+		"no_token": {meta: testMeta, algs: "ES256",
+			want: `DPoP algs="ES256", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"`},
+		"control_chars_stripped": {algs: "ES256", code: "invalid_token", description: "a\r\nb\"",
+			want: `DPoP error="invalid_token", error_description="ab\"", algs="ES256"`},
+		"nothing": {want: `DPoP`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := ChallengeDPoP(tc.meta, tc.algs, tc.code, tc.description); got != tc.want {
+				t.Errorf("ChallengeDPoP =\n  %s\nwant\n  %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -31,6 +31,13 @@ type Resource struct {
 	ResourceName string
 	// ResourceDocumentation is a URL of developer documentation, optional.
 	ResourceDocumentation string
+	// DPoPSigningAlgs are the JWS algorithms accepted in DPoP proofs
+	// (dpop_signing_alg_values_supported, RFC 9449 §5.1); none: not
+	// advertised.
+	DPoPSigningAlgs []string
+	// DPoPBoundTokensRequired: only DPoP-bound access tokens are accepted
+	// (dpop_bound_access_tokens_required, RFC 9728 §2).
+	DPoPBoundTokensRequired bool
 }
 
 // Validate checks that the resource can be announced: URI is an absolute
@@ -131,6 +138,8 @@ type metadataDocument struct {
 	BearerMethodsSupported []string `json:"bearer_methods_supported"`
 	ResourceName           string   `json:"resource_name,omitempty"`
 	ResourceDocumentation  string   `json:"resource_documentation,omitempty"`
+	DPoPSigningAlgs        []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	DPoPBoundRequired      bool     `json:"dpop_bound_access_tokens_required,omitempty"`
 }
 
 // Document returns the metadata JSON document served for r, exactly as the
@@ -143,6 +152,8 @@ func (r Resource) Document() ([]byte, error) {
 		BearerMethodsSupported: []string{"header"},
 		ResourceName:           r.ResourceName,
 		ResourceDocumentation:  r.ResourceDocumentation,
+		DPoPSigningAlgs:        r.DPoPSigningAlgs,
+		DPoPBoundRequired:      r.DPoPBoundTokensRequired,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -46,6 +46,12 @@ var testResources = map[string]Resource{
 		URI:                  "https://mcp.example.com",
 		AuthorizationServers: []string{"https://auth.example.com"},
 	},
+	"dpop": {
+		URI:                     "https://mcp.example.com/mcp",
+		AuthorizationServers:    []string{"https://auth.example.com"},
+		DPoPSigningAlgs:         []string{"ES256", "EdDSA"},
+		DPoPBoundTokensRequired: true,
+	},
 }
 
 func TestMetadataDocumentGolden(t *testing.T) {

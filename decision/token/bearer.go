@@ -9,19 +9,46 @@ import "strings"
 // outside the token68 set is present but not ok: the caller reports it as
 // ErrMalformed rather than as a missing token.
 func BearerToken(header string) (raw string, present, ok bool) {
-	if strings.TrimSpace(header) == "" {
-		return "", false, false
-	}
-	scheme, rest, found := strings.Cut(header, " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
+	raw, scheme, present, ok := AccessToken(header)
+	if ok && scheme != SchemeBearer {
 		return "", true, false
+	}
+	return raw, present, ok
+}
+
+// The schemes an access token comes with in the Authorization header.
+const (
+	// SchemeBearer is RFC 6750's Bearer.
+	SchemeBearer = "bearer"
+	// SchemeDPoP is RFC 9449 §7.1's DPoP: a DPoP-bound token, with its
+	// proof in the DPoP header.
+	SchemeDPoP = "dpop"
+)
+
+// AccessToken is BearerToken for both schemes an access token comes
+// with: Bearer and DPoP (RFC 9449 §7.1), names compared without case.
+// scheme is SchemeBearer or SchemeDPoP when ok.
+func AccessToken(header string) (raw, scheme string, present, ok bool) {
+	if strings.TrimSpace(header) == "" {
+		return "", "", false, false
+	}
+	name, rest, found := strings.Cut(header, " ")
+	switch {
+	case !found:
+		return "", "", true, false
+	case strings.EqualFold(name, "Bearer"):
+		scheme = SchemeBearer
+	case strings.EqualFold(name, "DPoP"):
+		scheme = SchemeDPoP
+	default:
+		return "", "", true, false
 	}
 	// RFC 7235 allows one or more spaces after the scheme.
 	rest = strings.TrimLeft(rest, " ")
 	if !isToken68(rest) {
-		return "", true, false
+		return "", "", true, false
 	}
-	return rest, true, true
+	return rest, scheme, true, true
 }
 
 // isToken68 reports whether s matches RFC 7235's token68:

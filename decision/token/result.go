@@ -62,7 +62,8 @@ type Result struct {
 	Expiry   time.Time      // zero when the credential has none
 
 	// Value is input.token as a policy value: {present, valid, error?,
-	// type?, issuer?, claims?, subject?, scopes, client_id?, expires_at?}.
+	// type?, issuer?, claims?, subject?, scopes, client_id?, binding?,
+	// expires_at?}.
 	// Built once per Result so a cached token costs no conversion per request.
 	Value ast.Value
 }
@@ -115,6 +116,11 @@ func (r *Result) Finish() *Result {
 	if r.Claims != nil {
 		if v, err := ast.InterfaceToValue(integralNumbers(r.Claims)); err == nil {
 			items = append(items, ast.Item(ast.InternedTerm("claims"), ast.NewTerm(v)))
+		}
+	}
+	if r.Valid {
+		if b := bindingTerm(r); b != nil {
+			items = append(items, ast.Item(ast.InternedTerm("binding"), b))
 		}
 	}
 	if !r.Expiry.IsZero() {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/dpop"
 	"github.com/mcpauthz/mcpauthz/decision/token"
 	"github.com/mcpauthz/mcpauthz/internal/decisionlog"
 )
@@ -105,6 +106,11 @@ func New(o Options) (*Shadow, error) {
 	// The live decision verified the token, fetched the upstream
 	// credential and traced itself; its dry run is the live answer's.
 	eo.Tokens, eo.Upstream, eo.Tracer, eo.DryRun = nil, nil, nil, false
+	if eo.DPoP != nil {
+		// The live decision checked the DPoP proof and used up its jti;
+		// checking it again would find it replayed.
+		eo.DPoP = checkedProofs{eo.DPoP}
+	}
 	if eo.Sessions != nil {
 		// The live decision bound the session, or refused to: the shadow
 		// only reads the table (a shadow bundle allowing what the live one
@@ -122,6 +128,12 @@ func New(o Options) (*Shadow, error) {
 	go s.run()
 	return s, nil
 }
+
+// checkedProofs accepts every proof: the shadow sees only requests whose
+// proof the live engine checked (compare skips those it refused).
+type checkedProofs struct{ decision.ProofChecker }
+
+func (checkedProofs) Check(context.Context, *dpop.Request) error { return nil }
 
 // readOnlySessions is a session table the shadow engine reads and never
 // writes: its Bind answers what a Bind would return without binding.
@@ -215,6 +227,10 @@ func (s *Shadow) compare(j job) {
 			s.log.Error("panic comparing with the shadow bundle", "decision_id", j.d.ID, "panic", fmt.Sprint(p))
 		}
 	}()
+	if j.d.Code == decision.CodeInvalidDPoPProof {
+		// Refused for its proof before any policy: no policy's outcome.
+		return
+	}
 	r := *j.req
 	r.Credential = token.Credential{Kind: token.VerifiedResult, Result: j.d.Token}
 	s.seen = seen{}

@@ -118,6 +118,7 @@ func RequestFromCheck(req *authv3.CheckRequest, opts *Options) *decision.Request
 		Method:  h.GetMethod(),
 		Path:    h.GetPath(),
 		Host:    h.GetHost(),
+		Scheme:  h.GetScheme(),
 		Headers: h.GetHeaders(),
 		Context: attrs.GetContextExtensions(),
 	}
@@ -133,6 +134,7 @@ func RequestFromCheck(req *authv3.CheckRequest, opts *Options) *decision.Request
 	if src := attrs.GetSource(); src != nil {
 		r.SourceAddress = socketAddress(src.GetAddress())
 		r.SourcePrincipal = src.GetPrincipal()
+		r.SourceCertificate = src.GetCertificate()
 	}
 	applyFilterMetadata(r, attrs.GetMetadataContext().GetFilterMetadata(), opts)
 	return r
@@ -194,6 +196,9 @@ func fromHeaders(r *decision.Request) {
 	}
 	if r.Host == "" {
 		r.Host = r.Headers[":authority"]
+	}
+	if r.Scheme == "" {
+		r.Scheme = r.Headers[":scheme"]
 	}
 	r.Truncated = truncated(r.Headers, len(r.Body))
 }

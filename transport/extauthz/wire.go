@@ -32,8 +32,9 @@ const (
 	fAttrContextExtensions = 10 // AttributeContext.context_extensions
 	fAttrMetadataContext   = 11 // AttributeContext.metadata_context
 
-	fPeerAddress   = 1 // AttributeContext.Peer.address
-	fPeerPrincipal = 4 // AttributeContext.Peer.principal
+	fPeerAddress     = 1 // AttributeContext.Peer.address
+	fPeerPrincipal   = 4 // AttributeContext.Peer.principal
+	fPeerCertificate = 5 // AttributeContext.Peer.certificate
 
 	fAddressSocket   = 1 // Address.socket_address (oneof address)
 	fAddressPipe     = 2 // Address.pipe
@@ -49,6 +50,7 @@ const (
 	fHTTPHeaders   = 3  // HttpRequest.headers
 	fHTTPPath      = 4  // HttpRequest.path
 	fHTTPHost      = 5  // HttpRequest.host
+	fHTTPScheme    = 6  // HttpRequest.scheme
 	fHTTPBody      = 11 // HttpRequest.body
 	fHTTPRawBody   = 12 // HttpRequest.raw_body
 	fHTTPHeaderMap = 13 // HttpRequest.header_map (encode_raw_headers)
@@ -156,6 +158,9 @@ type peer struct {
 	host      string
 	port      uint32
 	principal string
+	// certificate is the URL-encoded PEM of the peer's certificate
+	// (include_peer_certificate).
+	certificate string
 }
 
 func (d *wireDecoder) str(f *field) string { return d.s[f.off : f.off+f.n] }
@@ -218,6 +223,8 @@ func (d *wireDecoder) peer(it fields, p *peer) error {
 			}
 		case fPeerPrincipal:
 			p.principal = d.str(&f)
+		case fPeerCertificate:
+			p.certificate = d.str(&f)
 		}
 	}
 	return it.err
@@ -311,6 +318,8 @@ func (d *wireDecoder) http(it fields) error {
 			r.Path = d.str(&f)
 		case fHTTPHost:
 			r.Host = d.str(&f)
+		case fHTTPScheme:
+			r.Scheme = d.str(&f)
 		case fHTTPBody:
 			d.body = f
 		case fHTTPRawBody:
@@ -381,6 +390,8 @@ func (d *wireDecoder) finish() error {
 		}
 		r.SourcePrincipal = p.principal
 	}
+	// Only the source's certificate: the destination's is Envoy's own.
+	r.SourceCertificate = d.source.certificate
 	return nil
 }
 

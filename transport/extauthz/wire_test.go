@@ -70,6 +70,22 @@ func wireChecks(t testing.TB) map[string][]byte {
 		}}},
 	}}}
 	out["source_named_port"] = append(marshal(t, base), marshal(t, named)...)
+	// include_peer_certificate: the source's certificate is read (RFC
+	// 8705), the destination's never; the scheme (a DPoP proof's htu).
+	certs := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:      &authv3.AttributeContext_Peer{Certificate: "-----BEGIN%20CERTIFICATE-----%0Asource%0A"},
+		Destination: &authv3.AttributeContext_Peer{Certificate: "-----BEGIN%20CERTIFICATE-----%0Adestination%0A"},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "POST", Scheme: "https", Path: "/mcp",
+		}},
+	}}
+	out["source_certificate_and_scheme"] = marshal(t, certs)
+	out["source_certificate_merged"] = append(marshal(t, base), marshal(t, certs)...)
+	out["scheme_pseudo_header"] = marshal(t, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "POST", Headers: map[string]string{":scheme": "http", ":authority": "a"},
+		}},
+	}})
 	// Both body fields, empty values, fields the adapter does not read.
 	other := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Destination: &authv3.AttributeContext_Peer{Service: "mcp", Labels: map[string]string{"a": "b"}},

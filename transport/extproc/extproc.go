@@ -207,6 +207,7 @@ func (st *streamState) requestHeaders(h *procv3.HttpHeaders) *procv3.ProcessingR
 	st.req.Method = st.req.Headers[":method"]
 	st.req.Path = st.req.Headers[":path"]
 	st.req.Host = st.req.Headers[":authority"]
+	st.req.Scheme = st.req.Headers[":scheme"]
 	hr := &procv3.HeadersResponse{}
 	if st.req.Method == "GET" {
 		st.list = st.srv.filter.ListRequestOf(&st.req)

@@ -270,6 +270,13 @@ func (h *Handler) request(r *http.Request) *decision.Request {
 	if !strings.HasPrefix(req.Path, "/") {
 		req.Path = r.URL.RequestURI() // absolute-form or "*"
 	}
+	// The scheme the client reached this listener with; behind a proxy
+	// that ended TLS it is not the client's, and tokens.dpop.htu names
+	// the public URI instead (X-Forwarded-Proto is never trusted here).
+	req.Scheme = "http"
+	if r.TLS != nil {
+		req.Scheme = "https"
+	}
 	for k, vs := range r.Header {
 		req.Headers[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
