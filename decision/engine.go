@@ -78,6 +78,10 @@ type Options struct {
 	// MCP says which MCP revisions are accepted and how requests are held
 	// to their revision's rules (protocol.go).
 	MCP MCPOptions
+	// ServerVersions, when set, narrows the versions a -32022 answer lists
+	// to those the request's server is known to support (protocol.go);
+	// nil: mcp.protocol_versions.
+	ServerVersions ServerVersions
 	// DryRun evaluates and observes every decision as it is, then allows
 	// the request (policy.dry_run, for a first rollout, as
 	// opa-envoy-plugin's dry-run): observers see the real outcome with

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
+	"github.com/mcpauthz/mcpauthz/decision/serverversions"
 )
 
 // This file holds a request to the rules of the MCP revision it speaks:
@@ -188,6 +189,51 @@ type protocolRefusal struct {
 	kind   refusal
 	reason string
 	data   []byte
+	// requested is the version a refuseUnsupportedVersion names.
+	requested string
+}
+
+// ServerVersions tells which MCP revisions an upstream server supports,
+// as its own answers said (decision/serverversions learns them on the
+// paths that carry answers: mcpauthz proxy, ext_proc). server is the
+// route's mcp_server context (ServerOf); nil: never said.
+type ServerVersions interface {
+	Versions(server string) []string
+}
+
+// AnswersVersions reports whether the answer to a request for method says
+// which revisions the server supports (serverversions.Learner).
+func AnswersVersions(method string) bool {
+	return method == "server/discover" || method == "initialize"
+}
+
+// ServerOf is the server a request goes to: its route's mcp_server
+// context ("" for none), the key of what is remembered per server (tool
+// listings, ServerVersions).
+func ServerOf(r *Request) string { return serverOf(r) }
+
+// unsupportedData is the data of the -32022 answer to a request naming
+// requested: the revisions that work on this path, those of
+// mcp.protocol_versions the request's server is known to support (all of
+// them when it never said, or supports none), and the version requested.
+func (e *Engine) unsupportedData(r *Request, requested string) []byte {
+	supported := e.opts.MCP.ProtocolVersions
+	if e.opts.ServerVersions != nil {
+		supported = serverversions.Intersect(supported, e.opts.ServerVersions.Versions(serverOf(r)))
+	}
+	data, _ := json.Marshal(struct {
+		Supported []string `json:"supported"`
+		Requested string   `json:"requested"`
+	}{supported, requested})
+	return data
+}
+
+// withData fills in the data of pr's answer, when it has any.
+func (e *Engine) withData(r *Request, pr *protocolRefusal) *protocolRefusal {
+	if pr.kind == refuseUnsupportedVersion && pr.data == nil {
+		pr.data = e.unsupportedData(r, pr.requested)
+	}
+	return pr
 }
 
 // revision returns the revision a parsed body speaks, or why the request
@@ -234,11 +280,9 @@ func (o *MCPOptions) protocolVersion(r *Request, body *mcp.Body) (string, *proto
 		return o.DefaultProtocolVersion, nil
 	}
 	if !slices.Contains(o.ProtocolVersions, v) {
-		data, _ := json.Marshal(struct {
-			Supported []string `json:"supported"`
-			Requested string   `json:"requested"`
-		}{o.ProtocolVersions, v})
-		return "", &protocolRefusal{kind: refuseUnsupportedVersion, data: data,
+		// The answer's data (the versions supported) is the engine's to
+		// write: it depends on the server (unsupportedData).
+		return "", &protocolRefusal{kind: refuseUnsupportedVersion, requested: v,
 			reason: fmt.Sprintf("unsupported protocol version %q", v)}
 	}
 	return v, nil

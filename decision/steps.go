@@ -297,6 +297,7 @@ func (e *Engine) revisionStep(p *prepared) bool {
 	if !p.message {
 		v, pr := e.opts.MCP.protocolVersion(p.r, &p.body)
 		if pr != nil {
+			pr = e.withData(p.r, pr)
 			p.d.refuse(denial{kind: pr.kind, reason: pr.reason, entry: answer{data: pr.data}})
 			return false
 		}
@@ -311,6 +312,7 @@ func (e *Engine) revisionStep(p *prepared) bool {
 	}
 	v, pr := e.revision(p.r, p.pol, &p.body)
 	if pr != nil {
+		pr = e.withData(p.r, pr)
 		var id []byte
 		if !p.body.Batch {
 			id = p.body.Messages[0].ID

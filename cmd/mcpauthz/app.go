@@ -19,6 +19,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/dpop"
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
+	"github.com/mcpauthz/mcpauthz/decision/serverversions"
 	"github.com/mcpauthz/mcpauthz/decision/session"
 	"github.com/mcpauthz/mcpauthz/decision/state"
 	"github.com/mcpauthz/mcpauthz/decision/token"
@@ -51,6 +52,10 @@ type app struct {
 	apiAuth *apiauth.Authenticator
 	// proxy, when set (mcpauthz proxy), is served on listen.proxy.
 	proxy http.Handler
+	// versions are the MCP revisions each upstream said it supports
+	// (server/discover and initialize answers the proxy and ext_proc
+	// carry), for the engine's -32022 answers.
+	versions *serverversions.Memory
 	// state is what replicas share (state.backend); stateDown is set while
 	// it does not answer, watched only with state.required_for_ready.
 	state     state.Store
@@ -269,6 +274,8 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		DryRun:       cfg.Policy.DryRun,
 		Logger:       log.With("component", "decision"),
 	}
+	a.versions = &serverversions.Memory{}
+	eopts.ServerVersions = a.versions
 	if cfg.Tracing.OTLPEndpoint != "" {
 		if a.tracing, err = newTracerProvider(ctx, &cfg.Tracing, log.With("component", "tracing")); err != nil {
 			return nil, err

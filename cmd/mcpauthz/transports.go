@@ -34,7 +34,7 @@ func (a *app) registerGRPCTransports(s *grpc.Server) {
 	// or api.unauthenticated): anyone reaching the port could otherwise
 	// clear a detected rug pull or block a tool for everyone.
 	trusted := func(ctx context.Context) bool { return a.apiAuth.GRPC(ctx) == nil }
-	extproc.NewServer(items, a.log.With("component", "ext_proc")).WithTrustedCallers(trusted).Register(s)
+	extproc.NewServer(items, a.log.With("component", "ext_proc")).WithTrustedCallers(trusted).WithVersions(a.versions).Register(s)
 	extmcp.NewServer(a.engine, items, extmcp.Options{
 		MetadataKey:     a.cfg.Agentgateway.MetadataKey,
 		MaxMessageBytes: a.apiMessageBytes(),
@@ -97,6 +97,7 @@ func (a *app) proxyHandler() (http.Handler, error) {
 		StripRequestHeaders:  a.cfg.Upstream.StripRequestHeaders,
 		BodyReadTimeout:      a.cfg.Limits.BodyReadTimeout.D(),
 		MaxInflightBodyBytes: a.cfg.Limits.MaxInflightBodyBytes,
+		Versions:             a.versions,
 	})
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/serverversions"
 )
 
 // Server is an envoy.service.ext_proc.v3.ExternalProcessor server.
@@ -41,6 +42,9 @@ type Server struct {
 	// trust says whether a stream's caller is authenticated, so the list
 	// answers it shows speak for the server (pins); nil: none is.
 	trust func(context.Context) bool
+	// versions, when set, learns the revisions upstreams support
+	// (versions.go).
+	versions serverversions.Learner
 }
 
 var _ procv3.ExternalProcessorServer = (*Server)(nil)
@@ -146,6 +150,9 @@ type streamState struct {
 
 	mode bodyMode
 	sse  *decision.ListEventStream // filterBody: the answer so far
+	// answer collects the answer to a server/discover or initialize
+	// request for its versions (versions.go); nil otherwise.
+	answer *serverversions.Answer
 }
 
 // handle answers one ProcessingRequest; a panic becomes a continue.
@@ -245,6 +252,9 @@ func (st *streamState) requestBody(b *procv3.HttpBody) *procv3.ProcessingRespons
 	if st.req.Method != "GET" && (b.GetEndOfStream() || len(st.req.Body) > 0) {
 		st.list = st.srv.filter.ListRequestOf(&st.req)
 	}
+	if b.GetEndOfStream() {
+		st.answer = st.versionsAnswer()
+	}
 	if st.list != nil && !st.list.Replay {
 		if _, ok := st.req.Headers["accept-encoding"]; ok {
 			resp.Response = &procv3.CommonResponse{HeaderMutation: &procv3.HeaderMutation{RemoveHeaders: []string{"accept-encoding"}}}
@@ -266,6 +276,9 @@ func (st *streamState) responseHeaders(h *procv3.HttpHeaders) *procv3.Processing
 	resp := &procv3.ProcessingResponse{}
 	hr := &procv3.HeadersResponse{}
 	resp.Response = &procv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: hr}
+	if st.list == nil && st.answer != nil && !h.GetEndOfStream() {
+		return resp // its body is read as it passes (responseBody)
+	}
 	if st.list == nil || h.GetEndOfStream() {
 		resp.ModeOverride = &procfilterv3.ProcessingMode{ResponseBodyMode: procfilterv3.ProcessingMode_NONE}
 		return resp
@@ -301,6 +314,9 @@ func (st *streamState) responseBody(b *procv3.HttpBody) *procv3.ProcessingRespon
 	switch st.mode {
 	case passBody:
 		changed = false
+		if st.answer != nil {
+			st.answer.Feed(b.GetBody(), eof)
+		}
 	case failBody:
 		if eof {
 			out = decision.ListError(st.list, decision.ErrListEncoded)

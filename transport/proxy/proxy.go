@@ -34,6 +34,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/credleak"
+	"github.com/mcpauthz/mcpauthz/decision/serverversions"
 )
 
 // Decider makes decisions; *decision.Engine is one.
@@ -84,6 +85,10 @@ type Options struct {
 	// upstream trusts, which the policy sets (decision.headers). Besides
 	// them, every header name a decision has set upstream is stripped.
 	StripRequestHeaders []string
+	// Versions, when set, learns the revisions the upstream supports from
+	// its answers to server/discover and initialize (versions.go), for the
+	// engine's -32022 answers.
+	Versions serverversions.Learner
 	// Transport sends the upstream requests; default http.DefaultTransport.
 	Transport http.RoundTripper
 	// Logger receives the proxy's errors; default: discard.
@@ -402,6 +407,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	if x.result != nil {
 		h.judgeAnswer(resp, x)
 	}
+	h.learnVersions(resp, x)
 	return nil
 }
 
