@@ -12,8 +12,9 @@ import (
 // answer is one SSE event listing 50 tools, of which the caller (alice)
 // sees 2: the request decided, forwarded to a local upstream, the event
 // cut from the stream, filtered and written back, over loopback HTTP.
-// BenchmarkSSEPassThrough is the same exchange whose event does not answer
-// the list request (another id): read and passed on unchanged. Their
+// BenchmarkSSEPassThrough is the same exchange whose event holds no list
+// (another id, its items under "content"): read and passed on unchanged
+// (an answer to another id holding a list would be emptied). Their
 // difference is what filtering a list over SSE adds to one answer;
 // BenchmarkSSENotAList, the answer to a tools/call (never read as a list),
 // is the proxy's own cost.
@@ -30,6 +31,9 @@ func benchSSE(b *testing.B, request string, id int) {
 	}
 	names[10], names[40] = "search", "echo"
 	answer := strings.Replace(toolsList(names...), `"id":7`, fmt.Sprintf(`"id":%d`, id), 1)
+	if id != 7 {
+		answer = strings.Replace(answer, `"tools":`, `"content":`, 1) // no list in it
+	}
 	event := "event: message\ndata: " + answer + "\n\n"
 	url, _ := start(b, newEngine(b, nil), func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
