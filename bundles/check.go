@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/cover"
@@ -71,6 +72,9 @@ type TestOptions struct {
 	// Threshold is the coverage, in percent, below which Summary.BelowThreshold
 	// is set; it turns Coverage on.
 	Threshold float64
+	// Timeout bounds each test's evaluation (OPA's --timeout); 0 keeps OPA's
+	// default of 5 s, which a slow or heavily loaded machine can exceed.
+	Timeout time.Duration
 }
 
 // TestSummary counts the results of TestWith.
@@ -142,6 +146,9 @@ func TestWith[T any](ctx context.Context, paths []string, w io.Writer, to TestOp
 		CapturePrintOutput(true).
 		EnableTracing(true).
 		Filter(to.Run)
+	if to.Timeout > 0 {
+		runner = runner.SetTimeout(to.Timeout)
+	}
 	var cov *cover.Cover
 	if to.Coverage || to.Threshold > 0 {
 		cov = cover.New()

@@ -154,7 +154,7 @@ func TestPolicyCommands(t *testing.T) {
 		"check_shipped_policy":   {[]string{"check", "../../policies"}, 0, "compiled"},
 		"check_schema_violation": {[]string{"check", broken}, 1, "authz.rego:3"},
 		"test_shipped_policy":    {[]string{"test", "../../policies"}, 0, "PASS"},
-		"test_example_bundle":    {[]string{"test", "-v", "../../examples/bundles/parameter-rules"}, 0, "PASS"},
+		"test_example_bundle":    {[]string{"test", "-v", "--timeout", "2m", "../../examples/bundles/parameter-rules"}, 0, "PASS"},
 		"unknown_command":        {[]string{"frobnicate"}, 2, "unknown command"},
 	}
 	for name, tc := range tests {

@@ -141,6 +141,7 @@ func newTestCmd() *cobra.Command {
 	fs.StringVarP(&f.test.Format, "format", "f", "pretty", "output `format`: pretty or json")
 	fs.BoolVarP(&f.test.Coverage, "coverage", "c", false, "report which policy lines the tests evaluated")
 	fs.Float64Var(&f.test.Threshold, "threshold", 0, "fail (exit 2) when coverage is below this `percent`; turns on --coverage")
+	fs.DurationVarP(&f.test.Timeout, "timeout", "t", 0, "time allowed for each test (default 5s, as opa test)")
 	fs.BoolVarP(&f.watch, "watch", "w", false, "run the tests again whenever a file of the bundles changes (until interrupted)")
 	return cmd
 }
