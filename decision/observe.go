@@ -40,26 +40,56 @@ type PinObserver interface {
 
 // ObservePinMismatch tells each observer that is a PinObserver.
 func (o observers) ObservePinMismatch(ctx context.Context, r *Request, m *PinMismatch) {
+	each(o, func(po PinObserver) { po.ObservePinMismatch(ctx, r, m) })
+}
+
+// observePin tells the observer of a pin mismatch, if it listens.
+func (e *Engine) observePin(ctx context.Context, r *Request, m *PinMismatch) {
+	tell(e, "pin", "event_id", m.ID, func(po PinObserver) { po.ObservePinMismatch(ctx, r, m) })
+}
+
+// ResultObserver is an Observer that is also told what the result rule
+// did with each answer it judged (result.go), with the decision that
+// allowed the call (its id joins the two events). It must not block, and
+// never records the text a redaction matched (ResultOutcome holds none).
+type ResultObserver interface {
+	Observer
+	ObserveResult(ctx context.Context, d *Decision, o *ResultOutcome)
+}
+
+// ObserveResult tells each observer that is a ResultObserver.
+func (o observers) ObserveResult(ctx context.Context, d *Decision, out *ResultOutcome) {
+	each(o, func(ro ResultObserver) { ro.ObserveResult(ctx, d, out) })
+}
+
+// observeResult tells the observer of a judged result, if it listens.
+func (e *Engine) observeResult(ctx context.Context, d *Decision, o *ResultOutcome) {
+	tell(e, "result", "decision_id", d.ID, func(ro ResultObserver) { ro.ObserveResult(ctx, d, o) })
+}
+
+// each calls f with each observer that is a T.
+func each[T any](o observers, f func(T)) {
 	for _, ob := range o {
-		if po, ok := ob.(PinObserver); ok {
-			po.ObservePinMismatch(ctx, r, m)
+		if t, ok := ob.(T); ok {
+			f(t)
 		}
 	}
 }
 
-// observePin tells the observer of a pin mismatch, if it listens; an
-// observer that panics is logged.
-func (e *Engine) observePin(ctx context.Context, r *Request, m *PinMismatch) {
-	po, ok := e.opts.Observer.(PinObserver)
+// tell calls f with the engine's observer when it is a T (one that listens
+// to that kind of event); an observer that panics is logged, with the
+// event's id under idKey.
+func tell[T any](e *Engine, kind, idKey, id string, f func(T)) {
+	t, ok := e.opts.Observer.(T)
 	if !ok {
 		return
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			e.log.Error("panic in a pin observer", "event_id", m.ID, "panic", fmt.Sprint(p))
+			e.log.Error("panic in a "+kind+" observer", idKey, id, "panic", fmt.Sprint(p))
 		}
 	}()
-	po.ObservePinMismatch(ctx, r, m)
+	f(t)
 }
 
 // InputObserver is an Observer that reads the input it is given. The

@@ -85,6 +85,7 @@ func (e *Engine) HasResultRule() bool {
 type ResultCalls struct {
 	e          *Engine
 	pol        *Policy
+	d          *Decision
 	decisionID string
 	calls      []resultCall
 	batch      bool
@@ -143,7 +144,7 @@ func (e *Engine) ResultCallsOf(ctx context.Context, r *Request, d *Decision) *Re
 	if !want {
 		return nil
 	}
-	rc := &ResultCalls{e: e, pol: pol, decisionID: d.ID, batch: body.Batch}
+	rc := &ResultCalls{e: e, pol: pol, d: d, decisionID: d.ID, batch: body.Batch}
 	inputs, denied := e.Inputs(ctx, r)
 	for i := range body.Messages {
 		m := &body.Messages[i]

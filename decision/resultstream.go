@@ -15,11 +15,10 @@ import (
 // call is held, and only until it is complete. It is used by one
 // goroutine.
 type ResultStream struct {
-	ctx     context.Context
-	calls   *ResultCalls
-	max     int
-	log     *slog.Logger
-	observe func(ResultOutcome)
+	ctx   context.Context
+	calls *ResultCalls
+	max   int
+	log   *slog.Logger
 
 	mode     answerMode
 	head     []byte
@@ -30,13 +29,13 @@ type ResultStream struct {
 
 // NewResultStream starts judging the answer for rc. maxBytes bounds a
 // JSON answer, and an incomplete event (limits.max_result_bytes): past
-// it the calls not yet answered get errors (fail closed). observe, when
-// not nil, is told every outcome (decision log, metrics).
-func NewResultStream(ctx context.Context, rc *ResultCalls, maxBytes int, logger *slog.Logger, observe func(ResultOutcome)) *ResultStream {
+// it the calls not yet answered get errors (fail closed). The engine's
+// ResultObserver is told every outcome (decision log, metrics).
+func NewResultStream(ctx context.Context, rc *ResultCalls, maxBytes int, logger *slog.Logger) *ResultStream {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &ResultStream{ctx: ctx, calls: rc, max: maxBytes, log: logger, observe: observe}
+	return &ResultStream{ctx: ctx, calls: rc, max: maxBytes, log: logger}
 }
 
 // DefaultMaxResultBytes is the default of limits.max_result_bytes: the
@@ -139,12 +138,11 @@ func (s *ResultStream) event(ev []byte) []byte {
 }
 
 func (s *ResultStream) report(outs []ResultOutcome) {
-	for _, o := range outs {
+	for i := range outs {
+		o := &outs[i]
 		if o.Err != nil {
 			s.log.Warn("result rule could not judge a result; withheld", "decision_id", s.calls.decisionID, "method", o.Method, "error", o.Err)
 		}
-		if s.observe != nil {
-			s.observe(o)
-		}
+		s.calls.e.observeResult(s.ctx, s.calls.d, o)
 	}
 }

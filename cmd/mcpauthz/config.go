@@ -412,6 +412,10 @@ type LimitsConfig struct {
 	// at once, across every request (mcpauthz proxy): a body that would
 	// pass it is answered 503, before it is read.
 	MaxInflightBodyBytes int64 `json:"max_inflight_body_bytes"`
+	// MaxResultBytes bounds what is held of one answer the policy's result
+	// rule judges (data.mcp.authz.result): a larger result is withheld
+	// with a JSON-RPC error. Only answers the rule judges are held.
+	MaxResultBytes int `json:"max_result_bytes"`
 }
 
 // DefaultGCPercent is the default limits.gc_percent. With the default 100
@@ -545,7 +549,7 @@ func DefaultConfig() Config {
 		Envoy:  EnvoyConfig{MCPMetadataNamespace: "envoy.filters.http.mcp"},
 		Shadow: ShadowConfig{QueueSize: 1024},
 		Limits: LimitsConfig{MaxBodyBytes: 1 << 20, MaxConcurrentStreams: 1000, GCPercent: DefaultGCPercent, MaxEvaluations: 100,
-			BodyReadTimeout: Duration(10 * time.Second), MaxInflightBodyBytes: 64 << 20},
+			BodyReadTimeout: Duration(10 * time.Second), MaxInflightBodyBytes: 64 << 20, MaxResultBytes: decision.DefaultMaxResultBytes},
 		Upstream: UpstreamConfig{StripRequestHeaders: []string{"x-mcp-subject"}},
 		Log:      LogConfig{Level: "info", Format: "json"},
 		DecisionLogs: DecisionLogConf{
@@ -774,6 +778,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.BodyReadTimeout <= 0 {
 		bad("limits.body_read_timeout", "must be positive (e.g. 10s)")
+	}
+	if c.Limits.MaxResultBytes <= 0 {
+		bad("limits.max_result_bytes", "must be positive")
 	}
 	if c.Limits.MaxInflightBodyBytes < int64(c.Limits.MaxBodyBytes) {
 		bad("limits.max_inflight_body_bytes", "must be at least limits.max_body_bytes (%d), or no body could be read", c.Limits.MaxBodyBytes)

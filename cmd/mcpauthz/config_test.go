@@ -68,6 +68,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"upstream_unknown_key":  {"upstream: {forward_tokens: true}", "upstream.forward_tokens"},
 		"zero_body_timeout":     {"limits: {body_read_timeout: 0s}", "limits.body_read_timeout"},
 		"inflight_below_body":   {"limits: {max_body_bytes: 2048, max_inflight_body_bytes: 1024}", "limits.max_inflight_body_bytes"},
+		"zero_result_bytes":     {"limits: {max_result_bytes: 0}", "limits.max_result_bytes"},
 		"strip_not_a_header":    {"upstream: {strip_request_headers: ['x mcp']}", "upstream.strip_request_headers"},
 		"dpop_hmac_algorithm":   {"tokens: {dpop: {algorithms: [HS256]}}", "tokens.dpop.algorithms"},
 		"dpop_huge_max_age":     {"tokens: {dpop: {max_age: 2h}}", "tokens.dpop"},

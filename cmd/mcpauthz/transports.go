@@ -98,6 +98,7 @@ func (a *app) proxyHandler() (http.Handler, error) {
 		BodyReadTimeout:      a.cfg.Limits.BodyReadTimeout.D(),
 		MaxInflightBodyBytes: a.cfg.Limits.MaxInflightBodyBytes,
 		Versions:             a.versions,
+		MaxResultBytes:       a.cfg.Limits.MaxResultBytes,
 	})
 	if err != nil {
 		return nil, err

@@ -28,6 +28,15 @@ func (l *Log) writeText(ev *event, e *opaEvent, masking bool) {
 	case ev.pin != nil:
 		m := ev.pin
 		fmt.Fprintf(&b, "PIN MISMATCH id=%s tool=%s server=%s pinned=%s listed=%s", m.ID, textValue(m.Tool), textValue(m.Server), m.Pinned, m.Listed)
+	case ev.result != nil:
+		o := ev.result
+		fmt.Fprintf(&b, "RESULT %s id=%s method=%s", o.Outcome, ev.d.ID, o.Method)
+		for _, n := range o.Counts.Names() {
+			fmt.Fprintf(&b, " redacted.%s=%d", textValue(n), o.Counts[n])
+		}
+		if r, ok := e.Result["reason"].(string); ok {
+			fmt.Fprintf(&b, " reason=%s", textValue(r))
+		}
 	default:
 		d := ev.d
 		verdict := "ALLOW"

@@ -58,3 +58,35 @@ func TestConsoleFormatUnknown(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// TestResultEvent: what the result rule did with an answer is an event
+// under the call's decision id (outcome, method, redaction names and
+// counts, the reason), never the text matched, and one console line.
+func TestResultEvent(t *testing.T) {
+	var text, events syncBuffer
+	dl, err := decisionlog.New(decisionlog.Options{Console: true, ConsoleFormat: decisionlog.ConsoleText, TextWriter: &text, Writer: &events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &decision.Decision{ID: "d-1", Allow: true, Tool: "echo", Revision: "r1"}
+	dl.ObserveResult(context.Background(), d, &decision.ResultOutcome{Judged: true, Outcome: decision.ResultRedacted,
+		Method: "tools/call", Counts: map[string]int{"aws_access_key": 2, "jwt": 1}})
+	dl.ObserveResult(context.Background(), d, &decision.ResultOutcome{Judged: true, Outcome: decision.ResultWithheld,
+		Method: "tools/call", Reason: "env dumps are for admins"})
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantText := "RESULT redacted id=d-1 method=tools/call redacted.aws_access_key=2 redacted.jwt=1\n" +
+		`RESULT withheld id=d-1 method=tools/call reason="env dumps are for admins"` + "\n"
+	if text.b.String() != wantText {
+		t.Errorf("console\n got %q\nwant %q", text.b.String(), wantText)
+	}
+	for _, want := range []string{
+		`"decision_id":"d-1","path":"mcpauthz/result","result":{"method":"tools/call","outcome":"redacted","redactions":{"aws_access_key":2,"jwt":1},"tool":"echo"}`,
+		`"result":{"method":"tools/call","outcome":"withheld","reason":"env dumps are for admins","tool":"echo"}`,
+	} {
+		if !strings.Contains(events.b.String(), want) {
+			t.Errorf("events %s\nwant %s", events.b.String(), want)
+		}
+	}
+}

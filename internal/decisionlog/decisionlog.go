@@ -87,7 +87,10 @@ const decisionLogBatch = 64 << 10
 type event struct {
 	// pin, when set, is a tool pin mismatch (decision.PinObserver), not a
 	// decision: d and input are nil.
-	pin     *decision.PinMismatch
+	pin *decision.PinMismatch
+	// result, when set, is what the result rule did with the answer to
+	// the call d allowed (decision.ResultObserver): input is nil.
+	result  *decision.ResultOutcome
 	d       *decision.Decision
 	input   ast.Value
 	elapsed time.Duration
@@ -162,6 +165,22 @@ func (l *Log) ObservePinMismatch(_ context.Context, _ *decision.Request, m *deci
 	}
 }
 
+// ObserveResult queues the event of an answer the result rule judged,
+// under the decision id of the call (outcome, method, the redactions'
+// names and counts, never the text matched); it never blocks.
+func (l *Log) ObserveResult(_ context.Context, d *decision.Decision, o *decision.ResultOutcome) {
+	oc := *o
+	select {
+	case l.ch <- event{d: d, result: &oc, at: time.Now()}:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
+// ResultPath is the path of the events that tell what the result rule
+// did with an answer.
+const ResultPath = "mcpauthz/result"
+
 // ObserveShadow queues the event of a decision the shadow bundle decided
 // otherwise (see internal/shadow): live is the decision as made, shadow
 // the shadow bundle's, input the input the shadow decided on. It never
@@ -231,7 +250,7 @@ func (l *Log) run() {
 		// A pin event holds no input, and the mask and drop rules are
 		// written for decisions: it is written as it is.
 		var pol *decision.Policy
-		if l.policy != nil && ev.pin == nil {
+		if l.policy != nil && ev.pin == nil && ev.result == nil {
 			pol = l.policy()
 		}
 		masking := pol != nil && hasLogRules(pol)
@@ -281,6 +300,30 @@ func (l *Log) opaEvent(ev *event, rawInput bool) opaEvent {
 			Timestamp: ev.at.UTC().Format(time.RFC3339Nano),
 			Metrics:   map[string]any{},
 			Labels:    map[string]any{"app": "mcpauthz"},
+		}
+	}
+	if o := ev.result; o != nil {
+		res := map[string]any{"outcome": o.Outcome, "method": o.Method}
+		if ev.d.Tool != "" {
+			res["tool"] = ev.d.Tool
+		}
+		if len(o.Counts) > 0 {
+			res["redactions"] = map[string]int(o.Counts)
+		}
+		if o.Reason != "" {
+			res["reason"] = redact.String(o.Reason)
+		}
+		if o.Err != nil {
+			res["error"] = redact.String(o.Err.Error())
+		}
+		return opaEvent{
+			DecisionID: ev.d.ID,
+			Path:       ResultPath,
+			Result:     res,
+			Bundles:    map[string]any{"policy": map[string]any{"revision": ev.d.Revision}},
+			Timestamp:  ev.at.UTC().Format(time.RFC3339Nano),
+			Metrics:    map[string]any{},
+			Labels:     map[string]any{"app": "mcpauthz"},
 		}
 	}
 	var input any

@@ -23,6 +23,9 @@ type Metrics struct {
 	// pinMismatches counts listed tools that did not match their pin;
 	// its tool label takes only names bundle data pins.
 	pinMismatches *prometheus.CounterVec
+	// results counts the answers the result rule judged, by outcome;
+	// redactions the matches it redacted, by the name the policy gave.
+	results, redactions *prometheus.CounterVec
 	// byCode caches the counter of each code so the hot path does no label
 	// lookup.
 	byCode sync.Map // string -> prometheus.Counter
@@ -56,9 +59,17 @@ func NewWith(reg prometheus.Registerer, dryRun bool) *Metrics {
 			Name: "mcpauthz_tool_pin_mismatches_total",
 			Help: "List answers in which a pinned tool's definition did not match its pin (data.mcpauthz.tools[<name>].sha256): the tool was hidden and its calls are refused.",
 		}, []string{"tool"}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauthz_results_total",
+			Help: "Answers to tools/call, resources/read and prompts/get judged by the policy's result rule, by outcome: passed, redacted, withheld (by the rule) or failed (withheld: unreadable, too large, or the evaluation failed).",
+		}, []string{"outcome"}),
+		redactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpauthz_result_redactions_total",
+			Help: "Matches the result rule's redactions replaced in results, by the redaction's name.",
+		}, []string{"name"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.latency, m.pinMismatches)
+		reg.MustRegister(m.decisions, m.latency, m.pinMismatches, m.results, m.redactions)
 	}
 	return m
 }
@@ -82,7 +93,19 @@ func (m *Metrics) ObservePinMismatch(_ context.Context, _ *decision.Request, pm 
 	m.pinMismatches.WithLabelValues(pm.Tool).Inc()
 }
 
-var _ decision.PinObserver = (*Metrics)(nil)
+// ObserveResult counts one answer the result rule judged, and its
+// redactions.
+func (m *Metrics) ObserveResult(_ context.Context, _ *decision.Decision, o *decision.ResultOutcome) {
+	m.results.WithLabelValues(o.Outcome).Inc()
+	for name, n := range o.Counts {
+		m.redactions.WithLabelValues(name).Add(float64(n))
+	}
+}
+
+var (
+	_ decision.PinObserver    = (*Metrics)(nil)
+	_ decision.ResultObserver = (*Metrics)(nil)
+)
 
 // GCCPUMetric is the name under which Runtime exports the Go runtime's
 // estimate of the CPU time spent in garbage collection

@@ -77,9 +77,6 @@ type Options struct {
 	// withheld with a JSON-RPC error (fail closed). Default
 	// decision.DefaultMaxResultBytes.
 	MaxResultBytes int
-	// ObserveResult, when set, is told what the result rule did with each
-	// answer it judged (decision log, metrics).
-	ObserveResult func(d *decision.Decision, o decision.ResultOutcome)
 	// StripRequestHeaders are request headers a client may never send
 	// upstream (upstream.strip_request_headers): identity headers the
 	// upstream trusts, which the policy sets (decision.headers). Besides
@@ -459,11 +456,7 @@ func (h *Handler) judgeAnswer(resp *http.Response, x *exchange) {
 		replaceBody(resp, x.result.FailPending("its content coding is not supported"))
 		return
 	}
-	var observe func(decision.ResultOutcome)
-	if h.opts.ObserveResult != nil {
-		observe = func(o decision.ResultOutcome) { h.opts.ObserveResult(x.d, o) }
-	}
-	s := decision.NewResultStream(resp.Request.Context(), x.result, h.opts.MaxResultBytes, h.log, observe)
+	s := decision.NewResultStream(resp.Request.Context(), x.result, h.opts.MaxResultBytes, h.log)
 	resp.Body = &eventStream{src: resp.Body, stream: s, buf: make([]byte, 32<<10)}
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")

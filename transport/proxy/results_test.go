@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/mcpauthz/mcpauthz/decision"
 	"github.com/mcpauthz/mcpauthz/decision/decisiontest"
@@ -35,7 +39,7 @@ result := {"redact": [{"pattern": "AKIA[0-9A-Z]{16}", "with": "[aws-key]", "name
 `
 
 // newResultEngine is newEngine on the scenario's policy with rule added.
-func newResultEngine(t testing.TB, rule string) *decision.Engine {
+func newResultEngine(t testing.TB, rule string, ob decision.Observer) *decision.Engine {
 	t.Helper()
 	dir := t.TempDir()
 	src, err := os.ReadFile(filepath.Join(mcptest.PolicyDir(), "authz.rego"))
@@ -47,7 +51,7 @@ func newResultEngine(t testing.TB, rule string) *decision.Engine {
 			t.Fatal(err)
 		}
 	}
-	return decisiontest.NewEngine(t, dir, func(o *decision.Options) { o.Tokens = tokens })
+	return decisiontest.NewEngine(t, dir, func(o *decision.Options) { o.Tokens = tokens; o.Observer = ob })
 }
 
 // echoResult is the server's answer to call id with text as its text and
@@ -68,7 +72,8 @@ const awsKey = "AKIAIOSFODNN7EXAMPLE"
 // with the same id, and what cannot be judged is withheld with a JSON-RPC
 // error naming the decision.
 func TestResultRule(t *testing.T) {
-	e := newResultEngine(t, resultRule)
+	ob := &resultLog{}
+	e := newResultEngine(t, resultRule, ob)
 	sse := func(events ...string) func(http.ResponseWriter, *http.Request) {
 		return func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -112,18 +117,16 @@ func TestResultRule(t *testing.T) {
 			answer: sse("data: "+echoResult(9, "one")+"\n\n", "data: "+echoResult(9, awsKey)+"\n\n"),
 			want:   []string{`"text":"one"`}, not: []string{`"text":"` + awsKey}},
 	}
+	outcomes := map[string]string{
+		"json_redacted": decision.ResultRedacted, "sse_redacted_other_events_pass": decision.ResultRedacted,
+		"nothing_matched_unchanged": decision.ResultPassed, "withheld_tool_error": decision.ResultWithheld,
+		"other_subject_passes": decision.ResultPassed, "unreadable_withheld": decision.ResultFailed,
+		"too_large_withheld": decision.ResultFailed, "sse_too_large_withheld": decision.ResultFailed,
+		"duplicate_key_withheld": decision.ResultFailed, "second_answer_dropped": decision.ResultPassed,
+	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			var mu sync.Mutex
-			var outs []decision.ResultOutcome
-			url, _ := start(t, e, tc.answer, func(o *proxy.Options) {
-				o.MaxResultBytes = tc.max
-				o.ObserveResult = func(_ *decision.Decision, o decision.ResultOutcome) {
-					mu.Lock()
-					outs = append(outs, o)
-					mu.Unlock()
-				}
-			})
+			url, _ := start(t, e, tc.answer, func(o *proxy.Options) { o.MaxResultBytes = tc.max })
 			resp := post(t, url, tc.tok, tc.body)
 			got := readAll(t, resp.Body)
 			if resp.StatusCode != 200 {
@@ -139,13 +142,37 @@ func TestResultRule(t *testing.T) {
 					t.Errorf("answer %s\nholds %q", got, n)
 				}
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if len(outs) == 0 {
-				t.Errorf("no result outcome observed")
+			if o := ob.last(); o == nil || o.Outcome != outcomes[name] {
+				t.Errorf("outcome observed %+v, want %s", o, outcomes[name])
 			}
 		})
 	}
+}
+
+// resultLog records the result outcomes the engine reports.
+type resultLog struct {
+	mu   sync.Mutex
+	outs []decision.ResultOutcome
+}
+
+func (l *resultLog) Observe(context.Context, *decision.Request, *decision.Decision, ast.Value, time.Duration) {
+}
+
+func (l *resultLog) ObserveResult(_ context.Context, _ *decision.Decision, o *decision.ResultOutcome) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.outs = append(l.outs, *o)
+}
+
+func (l *resultLog) last() *decision.ResultOutcome {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.outs) == 0 {
+		return nil
+	}
+	o := l.outs[len(l.outs)-1]
+	l.outs = nil
+	return &o
 }
 
 // TestNoResultRule: without a result rule the answer to a call goes on
