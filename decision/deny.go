@@ -70,6 +70,10 @@ const (
 	// CodeInvalidDPoPProof is the code of a request with a DPoP-bound
 	// token whose proof is missing, refused or used before (RFC 9449).
 	CodeInvalidDPoPProof = "invalid_dpop_proof"
+	// CodeConfirmationRequired is the code of a call the policy allows once
+	// the caller's user confirms it (decision.confirm): answered with an
+	// input_required result, or refused saying confirmation is needed.
+	CodeConfirmationRequired = "confirmation_required"
 )
 
 // CodeJSONRPCDenied is the JSON-RPC error code of a policy denial of a
@@ -115,6 +119,9 @@ const (
 	refuseStateUnavailable
 	refuseDPoPProof
 	refuseTokenBinding
+	refuseInputRequired
+	refuseConfirmTool
+	refuseConfirmRPC
 	numRefusals
 )
 
@@ -132,6 +139,13 @@ const (
 	// batchShape: [<entry>, ...], one rpcErrorShape or toolErrorShape
 	// entry per request element, in order.
 	batchShape
+	// inputRequiredShape: {"jsonrpc":"2.0","id":<id>,"result":{"resultType":"input_required",
+	// "inputRequests":{"io.mcpauthz/confirm":<elicitation/create form>},"requestState":<state>}}
+	// (confirmflow.go).
+	inputRequiredShape
+	// toolErrorMetaShape: toolErrorShape whose result carries
+	// _meta["io.modelcontextprotocol/authorization"] (the entry's data).
+	toolErrorMetaShape
 )
 
 // denyRow is the answer to one kind of refusal.
@@ -224,6 +238,15 @@ var denyTable = [numRefusals]denyRow{
 		code: CodeInvalidDPoPProof, status: 401, challenge: true},
 	refuseTokenBinding: {what: "a valid token sent as its binding does not allow: a DPoP-bound one as Bearer, an unbound one with the DPoP scheme or where tokens.dpop.required, a certificate-bound one without its certificate, an unreadable cnf",
 		code: CodeUnauthenticated, status: 401, challenge: true},
+	// decision.confirm (confirmflow.go): the call is held until the
+	// caller's user confirms it; answered as MCP answers a call that needs
+	// input, so the session goes on.
+	refuseInputRequired: {what: "a call the policy allows once the caller's user confirms it (decision.confirm), from a 2026-07-28 client that declares form elicitation",
+		code: CodeConfirmationRequired, status: 200, body: inputRequiredShape},
+	refuseConfirmTool: {what: "a tools/call the policy allows once confirmed, whose caller cannot be asked (older revision, no form elicitation, no confirm.keys, unauthenticated)",
+		code: CodeConfirmationRequired, status: 200, body: toolErrorMetaShape},
+	refuseConfirmRPC: {what: "any other request the policy allows once confirmed, whose caller cannot be asked",
+		code: CodeConfirmationRequired, status: 200, rpc: CodeJSONRPCDenied, body: rpcErrorShape},
 }
 
 // CodeServerBusy is the JSON-RPC code of a request refused because the
@@ -259,6 +282,8 @@ type answer struct {
 	message string // the table's message, when it has one, wins
 	// data is the error's data member, raw JSON; nil: none.
 	data []byte
+	// state is an input_required answer's sealed requestState.
+	state string
 }
 
 // erase passes the answer's message and data through redact.String (see
@@ -321,7 +346,7 @@ func (d *Decision) refuse(dn denial) {
 		d.ResponseHeaders = append(d.ResponseHeaders, Header{Name: "www-authenticate", Value: dn.challenge})
 	}
 	switch row.body {
-	case rpcErrorShape, toolErrorShape:
+	case rpcErrorShape, toolErrorShape, inputRequiredShape, toolErrorMetaShape:
 		a := dn.entry
 		a.kind = dn.kind
 		if a.message == "" {
@@ -357,8 +382,13 @@ func (a answer) render() []byte {
 	if row.message != "" {
 		msg = row.message
 	}
-	if row.body == toolErrorShape {
+	switch row.body {
+	case toolErrorShape:
 		return toolErrorBody(a.id, msg)
+	case inputRequiredShape:
+		return inputRequiredBody(a.id, msg, a.state)
+	case toolErrorMetaShape:
+		return toolErrorMetaBody(a.id, msg, a.data)
 	}
 	rpc := row.rpc
 	if row.policy && a.rpc != 0 {

@@ -151,6 +151,9 @@ var readmeRows = map[refusal]struct{ prefix, suggest string }{
 	refuseStateUnavailable:   {prefix: "a request whose session owner cannot be looked up"},
 	refuseDPoPProof:          {prefix: "a DPoP-bound token (`cnf.jkt`) whose DPoP proof is missing"},
 	refuseTokenBinding:       {prefix: "a valid token sent as its binding does not allow"},
+	refuseInputRequired:      {prefix: "a call the policy allows once the caller's user confirms it"},
+	refuseConfirmTool:        {prefix: "a `tools/call` the policy allows once confirmed"},
+	refuseConfirmRPC:         {prefix: "any other request the policy allows once confirmed"},
 }
 
 // TestReadmeDenyShapes: each refusal has its row in the README's "Deny

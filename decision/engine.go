@@ -19,6 +19,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mcpauthz/mcpauthz/decision/confirm"
 	"github.com/mcpauthz/mcpauthz/decision/credleak"
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
 	"github.com/mcpauthz/mcpauthz/decision/token"
@@ -66,6 +67,13 @@ type Options struct {
 	// issuer and subject) of the first request with it the policy allowed,
 	// and refuses it to anyone else (steps.go; input.mcp.session_owner).
 	Sessions SessionBinder
+	// Confirm, when set, seals and opens the requestState of a call the
+	// policy asked the caller's user to confirm (decision.confirm,
+	// confirmflow.go); ConfirmState consumes each state once (the shared
+	// state). Without both, such a call is refused, saying confirmation is
+	// needed.
+	Confirm      *confirm.Ring
+	ConfirmState confirm.OnceStore
 	// Upstream, when set, gives each allowed request the credential it
 	// carries upstream (see UpstreamCredentials).
 	Upstream UpstreamCredentials
@@ -457,7 +465,10 @@ type policyResult struct {
 	respHeaders []Header
 	upstream    string // decision.upstream_credential
 	rateLimit   []RateLimitEntry
-	err         error // evaluation failed or the result was unusable: deny
+	// confirm is decision.confirm.message: the policy allows the call once
+	// the caller's user confirms it (confirmflow.go); "" when not asked.
+	confirm string
+	err     error // evaluation failed or the result was unusable: deny
 }
 
 // resultVar holds the value of the queried rule in a query result.
@@ -568,7 +579,7 @@ func parseDecision(v ast.Value) policyResult {
 
 // decisionMembers are the members of a decision besides allow, sorted.
 var decisionMembers = [...]*ast.Term{
-	ast.StringTerm("headers"), ast.StringTerm("jsonrpc_error"), ast.StringTerm("rate_limit"),
+	ast.StringTerm("confirm"), ast.StringTerm("headers"), ast.StringTerm("jsonrpc_error"), ast.StringTerm("rate_limit"),
 	ast.StringTerm("reason"), ast.StringTerm("response_headers"), ast.StringTerm("scopes"),
 	ast.StringTerm("status"), ast.StringTerm("upstream_credential"),
 }
@@ -622,6 +633,12 @@ func (res *policyResult) member(k string, val ast.Value) error {
 			return errors.New("decision.upstream_credential is not a string")
 		}
 		res.upstream = string(s)
+	case "confirm":
+		msg, err := confirmMessage(val)
+		if err != nil {
+			return fmt.Errorf("decision.confirm: %w", err)
+		}
+		res.confirm = msg
 	case "rate_limit":
 		rl, err := rateLimitEntries(val)
 		if err != nil {

@@ -59,6 +59,7 @@ var decideSteps = [...]step{
 	{"session_owner", (*Engine).sessionOwnerStep},
 	{"evaluate", (*Engine).evaluateStep},
 	// After the policy allowed the request:
+	{"confirm", (*Engine).confirmStep},
 	{"upstream_credential", (*Engine).upstreamCredentialStep},
 	{"bind_session", (*Engine).bindSessionStep},
 	{"stateless_session", (*Engine).statelessSessionStep},
@@ -95,6 +96,9 @@ type prepared struct {
 	// evaluated is the input the policy was last evaluated on; nil until
 	// the evaluate step.
 	evaluated ast.Value
+	// confirm is the message of the policy's decision.confirm for an
+	// allowed request ("" when none): confirmStep asks for it.
+	confirm string
 }
 
 // runSteps runs steps in order on p until one refuses the request; it
@@ -447,6 +451,11 @@ func (e *Engine) evaluateStep(p *prepared) bool {
 	}
 	tr.end(stageEvaluate, failed)
 	e.finishMessages(d, outcomes, p.body.Batch, p.tok)
+	for i := range outcomes {
+		if outcomes[i].res.confirm != "" {
+			p.confirm = outcomes[i].res.confirm
+		}
+	}
 	return d.Allow
 }
 
