@@ -9,10 +9,7 @@ import (
 	"testing"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/golang-jwt/jwt/v5"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcpauthz/mcpauthz/internal/envoytest"
 )
@@ -90,12 +87,7 @@ log: {level: debug, format: text}
 	alice, bob, carol := tokA("alice"), tokA("bob"), tokA("carol")
 	aliceB := keyB.sign(t, jwt.MapClaims{"iss": issB, "aud": resource, "sub": "svc-7", "client_id": "alice", "exp": exp})
 
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := authv3.NewAuthorizationClient(conn)
+	client := authzClient(t, grpcAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

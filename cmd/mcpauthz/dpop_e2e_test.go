@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/mcpauthz/mcpauthz/decision/dpop/dpoptest"
+	"github.com/mcpauthz/mcpauthz/internal/envoytest"
+)
+
+// TestDPoPBinary drives the real binary (mcpauthz proxy, which also
+// serves ext_authz) with a Go DPoP client (issue 23 item 6): a DPoP-bound
+// token works over ext_authz, with CheckRequests built as Envoy builds
+// them, and through the proxy only with a fresh proof of its key; the
+// same proof again, no proof, another key's proof and the token sent as
+// Bearer are refused with 401 and the DPoP challenge; the proof and the
+// token never reach the upstream; the metadata advertises the algorithms.
+func TestDPoPBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real binary")
+	}
+	bin := buildBinary(t)
+	var mu sync.Mutex
+	var upstreamSaw []http.Header
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		upstreamSaw = append(upstreamSaw, r.Header.Clone())
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+	}))
+	defer up.Close()
+
+	dir := t.TempDir()
+	// deploy is a risky tool: only a sender-constrained token calls it.
+	bundle, err := filepath.Abs("../../examples/bundles/sender-constrained")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := newIssuersTestKey(t, "dpop-key")
+	const iss = "https://as.example.com"
+	grpcAddr, httpAddr, proxyAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	resource := "http://" + proxyAddr + "/mcp"
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf(`listen: {grpc: %q, http: %q, proxy: %q}
+bundles: [{path: %q}]
+resource: {uri: %q, authorization_servers: [%q]}
+tokens: {issuer: %q, jwks_file: %q, dpop: {algorithms: [ES256, EdDSA]}}
+log: {level: debug, format: text}
+`, grpcAddr, httpAddr, proxyAddr, bundle, resource, iss, iss, key.jwks)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startBinary(t, bin, os.Environ(), "proxy", "--config", cfgPath, "--upstream", up.URL+"/mcp")
+	waitReady(t, "http://"+httpAddr+"/readyz", srv.exited)
+
+	client, err := dpoptest.New("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	thief, err := dpoptest.New("EdDSA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	bound := key.sign(t, jwt.MapClaims{"iss": iss, "aud": resource, "sub": "agent", "scope": "mcp:tools", "exp": exp, "cnf": map[string]any{"jkt": client.JKT}})
+	plain := key.sign(t, jwt.MapClaims{"iss": iss, "aud": resource, "sub": "agent", "scope": "mcp:tools", "exp": exp})
+	const body = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{}}}`
+
+	authz := authzClient(t, grpcAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// Over ext_authz, as Envoy asks.
+	check := func(auth, proof string) envoytest.Answer {
+		t.Helper()
+		hs := envoytest.H("Authorization", auth, "Content-Type", "application/json", "Accept", "application/json, text/event-stream")
+		if proof != "" {
+			hs = append(hs, envoytest.Header{Name: "DPoP", Value: proof})
+		}
+		a, err := envoytest.Check(ctx, authz, envoytest.Request{Authority: proxyAddr, Scheme: "http", Headers: hs, Body: []byte(body)})
+		if err != nil {
+			t.Fatalf("Check: %v (a gRPC error: Envoy's failure mode would decide)", err)
+		}
+		return a
+	}
+	proof := client.Proof("POST", resource, bound)
+	a := check("DPoP "+bound, proof)
+	if !a.Allowed || !slices.Contains(a.HeadersToRemove, "dpop") || !slices.Contains(a.HeadersToRemove, "authorization") {
+		t.Fatalf("ext_authz, fresh proof: %+v; want allowed, the proof and the token removed upstream", a)
+	}
+	// The policy reads input.token.binding: a bearer token may not deploy.
+	if a := check("Bearer "+plain, ""); a.Allowed || a.Status != 200 || !strings.Contains(a.Body, "needs a sender-constrained token") {
+		t.Fatalf("ext_authz, bearer token calling deploy: %+v; want the policy's refusal", a)
+	}
+	refusals := map[string]struct{ auth, proof, challenge string }{
+		"same_proof_again": {"DPoP " + bound, proof, `DPoP error="invalid_dpop_proof", error_description="the proof was used before (jti)"`},
+		"no_proof":         {"DPoP " + bound, "", `DPoP error="invalid_dpop_proof", error_description="the request has no DPoP proof`},
+		"thief_key":        {"DPoP " + bound, thief.Proof("POST", resource, bound), `DPoP error="invalid_dpop_proof", error_description="the proof's key is not the key`},
+		"as_bearer":        {"Bearer " + bound, client.Proof("POST", resource, bound), `DPoP error="invalid_token", error_description="the token is DPoP-bound`},
+		"other_uri":        {"DPoP " + bound, client.Proof("POST", "http://"+proxyAddr+"/other", bound), `error_description="the proof's htu is not the request's URI"`},
+	}
+	for name, r := range refusals {
+		t.Run("ext_authz_"+name, func(t *testing.T) {
+			a := check(r.auth, r.proof)
+			wa := a.Headers["www-authenticate"]
+			if wa == "" {
+				wa = a.Headers["WWW-Authenticate"]
+			}
+			if a.Allowed || a.Status != 401 || !strings.Contains(wa, r.challenge) || !strings.Contains(wa, `algs="ES256 EdDSA"`) ||
+				!strings.Contains(wa, `, Bearer resource_metadata="`) {
+				t.Fatalf("answer %+v; want 401 with a challenge holding %s", a, r.challenge)
+			}
+		})
+	}
+
+	// Through the proxy, as an MCP client sends.
+	post := func(auth, proof string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, "POST", resource, bytes.NewReader([]byte(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if proof != "" {
+			req.Header.Set("DPoP", proof)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	proof = client.Proof("POST", resource, bound)
+	if resp := post("DPoP "+bound, proof); resp.StatusCode != 200 {
+		t.Fatalf("proxy, fresh proof: %d %v", resp.StatusCode, resp.Header)
+	}
+	mu.Lock()
+	saw := upstreamSaw
+	mu.Unlock()
+	if len(saw) != 1 || saw[0].Get("DPoP") != "" || saw[0].Get("Authorization") != "" {
+		t.Fatalf("the upstream saw %d requests, headers %v; want one without DPoP and Authorization", len(saw), saw)
+	}
+	for name, r := range map[string]struct{ auth, proof, challenge string }{
+		"same_proof_again":             {"DPoP " + bound, proof, `error="invalid_dpop_proof"`},
+		"proof_for_ext_authz_replayed": {"DPoP " + bound, refusals["same_proof_again"].proof, `error="invalid_dpop_proof"`},
+		"as_bearer":                    {"Bearer " + bound, client.Proof("POST", resource, bound), `error="invalid_token"`},
+	} {
+		t.Run("proxy_"+name, func(t *testing.T) {
+			resp := post(r.auth, r.proof)
+			if wa := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || !strings.HasPrefix(wa, "DPoP ") || !strings.Contains(wa, r.challenge) {
+				t.Fatalf("proxy: %d %q; want 401 with a DPoP challenge holding %s", resp.StatusCode, wa, r.challenge)
+			}
+		})
+	}
+
+	meta := httpGet(t, "http://"+proxyAddr+"/.well-known/oauth-protected-resource/mcp")
+	if !strings.Contains(meta, `"dpop_signing_alg_values_supported": [`) || !strings.Contains(meta, `"EdDSA"`) {
+		t.Errorf("metadata does not advertise the DPoP algorithms:\n%s", meta)
+	}
+}
+
+// authzClient is an ext_authz client of the binary's gRPC port at addr,
+// as Envoy dials it (plaintext); closed when the test ends.
+func authzClient(t *testing.T, addr string) authv3.AuthorizationClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return authv3.NewAuthorizationClient(conn)
+}
