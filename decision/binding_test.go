@@ -11,8 +11,11 @@ import (
 	"errors"
 	"math/big"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +26,7 @@ import (
 	"github.com/mcpauthz/mcpauthz/decision/dpop"
 	"github.com/mcpauthz/mcpauthz/decision/dpop/dpoptest"
 	"github.com/mcpauthz/mcpauthz/decision/state"
+	"github.com/mcpauthz/mcpauthz/internal/redistest"
 )
 
 // bindingPolicy allows every valid token, but a tools/call only with a
@@ -265,6 +269,116 @@ func TestTokenBindingInput(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Fatalf("input.token.binding = %s; want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDPoPReplayAcrossReplicas: two engines (two replicas), each with its
+// own client of one real Redis, as state.backend: redis gives them: a
+// proof used on one is refused on the other, and of one proof sent to
+// both at once exactly one is allowed. With a memory store per replica
+// the second use would be allowed.
+func TestDPoPReplayAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t, redistest.Config{})
+	es, err := dpoptest.New("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := decisiontest.Tokens{"bound": func() map[string]any {
+		c := claims("alice", "mcp:tools")
+		c["cnf"] = map[string]any{"jkt": es.JKT}
+		return c
+	}()}
+	dir := policyDir(t, bindingPolicy)
+	replica := func() *decision.Engine {
+		r, err := state.NewRedis(state.RedisOptions{Addresses: []string{srv.Addr}, ReadTimeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		c, err := dpop.New(dpop.Options{Replay: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decisiontest.NewEngine(t, dir, func(o *decision.Options) { o.Tokens, o.DPoP = tokens, c })
+	}
+	a, b := replica(), replica()
+	decide := func(e *decision.Engine, proof string) *decision.Decision {
+		r := post(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil)
+		r.Scheme = "https"
+		r.Headers["authorization"], r.Headers["dpop"] = "DPoP bound", proof
+		return e.Decide(context.Background(), r)
+	}
+	p := es.Proof("POST", bindingURI, "bound")
+	if d := decide(a, p); !d.Allow {
+		t.Fatalf("replica A, first use: %d %s %s", d.Status, d.Code, d.Reason)
+	}
+	if d := decide(b, p); d.Allow || d.Code != decision.CodeInvalidDPoPProof || !strings.Contains(d.Reason, "used before") {
+		t.Fatalf("replica B, the proof A allowed: allow %v %s %s; want refused as used before", d.Allow, d.Code, d.Reason)
+	}
+	for i := range 20 {
+		p := es.Proof("POST", bindingURI, "bound")
+		var wg sync.WaitGroup
+		allowed := make([]bool, 2)
+		for j, e := range []*decision.Engine{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				allowed[j] = decide(e, p).Allow
+			}()
+		}
+		wg.Wait()
+		if allowed[0] == allowed[1] {
+			t.Fatalf("race %d: allowed on A %v, on B %v; want exactly one", i, allowed[0], allowed[1])
+		}
+	}
+}
+
+// BenchmarkDecideDPoP is an allowed request with a DPoP-bound token and a
+// fresh proof each time (nothing about a proof is cached: it could be
+// replayed), against the same request with a bearer token: the
+// difference is the DPoP check per decision (ES256 verify dominates).
+// Proofs are signed before the timer. The memory store.
+func BenchmarkDecideDPoP(b *testing.B) {
+	es, err := dpoptest.New("ES256")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bound := claims("alice", "mcp:tools")
+	bound["cnf"] = map[string]any{"jkt": es.JKT}
+	tokens := decisiontest.Tokens{"bound": bound, "plain": claims("alice", "mcp:tools")}
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "authz.rego"), []byte(bindingPolicy), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	c, err := dpop.New(dpop.Options{Replay: state.NewMemory(1<<20, nil)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := decisiontest.NewEngine(b, dir, func(o *decision.Options) { o.Tokens, o.DPoP = tokens, c })
+	for _, kind := range []string{"bearer", "dpop"} {
+		b.Run(kind, func(b *testing.B) {
+			proofs := make([]string, b.N)
+			if kind == "dpop" {
+				for i := range proofs {
+					proofs[i] = es.Proof("POST", bindingURI, "bound")
+				}
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r := post(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil)
+				r.Scheme = "https"
+				if kind == "dpop" {
+					r.Headers["authorization"], r.Headers["dpop"] = "DPoP bound", proofs[i]
+				} else {
+					r.Headers["authorization"] = "Bearer plain"
+				}
+				if d := e.Decide(ctx, r); !d.Allow {
+					b.Fatalf("%s: %s", kind, d.Reason)
+				}
 			}
 		})
 	}
