@@ -3,10 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,6 +140,33 @@ log: {level: debug, format: text}
 		})
 	}
 
+	// A certificate-bound token (RFC 8705) over ext_authz: Envoy sends the
+	// client's certificate (include_peer_certificate) as URL-encoded PEM.
+	certPEM, x5t := selfSignedPEM(t)
+	mtls := key.sign(t, jwt.MapClaims{"iss": iss, "aud": resource, "sub": "agent", "scope": "mcp:tools", "exp": exp, "cnf": map[string]any{"x5t#S256": x5t}})
+	otherPEM, _ := selfSignedPEM(t)
+	for name, c := range map[string]struct {
+		cert  string
+		allow bool
+	}{"own_certificate": {url.PathEscape(certPEM), true}, "other_certificate": {url.PathEscape(otherPEM), false}, "no_certificate": {"", false}} {
+		t.Run("ext_authz_mtls_"+name, func(t *testing.T) {
+			req := envoytest.Request{Authority: proxyAddr, Headers: envoytest.H("Authorization", "Bearer "+mtls,
+				"Content-Type", "application/json", "Accept", "application/json, text/event-stream"), Body: []byte(body)}.CheckRequest()
+			req.Attributes.Source.Certificate = c.cert
+			resp, err := authz.Check(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := envoytest.Read(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Allowed != c.allow || (!c.allow && a.Status != 401) {
+				t.Fatalf("answer %+v; want allowed %v (else 401)", a, c.allow)
+			}
+		})
+	}
+
 	// Through the proxy, as an MCP client sends.
 	post := func(auth, proof string) *http.Response {
 		t.Helper()
@@ -190,4 +227,22 @@ func authzClient(t *testing.T, addr string) authv3.AuthorizationClient {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return authv3.NewAuthorizationClient(conn)
+}
+
+// selfSignedPEM returns a new self-signed certificate's PEM and its
+// x5t#S256 (RFC 8705: base64url SHA-256 of the DER).
+func selfSignedPEM(t *testing.T) (string, string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "agent"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(der)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), base64.RawURLEncoding.EncodeToString(sum[:])
 }
