@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -242,4 +243,89 @@ func toolErrorMetaBody(id []byte, reason string, envelope []byte) []byte {
 		Meta: map[string]json.RawMessage{MetaAuthorization: envelope},
 	}})
 	return b
+}
+
+// confirmAnswer is a retry's inputResponses[ConfirmInputKey]: the
+// elicitation's result.
+type confirmAnswer struct {
+	Action  string         `json:"action"`
+	Content map[string]any `json:"content"`
+}
+
+// retryAnswer reads a retry's requestState and its answer to mcpauthz's
+// form; found is false when the params hold no answer under
+// ConfirmInputKey (a retry of the server's own input_required).
+func retryAnswer(params []byte) (state string, ans confirmAnswer, found bool, err error) {
+	var p struct {
+		RequestState   *string                    `json:"requestState"`
+		InputResponses map[string]json.RawMessage `json:"inputResponses"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return "", ans, false, fmt.Errorf("reading params: %w", err)
+	}
+	raw, ok := p.InputResponses[ConfirmInputKey]
+	if !ok {
+		return "", ans, false, nil
+	}
+	if p.RequestState == nil {
+		return "", ans, true, errors.New("inputResponses answer mcpauthz's confirmation but params.requestState is missing")
+	}
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return "", ans, true, fmt.Errorf("inputResponses[%q] is not an elicitation result: %w", ConfirmInputKey, err)
+	}
+	return *p.RequestState, ans, true, nil
+}
+
+// confirmationStep reads a retry that answers mcpauthz's confirmation
+// form: it opens its requestState (principal, method, params digest,
+// expiry), consumes it once, and gives the policy input.mcp.confirmation:
+// {confirmed, at}. A state that does not open or was used before is
+// refused, saying so; the store failing is the 503 of state_unavailable.
+func (e *Engine) confirmationStep(p *prepared) bool {
+	if p.body.Batch || len(p.body.Messages) != 1 || !confirmMethod(p.body.Messages[0].Method) ||
+		!bytes.Contains(p.r.Body, []byte(ConfirmInputKey)) {
+		return true // cheap test first: no answer to our form can be in the body
+	}
+	m := &p.body.Messages[0]
+	refuse := func(why string) bool {
+		reason := "the confirmation was refused: " + why + "; call again without inputResponses to be asked again"
+		if m.Method == "tools/call" {
+			p.d.refuse(denial{kind: refuseConfirmTool, reason: reason, entry: answer{id: m.ID, data: confirmEnvelope}})
+		} else {
+			p.d.refuse(denial{kind: refuseConfirmRPC, reason: reason, entry: answer{id: m.ID, data: confirmErrorData}})
+		}
+		return false
+	}
+	rp, err := rawParams(p.r.Body)
+	if err != nil {
+		return refuse(err.Error())
+	}
+	sealed, ans, found, err := retryAnswer(rp.Params)
+	switch {
+	case err != nil:
+		return refuse(err.Error())
+	case !found:
+		return true
+	case e.opts.Confirm == nil || e.opts.ConfirmState == nil:
+		return refuse("this server has no confirm.keys configured")
+	}
+	digest, err := confirm.Digest(rp.Params)
+	if err != nil {
+		return refuse(err.Error())
+	}
+	_, err = e.opts.Confirm.Redeem(p.ctx, e.opts.ConfirmState,
+		sealed, confirm.Binding{Owner: SessionOwner(p.tok), Method: m.Method, Digest: digest})
+	switch {
+	case errors.Is(err, confirm.ErrStore):
+		e.refuseState(p, "consuming the confirmation's requestState", err)
+		return false
+	case err != nil:
+		return refuse(err.Error())
+	}
+	confirmed := ans.Action == "accept" && ans.Content[ConfirmField] == true
+	p.env.confirmation = ast.ObjectTerm(
+		ast.Item(ast.StringTerm("confirmed"), ast.BooleanTerm(confirmed)),
+		ast.Item(ast.StringTerm("at"), ast.StringTerm(time.Now().UTC().Format(time.RFC3339))),
+	)
+	return true
 }

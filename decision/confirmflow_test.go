@@ -123,3 +123,96 @@ func TestConfirmAsks(t *testing.T) {
 		t.Fatalf("/tmp/x: %s %s", d.Code, d.Reason)
 	}
 }
+
+// sealedState returns the requestState of an input_required answer.
+func sealedState(t *testing.T, d *decision.Decision) string {
+	t.Helper()
+	var got struct {
+		Result struct {
+			RequestState string `json:"requestState"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(d.Body, &got); err != nil || got.Result.RequestState == "" {
+		t.Fatalf("not an input_required answer (%v): %s", err, d.Body)
+	}
+	return got.Result.RequestState
+}
+
+// retryOf is the retry of a delete of path carrying state and the
+// elicitation result answer.
+func retryOf(path, state, answer string) *decision.Request {
+	extra := fmt.Sprintf(`,"inputResponses":{%q:%s},"requestState":%q`, decision.ConfirmInputKey, answer, state)
+	return deleteCall(decision.Version20260728, path, formCaps, extra)
+}
+
+type downStore struct{}
+
+func (downStore) Once(context.Context, string, time.Duration) (bool, error) {
+	return false, fmt.Errorf("dial tcp 127.0.0.1:6379: connection refused")
+}
+
+// TestConfirmRetry: the retry that answers the form is decided again on
+// input.mcp.confirmation, once; every hostile retry gets its exact answer.
+func TestConfirmRetry(t *testing.T) {
+	const accept = `{"action":"accept","content":{"confirm":true}}`
+	type step struct {
+		req    func(state string) *decision.Request
+		allow  bool
+		code   string
+		status int
+		reason string // a part of the reason
+	}
+	tests := map[string][]step{
+		"accept_then_replay": {
+			{req: func(s string) *decision.Request { return retryOf("/etc/passwd", s, accept) }, allow: true},
+			{req: func(s string) *decision.Request { return retryOf("/etc/passwd", s, accept) },
+				code: decision.CodeConfirmationRequired, status: 200, reason: "requestState was already used"},
+		},
+		"decline": {{req: func(s string) *decision.Request { return retryOf("/etc/passwd", s, `{"action":"decline"}`) },
+			code: decision.CodePolicyDenied, status: 200, reason: "the user declined"}},
+		"accept_unchecked": {{req: func(s string) *decision.Request {
+			return retryOf("/etc/passwd", s, `{"action":"accept","content":{"confirm":false}}`)
+		}, code: decision.CodePolicyDenied, status: 200, reason: "the user declined"}},
+		"accept_string_true": {{req: func(s string) *decision.Request {
+			return retryOf("/etc/passwd", s, `{"action":"accept","content":{"confirm":"true"}}`)
+		}, code: decision.CodePolicyDenied, status: 200, reason: "the user declined"}},
+		"same_tool_other_arguments": {{req: func(s string) *decision.Request { return retryOf("/etc/shadow", s, accept) },
+			code: decision.CodeConfirmationRequired, status: 200, reason: "issued for another request"}},
+		"another_principal": {{req: func(s string) *decision.Request {
+			r := retryOf("/etc/passwd", s, accept)
+			r.Credential = post("", claims("mallory", "mcp:tools")).Credential
+			return r
+		}, code: decision.CodeConfirmationRequired, status: 200, reason: "issued to another caller"}},
+		"tampered": {{req: func(s string) *decision.Request {
+			b := []byte(s)
+			b[len(b)/2] ^= 1
+			return retryOf("/etc/passwd", string(b), accept)
+		}, code: decision.CodeConfirmationRequired, status: 200, reason: "requestState"}},
+		"truncated": {{req: func(s string) *decision.Request { return retryOf("/etc/passwd", s[:len(s)-4], accept) },
+			code: decision.CodeConfirmationRequired, status: 200, reason: "requestState"}},
+		"no_state": {{req: func(string) *decision.Request {
+			return deleteCall(decision.Version20260728, "/etc/passwd", formCaps, fmt.Sprintf(`,"inputResponses":{%q:%s}`, decision.ConfirmInputKey, accept))
+		}, code: decision.CodeConfirmationRequired, status: 200, reason: "params.requestState is missing"}},
+	}
+	for name, steps := range tests {
+		t.Run(name, func(t *testing.T) {
+			e, _ := confirmEngine(t, false)
+			first := e.Decide(context.Background(), deleteCall(decision.Version20260728, "/etc/passwd", formCaps, ""))
+			state := sealedState(t, first)
+			for i, s := range steps {
+				d := e.Decide(context.Background(), s.req(state))
+				if d.Allow != s.allow || (!s.allow && (d.Code != s.code || d.Status != s.status || !strings.Contains(d.Reason, s.reason))) {
+					t.Fatalf("step %d: allow %v code %s status %d reason %q; want allow %v code %s status %d reason with %q",
+						i, d.Allow, d.Code, d.Status, d.Reason, s.allow, s.code, s.status, s.reason)
+				}
+			}
+		})
+	}
+	// The shared state down: 503, never an allow.
+	ring, _ := confirm.NewRing([]confirm.Key{{ID: "k1", Secret: bytes.Repeat([]byte{7}, 32)}}, time.Minute)
+	e := decisiontest.NewEngine(t, "testdata/confirm", func(o *decision.Options) { o.Confirm, o.ConfirmState = ring, downStore{} })
+	state := sealedState(t, e.Decide(context.Background(), deleteCall(decision.Version20260728, "/etc/passwd", formCaps, "")))
+	if d := e.Decide(context.Background(), retryOf("/etc/passwd", state, accept)); d.Allow || d.Code != decision.CodeStateUnavailable || d.Status != 503 {
+		t.Fatalf("store down: allow %v code %s status %d", d.Allow, d.Code, d.Status)
+	}
+}

@@ -30,6 +30,7 @@ var (
 	keyURI             = ast.InternedTerm("uri")
 	keySessionID       = ast.InternedTerm("session_id")
 	keySessionOwner    = ast.InternedTerm("session_owner")
+	keyConfirmation    = ast.StringTerm("confirmation")
 	keyProtocolVersion = ast.InternedTerm("protocol_version")
 	keyBatch           = ast.InternedTerm("batch")
 	keyIndex           = ast.InternedTerm("index")
@@ -203,6 +204,9 @@ type mcpEnv struct {
 	sessionOwner    string
 	protocolVersion string
 	batchSize       int // 0 when the body was not a batch
+	// confirmation is input.mcp.confirmation of a retry that answered
+	// mcpauthz's confirmation form (confirmflow.go); nil otherwise.
+	confirmation *ast.Term
 }
 
 // methodTerms are the terms of the MCP method names, shared by every
@@ -252,7 +256,7 @@ func mcpMethodTerm(m string) *ast.Term {
 // (all of them for allInput): a member the policy cannot read is omitted,
 // which the policy cannot tell from its being absent.
 func mcpInput(m *mcp.Message, index int, env *mcpEnv, n *inputNeeds) *ast.Term {
-	var arr [13][2]*ast.Term
+	var arr [15][2]*ast.Term
 	items := arr[:0]
 	if n.sub("kind") != nil {
 		items = append(items, ast.Item(keyKind, kindTerms[m.Kind]))
@@ -282,6 +286,9 @@ func mcpInput(m *mcp.Message, index int, env *mcpEnv, n *inputNeeds) *ast.Term {
 	}
 	if env.sessionOwner != "" && n.sub("session_owner") != nil {
 		items = append(items, ast.Item(keySessionOwner, ast.StringTerm(env.sessionOwner)))
+	}
+	if env.confirmation != nil && n.sub("confirmation") != nil {
+		items = append(items, ast.Item(keyConfirmation, env.confirmation))
 	}
 	if env.protocolVersion != "" && n.sub("protocol_version") != nil {
 		items = append(items, ast.Item(keyProtocolVersion, versionTerm(env.protocolVersion)))

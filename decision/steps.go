@@ -57,6 +57,7 @@ var decideSteps = [...]step{
 	// up a proof's jti.
 	{"sender_binding", (*Engine).senderBindingStep},
 	{"session_owner", (*Engine).sessionOwnerStep},
+	{"confirmation", (*Engine).confirmationStep},
 	{"evaluate", (*Engine).evaluateStep},
 	// After the policy allowed the request:
 	{"confirm", (*Engine).confirmStep},

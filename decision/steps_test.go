@@ -18,7 +18,7 @@ func TestStepOrder(t *testing.T) {
 	}
 	want := []string{
 		"readable", "policy", "single_headers", "origin", "request_input", "token", "credential_elsewhere", "no_body", "body_limit", "parse", "revision", "method", "session",
-		"sender_binding", "session_owner", "evaluate", "confirm", "upstream_credential", "bind_session", "stateless_session", "proof_header", "query_token",
+		"sender_binding", "session_owner", "confirmation", "evaluate", "confirm", "upstream_credential", "bind_session", "stateless_session", "proof_header", "query_token",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("steps = %q\nwant    %q", got, want)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpauthz/mcpauthz/bundles"
 	"github.com/mcpauthz/mcpauthz/decision"
+	"github.com/mcpauthz/mcpauthz/decision/confirm"
 	"github.com/mcpauthz/mcpauthz/decision/dpop"
 	"github.com/mcpauthz/mcpauthz/decision/oauth"
 	"github.com/mcpauthz/mcpauthz/decision/serverversions"
@@ -295,6 +296,14 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 		return nil, fmt.Errorf("tokens.dpop: %w", err)
 	}
 	eopts.DPoPRequired = cfg.Tokens.DPoP.Required
+	if eopts.Confirm, err = confirmRing(&cfg.Confirm); err != nil {
+		return nil, err
+	}
+	if eopts.Confirm != nil {
+		// Each confirmation is consumed once in the shared state: per
+		// replica with the memory backend, across replicas with Redis.
+		eopts.ConfirmState = a.state
+	}
 	if cfg.Sessions.BindSubject {
 		if cfg.State.Backend == "redis" {
 			// Shared by every replica; Redis's TTLs bound it, not max_sessions.
@@ -529,4 +538,24 @@ func buildAPIAuth(cfg Config) (*apiauth.Authenticator, error) {
 		}
 	}
 	return apiauth.New(o), nil
+}
+
+// confirmRing reads confirm.keys into a key ring; nil when none is given.
+func confirmRing(c *ConfirmConfig) (*confirm.Ring, error) {
+	if len(c.Keys) == 0 {
+		return nil, nil
+	}
+	keys := make([]confirm.Key, 0, len(c.Keys))
+	for i, k := range c.Keys {
+		secret, err := os.ReadFile(k.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("confirm.keys[%d].secret_file: %w", i, err)
+		}
+		keys = append(keys, confirm.Key{ID: k.ID, Secret: secret})
+	}
+	ring, err := confirm.NewRing(keys, c.TTL.D())
+	if err != nil {
+		return nil, fmt.Errorf("confirm: %w", err)
+	}
+	return ring, nil
 }

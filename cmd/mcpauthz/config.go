@@ -22,14 +22,17 @@ import (
 // Config is the whole YAML configuration. Every key has a default, so an
 // empty file (or none) is a valid configuration.
 type Config struct {
-	Listen       ListenConfig    `json:"listen"`
-	Bundles      []BundleConfig  `json:"bundles"`
-	Watch        WatchConfig     `json:"watch"`
-	Policy       PolicyConfig    `json:"policy"`
-	Resource     ResourceConfig  `json:"resource"`
-	Tokens       TokensConfig    `json:"tokens"`
-	Sessions     SessionsConfig  `json:"sessions"`
-	State        StateConfig     `json:"state"` // what replicas share: memory or Redis
+	Listen   ListenConfig   `json:"listen"`
+	Bundles  []BundleConfig `json:"bundles"`
+	Watch    WatchConfig    `json:"watch"`
+	Policy   PolicyConfig   `json:"policy"`
+	Resource ResourceConfig `json:"resource"`
+	Tokens   TokensConfig   `json:"tokens"`
+	Sessions SessionsConfig `json:"sessions"`
+	State    StateConfig    `json:"state"` // what replicas share: memory or Redis
+	// Confirm holds the keys that seal the requestState of a call held for
+	// its user's confirmation (decision.confirm, docs/approvals.md).
+	Confirm      ConfirmConfig   `json:"confirm"`
 	Envoy        EnvoyConfig     `json:"envoy"`
 	Agentgateway ExtMcpConfig    `json:"agentgateway"`
 	MCP          MCPConfig       `json:"mcp"`
@@ -278,6 +281,24 @@ type SessionsConfig struct {
 	BindSubject bool     `json:"bind_subject"`
 	MaxSessions int      `json:"max_sessions"`
 	TTL         Duration `json:"ttl"`
+}
+
+// ConfirmConfig is the key ring of confirmations (decision/confirm):
+// the first key seals, every key opens, so a key rotates with overlap.
+// With no key, a call the policy holds for confirmation is refused, saying
+// so.
+type ConfirmConfig struct {
+	Keys []ConfirmKeyConfig `json:"keys"`
+	// TTL is how long a user has to answer (decision/confirm.DefaultTTL
+	// when unset).
+	TTL Duration `json:"ttl"`
+}
+
+// ConfirmKeyConfig is one key: its id, carried in each state, and a file
+// holding exactly 32 secret bytes.
+type ConfirmKeyConfig struct {
+	ID         string `json:"id"`
+	SecretFile string `json:"secret_file"`
 }
 
 // StateConfig chooses the store of the state replicas share

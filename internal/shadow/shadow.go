@@ -111,6 +111,11 @@ func New(o Options) (*Shadow, error) {
 		// checking it again would find it replayed.
 		eo.DPoP = checkedProofs{eo.DPoP}
 	}
+	if eo.ConfirmState != nil {
+		// The live decision consumed the confirmation's requestState;
+		// consuming it again would find it replayed.
+		eo.ConfirmState = consumedOnce{}
+	}
 	if eo.Sessions != nil {
 		// The live decision bound the session, or refused to: the shadow
 		// only reads the table (a shadow bundle allowing what the live one
@@ -128,6 +133,14 @@ func New(o Options) (*Shadow, error) {
 	go s.run()
 	return s, nil
 }
+
+// consumedOnce answers every Once as the first: the shadow sees only
+// requests whose confirmation the live engine opened and consumed (its
+// own Open still checks the state).
+type consumedOnce struct{}
+
+// Once implements confirm.OnceStore.
+func (consumedOnce) Once(context.Context, string, time.Duration) (bool, error) { return true, nil }
 
 // checkedProofs accepts every proof: the shadow sees only requests whose
 // proof the live engine checked (compare skips those it refused).

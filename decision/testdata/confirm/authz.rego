@@ -18,13 +18,19 @@ decision := {"allow": true} if {
 decision := {"allow": true, "confirm": {"message": sprintf("Delete %s?", [input.mcp.tool.arguments.path])}} if {
 	deletes
 	not startswith(input.mcp.tool.arguments.path, "/tmp/")
-	not input.mcp.confirmation.confirmed
+	not input.mcp.confirmation
+}
+
+decision := {"allow": false, "reason": "the user declined"} if {
+	deletes
+	not startswith(input.mcp.tool.arguments.path, "/tmp/")
+	input.mcp.confirmation.confirmed == false
 }
 
 decision := {"allow": true} if {
 	deletes
 	not startswith(input.mcp.tool.arguments.path, "/tmp/")
-	input.mcp.confirmation.confirmed
+	input.mcp.confirmation.confirmed == true
 }
 
 decision := {"allow": true, "confirm": {"message": "Read the secret?"}} if {
