@@ -20,6 +20,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/mcpauthz/mcpauthz/policies"
 )
 
 // droppedBuiltins are left out of the compiler's capabilities, so a policy
@@ -378,6 +380,9 @@ func (c *compileConfig) build(ctx context.Context, bs []namedBundle) (*Snapshot,
 		}
 		modules[m.Path] = m.Parsed
 	}
+	if err := addLibrary(modules); err != nil {
+		return nil, err
+	}
 	comp := c.newCompiler()
 	comp.Compile(modules)
 	if comp.Failed() {
@@ -415,6 +420,40 @@ func (c *compileConfig) build(ctx context.Context, bs []namedBundle) (*Snapshot,
 		snap.queries[q.text] = &pq
 	}
 	return snap, nil
+}
+
+// addLibrary adds to modules each package of mcpauthz's Rego library
+// (policies.Library: data.mcpauthz.lib.secrets) that one of them refers
+// to and none of them defines: a bundle overrides a library package by
+// defining it, and one that does not use it compiles as it is.
+func addLibrary(modules map[string]*ast.Module) error {
+	for pkg, file := range policies.LibraryPackages() {
+		defined, used := false, false
+		for _, m := range modules {
+			p := m.Package.Path.String()
+			defined = defined || p == pkg || strings.HasPrefix(p, pkg+".")
+			ast.WalkRefs(m, func(r ast.Ref) bool {
+				s := r.String()
+				// The package, a rule in it, or a document holding it.
+				used = used || s == pkg || strings.HasPrefix(s, pkg+".") || strings.HasPrefix(s, pkg+"[") || strings.HasPrefix(pkg, s+".")
+				return used
+			})
+		}
+		if defined || !used {
+			continue
+		}
+		src, err := policies.Library(file)
+		if err != nil {
+			return fmt.Errorf("reading the embedded library %s: %w", file, err)
+		}
+		name := "mcpauthz-library:" + file
+		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return fmt.Errorf("parsing the embedded library %s: %w", file, err)
+		}
+		modules[name] = m
+	}
+	return nil
 }
 
 func (c *compileConfig) newCompiler() *ast.Compiler {

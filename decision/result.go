@@ -9,7 +9,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage"
 
 	"github.com/mcpauthz/mcpauthz/decision/mcp"
 	"github.com/mcpauthz/mcpauthz/decision/results"
@@ -38,12 +37,14 @@ func (p *Policy) prepareResult(ctx context.Context) error {
 		return nil
 	}
 	p.result, p.patterns = q, results.NewPatterns()
-	doc, err := storage.ReadOne(ctx, p.Snapshot.Store, storage.MustParsePath("/mcpauthz"))
-	if err != nil && !storage.IsNotFound(err) {
-		return fmt.Errorf("reading data.mcpauthz for redaction patterns: %w", err)
+	// data.mcpauthz as evaluated: its data and the rules that need no
+	// input (the secrets library's redact list among them).
+	rs, err := rego.New(rego.Query("data.mcpauthz"), rego.Compiler(p.Snapshot.Compiler), rego.Store(p.Snapshot.Store)).Eval(ctx)
+	if err != nil {
+		return fmt.Errorf("evaluating data.mcpauthz for redaction patterns: %w", err)
 	}
-	if err == nil {
-		if err := p.patterns.Precompile(doc); err != nil {
+	if len(rs) > 0 && len(rs[0].Expressions) > 0 {
+		if err := p.patterns.Precompile(rs[0].Expressions[0].Value); err != nil {
 			return fmt.Errorf("data.mcpauthz: %w", err)
 		}
 	}

@@ -37,3 +37,20 @@ func InputSchema() []byte { return []byte(inputSchema) }
 //
 //go:embed schema/input.json
 var inputSchema string
+
+// library is the Rego library mcpauthz adds to every bundle that does
+// not define its packages (read-only, as files).
+//
+//go:embed lib/*.rego
+var library embed.FS
+
+// LibraryPackages returns the packages of the library, each with the path
+// of its module (for Library); each is added to a bundle that does not
+// define it.
+func LibraryPackages() map[string]string {
+	return map[string]string{"data.mcpauthz.lib.secrets": "lib/secrets.rego"}
+}
+
+// Library returns the source of the library module at path (a value of
+// LibraryPackages).
+func Library(path string) ([]byte, error) { return library.ReadFile(path) }

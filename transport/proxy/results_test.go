@@ -184,3 +184,30 @@ func TestNoResultRule(t *testing.T) {
 		t.Errorf("answer %s, want it untouched", got)
 	}
 }
+
+// TestResultSecretsLibrary: a rule that redacts the shipped secrets
+// library (data.mcpauthz.lib.secrets, added to a bundle that does not
+// define it) takes every kind of secret out of a result.
+func TestResultSecretsLibrary(t *testing.T) {
+	e := newResultEngine(t, "package mcp.authz\n\nresult := {\"redact\": data.mcpauthz.lib.secrets.redact}\n", nil)
+	secrets := map[string]string{
+		"aws_access_key": awsKey,
+		"github_token":   "ghp_" + strings.Repeat("Ab12", 9),
+		"private_key":    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
+		"mcpk_key":       "mcpk_0123456789abcdefghij",
+	}
+	var text strings.Builder
+	for _, s := range secrets {
+		text.WriteString("[" + s + "]\n")
+	}
+	url, _ := start(t, e, jsonAnswer(echoResult(3, text.String())), nil)
+	got := readAll(t, post(t, url, "alice", call(3, "echo", `{"text":"k"}`)).Body)
+	for name, s := range secrets {
+		if strings.Contains(got, "["+strings.ReplaceAll(s, "\n", `\n`)+"]") {
+			t.Errorf("%s not redacted: %s", name, got)
+		}
+		if !strings.Contains(got, "[REDACTED:"+name+"]") {
+			t.Errorf("no [REDACTED:%s] in %s", name, got)
+		}
+	}
+}
