@@ -130,6 +130,10 @@ func TestWith[T any](ctx context.Context, paths []string, w io.Writer, to TestOp
 			modules[m.Path] = m.Parsed
 		}
 	}
+	// The library the production compile added, for the tests to see it too.
+	if err := addLibrary(modules); err != nil {
+		return sum, err
+	}
 	txn, err := snap.Store.NewTransaction(ctx, storage.TransactionParams{})
 	if err != nil {
 		return sum, fmt.Errorf("opening data store: %w", err)

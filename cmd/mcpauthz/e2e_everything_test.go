@@ -191,11 +191,20 @@ type everythingProxy struct {
 	upstream string // server-everything's address
 	resource string // the proxy's MCP endpoint
 	token    string // alice's, scope mcp:tools
+	// mint returns a token for the proxy with subject sub and scopes.
+	mint func(sub, scopes string) string
 }
 
 // startEverythingProxy starts server-everything and the proxy, or skips
 // without Node.js and e2e/node installed.
 func startEverythingProxy(t *testing.T) everythingProxy {
+	t.Helper()
+	return startEverythingProxyWith(t, "../../examples/bundles/parameter-rules", nil)
+}
+
+// startEverythingProxyWith is startEverythingProxy with the bundle at
+// bundleDir, and env added to server-everything's environment.
+func startEverythingProxyWith(t *testing.T, bundleDir string, serverEnv []string) everythingProxy {
 	t.Helper()
 	node := nodetest.Node(t)
 	nodetest.Project(t, nodeProject)
@@ -207,7 +216,7 @@ func startEverythingProxy(t *testing.T) everythingProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := startBinary(t, node, append(os.Environ(), "PORT="+port),
+	server := startBinary(t, node, append(append(os.Environ(), serverEnv...), "PORT="+port),
 		filepath.Join(nodeProject, "node_modules/@modelcontextprotocol/server-everything/dist/index.js"), "streamableHttp")
 	waitUp(t, "server-everything on "+upstreamAddr, server.exited, func() bool {
 		c, err := net.DialTimeout("tcp", upstreamAddr, time.Second)
@@ -218,7 +227,7 @@ func startEverythingProxy(t *testing.T) everythingProxy {
 	})
 
 	const config = "../../examples/config/dev.yaml"
-	bundle, err := filepath.Abs("../../examples/bundles/parameter-rules")
+	bundle, err := filepath.Abs(bundleDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +244,10 @@ func startEverythingProxy(t *testing.T) everythingProxy {
 		"--upstream", "http://"+upstreamAddr+"/mcp")
 	waitReady(t, "http://"+httpAddr+"/readyz", proxy.exited)
 
-	return everythingProxy{node: node, upstream: upstreamAddr, resource: resource, token: tok}
+	mint := func(sub, scopes string) string {
+		return mintToken(t, bin, env, "--config", config, "--set", "resource.uri="+resource, "--sub", sub, "--scope", scopes)
+	}
+	return everythingProxy{node: node, upstream: upstreamAddr, resource: resource, token: tok, mint: mint}
 }
 
 // callWant is the answer a call should get: a result with text (isError
