@@ -229,6 +229,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// was decided.
 	out.Body = io.NopCloser(bytes.NewReader(req.Body))
 	out.ContentLength = int64(len(req.Body))
+	// GetBody lets net/http send the same bytes again when a kept-alive
+	// connection the upstream had just closed failed before anything was
+	// written (it retries only then); without it such a POST failed with 502.
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(req.Body)), nil }
 	h.rp.ServeHTTP(w, out)
 }
 

@@ -354,3 +354,54 @@ func TestNew(t *testing.T) {
 		}
 	}
 }
+
+// replayTransport records, for each upstream request, what its GetBody
+// gives, then answers as the upstream would.
+type replayTransport struct {
+	mu     sync.Mutex
+	bodies []string // "" when the request had no GetBody
+}
+
+func (rt *replayTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	got := ""
+	if r.GetBody != nil {
+		b, err := r.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		got = readAllString(b)
+	}
+	rt.mu.Lock()
+	rt.bodies = append(rt.bodies, got)
+	rt.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func readAllString(r io.ReadCloser) string {
+	defer r.Close()
+	b, _ := io.ReadAll(r)
+	return string(b)
+}
+
+// TestUpstreamRequestReplayable: the upstream request can be sent again
+// with exactly the decided bytes, so net/http retries a POST whose
+// kept-alive connection the upstream closed before anything was written
+// instead of answering 502.
+func TestUpstreamRequestReplayable(t *testing.T) {
+	e := newEngine(t, nil)
+	rt := &replayTransport{}
+	url, up := start(t, e, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi"}]}}`)
+	}, func(o *proxy.Options) { o.Transport = rt })
+	body := call(1, "echo", `{"text":"hi"}`)
+	if resp := post(t, url, "alice", body); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if len(up.seen()) != 1 || len(rt.bodies) != 1 {
+		t.Fatalf("upstream saw %d requests, transport %d", len(up.seen()), len(rt.bodies))
+	}
+	if rt.bodies[0] != body {
+		t.Errorf("GetBody gives %q, want the decided body %q", rt.bodies[0], body)
+	}
+}
