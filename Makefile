@@ -59,7 +59,8 @@ FUZZ_TARGETS ?= ./decision/mcp:FuzzParse ./decision/mcp:FuzzDifferential ./decis
 	./decision:FuzzTraceContext \
 	./decision/toolpin:FuzzTools ./decision/toolpin:FuzzCanonical \
 	./decision:FuzzListEventStream ./transport/authzen:FuzzDecode \
-	./decision/dpop:FuzzParse ./decision/confirm:FuzzOpen ./decision/serverversions:FuzzLearnAnswer
+	./decision/dpop:FuzzParse ./decision/confirm:FuzzOpen ./decision/serverversions:FuzzLearnAnswer \
+	./decision/results:FuzzRedact
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10m), one after another, on one core each; findings land in testdata/fuzz
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
