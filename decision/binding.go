@@ -54,6 +54,12 @@ func (e *Engine) senderBindingStep(p *prepared) bool {
 			URI: requestURI(p.r), AccessToken: raw, JKT: b.JKT})
 		var pe *dpop.Error
 		switch {
+		case errors.As(err, &pe) && pe.Nonce != "":
+			// RFC 9449 §8: the client signs a new proof with this nonce.
+			p.d.refuse(denial{kind: refuseDPoPNonce, reason: pe.Error(),
+				challenge: e.dpopChallenge(CodeUseDPoPNonce, pe.Reason)})
+			p.d.ResponseHeaders = append(p.d.ResponseHeaders, Header{Name: "dpop-nonce", Value: pe.Nonce})
+			return false
 		case errors.As(err, &pe):
 			p.d.refuse(denial{kind: refuseDPoPProof, reason: pe.Error(),
 				challenge: e.dpopChallenge("invalid_dpop_proof", pe.Reason)})

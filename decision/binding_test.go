@@ -383,3 +383,52 @@ func BenchmarkDecideDPoP(b *testing.B) {
 		})
 	}
 }
+
+// TestDPoPNonceChallenge: with server nonces (tokens.dpop.nonce), a proof
+// without one is answered 401 use_dpop_nonce with a fresh nonce in
+// DPoP-Nonce (RFC 9449 §8); a new proof with that nonce is allowed.
+func TestDPoPNonceChallenge(t *testing.T) {
+	es, err := dpoptest.New("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonces, err := dpop.NewNonces([]dpop.NonceKey{{ID: "k1", Secret: []byte(strings.Repeat("s", 32))}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := decisiontest.NewEngine(t, policyDir(t, bindingPolicy), func(o *decision.Options) {
+		o.Tokens = decisiontest.Tokens{"bound": func() map[string]any {
+			c := claims("alice", "mcp:tools")
+			c["cnf"] = map[string]any{"jkt": es.JKT}
+			return c
+		}()}
+		o.DPoP, err = dpop.New(dpop.Options{Replay: state.NewMemory(1000, nil), Nonces: nonces})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	decide := func(proof string) *decision.Decision {
+		r := post(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil)
+		r.Scheme = "https"
+		r.Headers["authorization"], r.Headers["dpop"] = "DPoP bound", proof
+		return e.Decide(context.Background(), r)
+	}
+	d := decide(es.Proof("POST", bindingURI, "bound"))
+	headers := map[string][]string{}
+	for _, h := range d.ResponseHeaders {
+		headers[h.Name] = append(headers[h.Name], h.Value)
+	}
+	wantChallenge := `DPoP error="use_dpop_nonce", error_description="the proof has no nonce: sign a new proof with the nonce in the DPoP-Nonce header", algs="ES256 PS256 EdDSA RS256", resource_metadata="` + prmURL + `", Bearer resource_metadata="` + prmURL + `"`
+	if d.Allow || d.Status != 401 || d.Code != decision.CodeUseDPoPNonce || len(headers["www-authenticate"]) != 1 || headers["www-authenticate"][0] != wantChallenge {
+		t.Fatalf("no nonce: allow %v %d %s %q; want 401 use_dpop_nonce with\n%s", d.Allow, d.Status, d.Code, headers["www-authenticate"], wantChallenge)
+	}
+	if len(headers["dpop-nonce"]) != 1 || !nonces.Valid(headers["dpop-nonce"][0], time.Now()) {
+		t.Fatalf("DPoP-Nonce = %q; want one fresh nonce", headers["dpop-nonce"])
+	}
+	if d := decide(es.ProofWithNonce("POST", bindingURI, "bound", "k1.forged")); d.Code != decision.CodeUseDPoPNonce || !strings.Contains(d.Reason, "stale or was not issued here") {
+		t.Fatalf("forged nonce: %d %s %s; want use_dpop_nonce", d.Status, d.Code, d.Reason)
+	}
+	if d := decide(es.ProofWithNonce("POST", bindingURI, "bound", headers["dpop-nonce"][0])); !d.Allow {
+		t.Fatalf("proof with the nonce: denied %d %s %s", d.Status, d.Code, d.Reason)
+	}
+}

@@ -70,6 +70,10 @@ const (
 	// CodeInvalidDPoPProof is the code of a request with a DPoP-bound
 	// token whose proof is missing, refused or used before (RFC 9449).
 	CodeInvalidDPoPProof = "invalid_dpop_proof"
+	// CodeUseDPoPNonce is the code of a request whose DPoP proof lacks a
+	// valid server nonce where tokens.dpop.nonce is enabled: the 401 says
+	// use_dpop_nonce and gives a fresh nonce in DPoP-Nonce (RFC 9449 §8).
+	CodeUseDPoPNonce = "use_dpop_nonce"
 	// CodeConfirmationRequired is the code of a call the policy allows once
 	// the caller's user confirms it (decision.confirm): answered with an
 	// input_required result, or refused saying confirmation is needed.
@@ -118,6 +122,7 @@ const (
 	refuseSessionsFull
 	refuseStateUnavailable
 	refuseDPoPProof
+	refuseDPoPNonce
 	refuseTokenBinding
 	refuseInputRequired
 	refuseConfirmTool
@@ -236,6 +241,8 @@ var denyTable = [numRefusals]denyRow{
 		headers: []Header{{Name: "retry-after", Value: "1"}}},
 	refuseDPoPProof: {what: "a DPoP-bound token whose DPoP proof is missing, refused by a check of RFC 9449 §4.3, or used before (jti)",
 		code: CodeInvalidDPoPProof, status: 401, challenge: true},
+	refuseDPoPNonce: {what: "a DPoP-bound token whose otherwise valid proof has no server nonce, or a stale or forged one, where tokens.dpop.nonce is enabled; the answer's DPoP-Nonce header holds a fresh nonce",
+		code: CodeUseDPoPNonce, status: 401, challenge: true},
 	refuseTokenBinding: {what: "a valid token sent as its binding does not allow: a DPoP-bound one as Bearer, an unbound one with the DPoP scheme or where tokens.dpop.required, a certificate-bound one without its certificate, an unreadable cnf",
 		code: CodeUnauthenticated, status: 401, challenge: true},
 	// decision.confirm (confirmflow.go): the call is held until the

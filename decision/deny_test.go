@@ -150,6 +150,7 @@ var readmeRows = map[refusal]struct{ prefix, suggest string }{
 	refuseSessionsFull:       {prefix: "an allowed request that would bind a new session"},
 	refuseStateUnavailable:   {prefix: "a request whose session owner cannot be looked up"},
 	refuseDPoPProof:          {prefix: "a DPoP-bound token (`cnf.jkt`) whose DPoP proof is missing"},
+	refuseDPoPNonce:          {prefix: "a DPoP-bound token whose otherwise valid proof has no server nonce"},
 	refuseTokenBinding:       {prefix: "a valid token sent as its binding does not allow"},
 	refuseInputRequired:      {prefix: "a call the policy allows once the caller's user confirms it"},
 	refuseConfirmTool:        {prefix: "a `tools/call` the policy allows once confirmed"},

@@ -75,6 +75,10 @@ type Options struct {
 	Replay Onceer
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Nonces, when set, makes every proof carry a nonce it issued
+	// (RFC 9449 §8, tokens.dpop.nonce): a proof without one, or with a
+	// stale or forged one, is refused with a UseNonce Error.
+	Nonces *Nonces
 }
 
 // Checker checks DPoP proofs. It is safe for concurrent use.
@@ -87,6 +91,7 @@ type Checker struct {
 	replay  Onceer
 	now     func() time.Time
 	algList string
+	nonces  *Nonces
 }
 
 // New returns a Checker for opts.
@@ -94,7 +99,7 @@ func New(opts Options) (*Checker, error) {
 	if opts.Replay == nil {
 		return nil, errors.New("dpop: Options.Replay is required: proofs must be used once")
 	}
-	c := &Checker{maxAge: opts.MaxAge, skew: opts.Skew, replay: opts.Replay, now: opts.Now}
+	c := &Checker{maxAge: opts.MaxAge, skew: opts.Skew, replay: opts.Replay, now: opts.Now, nonces: opts.Nonces}
 	if c.maxAge <= 0 {
 		c.maxAge = DefaultMaxAge
 	}
@@ -155,7 +160,13 @@ type Request struct {
 // Error is a proof that is refused: invalid_dpop_proof. Reason is
 // public (the challenge's error_description): it says what is wrong in
 // general terms and never quotes the proof.
-type Error struct{ Reason string }
+type Error struct {
+	Reason string
+	// Nonce, when not "", is a fresh server nonce: the proof lacked a
+	// valid one, and the answer is use_dpop_nonce with this nonce in the
+	// DPoP-Nonce header (RFC 9449 §8).
+	Nonce string
+}
 
 func (e *Error) Error() string { return "invalid DPoP proof: " + e.Reason }
 
@@ -226,6 +237,13 @@ func (c *Checker) Check(ctx context.Context, r *Request) error {
 	}
 	if r.JKT == "" || subtle.ConstantTimeCompare([]byte(p.Thumbprint), []byte(r.JKT)) != 1 {
 		return refuse("the proof's key is not the key the access token is bound to (cnf.jkt)")
+	}
+	if c.nonces != nil && !c.nonces.Valid(p.Nonce, now) {
+		reason := "the proof has no nonce: sign a new proof with the nonce in the DPoP-Nonce header"
+		if p.Nonce != "" {
+			reason = "the proof's nonce is stale or was not issued here: sign a new proof with the nonce in the DPoP-Nonce header"
+		}
+		return &Error{Reason: reason, Nonce: c.nonces.Issue(now)}
 	}
 	// Last: a proof that fails a check above never uses up its jti. The
 	// key holds the thumbprint so that one client's jtis cannot collide

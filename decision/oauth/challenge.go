@@ -45,7 +45,8 @@ func Challenge403(metadataURL string, scopes []string, description string) strin
 // (RFC 9449 §7.1): `DPoP error="<code>", error_description="...",
 // algs="ES256 ...", resource_metadata="..."`, parameters with empty values
 // left out. code is invalid_dpop_proof for a proof that is missing or
-// refused, invalid_token for a token that cannot be used as it came
+// refused, use_dpop_nonce for one without a valid server nonce (§8),
+// invalid_token for a token that cannot be used as it came
 // (a DPoP-bound token sent as Bearer), "" when no token was presented.
 func ChallengeDPoP(metadataURL, algs, code, description string) string {
 	c := challenge{scheme: "DPoP"}

@@ -240,7 +240,7 @@ func (s *Shadow) compare(j job) {
 			s.log.Error("panic comparing with the shadow bundle", "decision_id", j.d.ID, "panic", fmt.Sprint(p))
 		}
 	}()
-	if j.d.Code == decision.CodeInvalidDPoPProof {
+	if j.d.Code == decision.CodeInvalidDPoPProof || j.d.Code == decision.CodeUseDPoPNonce {
 		// Refused for its proof before any policy: no policy's outcome.
 		return
 	}

@@ -79,6 +79,15 @@ func (c *Client) ProofAt(method, uri, accessToken string, at time.Time) string {
 	return c.SignJSON(c.Header(), c.Claims(method, uri, accessToken, at))
 }
 
+// ProofWithNonce is Proof carrying the server nonce nonce (RFC 9449 §8).
+func (c *Client) ProofWithNonce(method, uri, accessToken, nonce string) string {
+	var m map[string]any
+	_ = json.Unmarshal(c.Claims(method, uri, accessToken, time.Now()), &m)
+	m["nonce"] = nonce
+	claims, _ := json.Marshal(m)
+	return c.SignJSON(c.Header(), claims)
+}
+
 // Header returns the header of a proof: typ, alg and jwk.
 func (c *Client) Header() []byte {
 	return []byte(`{"typ":"dpop+jwt","alg":"` + c.Alg + `","jwk":` + string(c.JWK) + `}`)

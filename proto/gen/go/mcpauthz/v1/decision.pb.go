@@ -686,7 +686,7 @@ type Decision struct {
 	// eval_error, no_policy, unreadable_request, internal_error,
 	// upstream_credential_unavailable, unsupported_protocol_version,
 	// origin_refused, tool_pin_mismatch, invalid_arguments, sessions_full,
-	// state_unavailable, method_refused, invalid_dpop_proof,
+	// state_unavailable, method_refused, invalid_dpop_proof, use_dpop_nonce,
 	// confirmation_required.
 	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
 	// Why, for people (sent to the MCP client on deny).
