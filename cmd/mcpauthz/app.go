@@ -291,8 +291,12 @@ func buildApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *app, err er
 	}
 	// DPoP proofs' jtis are used once in the shared state: per replica
 	// with the memory backend, across replicas with Redis.
+	nonces, err := dpopNonces(&cfg.Tokens.DPoP.Nonce)
+	if err != nil {
+		return nil, err
+	}
 	if eopts.DPoP, err = dpop.New(dpop.Options{Algorithms: cfg.Tokens.DPoP.Algorithms, MaxAge: cfg.Tokens.DPoP.MaxAge.D(),
-		Skew: cfg.Tokens.DPoP.Skew.D(), HTU: cfg.Tokens.DPoP.HTU, Replay: a.state}); err != nil {
+		Skew: cfg.Tokens.DPoP.Skew.D(), HTU: cfg.Tokens.DPoP.HTU, Replay: a.state, Nonces: nonces}); err != nil {
 		return nil, fmt.Errorf("tokens.dpop: %w", err)
 	}
 	eopts.DPoPRequired = cfg.Tokens.DPoP.Required
@@ -540,18 +544,51 @@ func buildAPIAuth(cfg Config) (*apiauth.Authenticator, error) {
 	return apiauth.New(o), nil
 }
 
+// readKeyFiles reads the secret_file of each key of the list at key.
+func readKeyFiles(key string, ks []ConfirmKeyConfig) ([][]byte, error) {
+	secrets := make([][]byte, len(ks))
+	for i, k := range ks {
+		b, err := os.ReadFile(k.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d].secret_file: %w", key, i, err)
+		}
+		secrets[i] = b
+	}
+	return secrets, nil
+}
+
+// dpopNonces reads tokens.dpop.nonce; nil when it is not enabled.
+func dpopNonces(c *DPoPNonceConfig) (*dpop.Nonces, error) {
+	if !c.Enabled {
+		return nil, nil
+	}
+	secrets, err := readKeyFiles("tokens.dpop.nonce.keys", c.Keys)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]dpop.NonceKey, len(c.Keys))
+	for i, k := range c.Keys {
+		keys[i] = dpop.NonceKey{ID: k.ID, Secret: secrets[i]}
+	}
+	n, err := dpop.NewNonces(keys, c.Window.D())
+	if err != nil {
+		return nil, fmt.Errorf("tokens.dpop.nonce: %w", err)
+	}
+	return n, nil
+}
+
 // confirmRing reads confirm.keys into a key ring; nil when none is given.
 func confirmRing(c *ConfirmConfig) (*confirm.Ring, error) {
 	if len(c.Keys) == 0 {
 		return nil, nil
 	}
-	keys := make([]confirm.Key, 0, len(c.Keys))
+	secrets, err := readKeyFiles("confirm.keys", c.Keys)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]confirm.Key, len(c.Keys))
 	for i, k := range c.Keys {
-		secret, err := os.ReadFile(k.SecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("confirm.keys[%d].secret_file: %w", i, err)
-		}
-		keys = append(keys, confirm.Key{ID: k.ID, Secret: secret})
+		keys[i] = confirm.Key{ID: k.ID, Secret: secrets[i]}
 	}
 	ring, err := confirm.NewRing(keys, c.TTL.D())
 	if err != nil {

@@ -195,6 +195,22 @@ type DPoPConfig struct {
 	// Required refuses tokens that are not sender-constrained (bound to
 	// no DPoP key nor certificate).
 	Required bool `json:"required"`
+	// Nonce makes every proof carry a server nonce (RFC 9449 §8).
+	Nonce DPoPNonceConfig `json:"nonce"`
+}
+
+// DPoPNonceConfig configures server nonces (decision/dpop.Nonces): a
+// nonce is the HMAC-SHA256, under a key every replica shares, of the
+// current time window, so no store is needed. The first key issues, every
+// key verifies (rotate by putting the new key first, drop the old one a
+// window later); a nonce of the current or previous window is accepted.
+type DPoPNonceConfig struct {
+	Enabled bool `json:"enabled"`
+	// Keys have the shape of confirm.keys: an id and a file of at least
+	// 32 random bytes.
+	Keys []ConfirmKeyConfig `json:"keys"`
+	// Window is how long one nonce window lasts (default 5m).
+	Window Duration `json:"window"`
 }
 
 // IssuerConfig is one issuer of JWTs among several (tokens.issuers).
@@ -755,6 +771,12 @@ func (c *Config) Validate() error {
 	checkAlgorithms("tokens.dpop.algorithms", c.Tokens.DPoP.Algorithms, bad)
 	if d := c.Tokens.DPoP; d.MaxAge < 0 || d.MaxAge.D() > time.Hour || d.Skew < 0 || d.Skew.D() > 10*time.Minute {
 		bad("tokens.dpop", "max_age must be between 0 and 1h, skew between 0 and 10m")
+	}
+	if n := c.Tokens.DPoP.Nonce; n.Enabled && len(n.Keys) == 0 {
+		bad("tokens.dpop.nonce.keys", "enabled needs at least one key {id, secret_file}, the same on every replica")
+	}
+	if w := c.Tokens.DPoP.Nonce.Window; w < 0 || (w != 0 && w.D() < time.Second) || w.D() > time.Hour {
+		bad("tokens.dpop.nonce.window", "must be between 1s and 1h (default 5m)")
 	}
 	if h := c.Tokens.DPoP.HTU; h != "" {
 		if _, err := dpop.NormalizeURI(h); err != nil {

@@ -45,7 +45,6 @@ func TestDPoPBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real binary")
 	}
-	bin := buildBinary(t)
 	var mu sync.Mutex
 	var upstreamSaw []http.Header
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -57,28 +56,8 @@ func TestDPoPBinary(t *testing.T) {
 	}))
 	defer up.Close()
 
-	dir := t.TempDir()
-	// deploy is a risky tool: only a sender-constrained token calls it.
-	bundle, err := filepath.Abs("../../examples/bundles/sender-constrained")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := newIssuersTestKey(t, "dpop-key")
-	const iss = "https://as.example.com"
-	grpcAddr, httpAddr, proxyAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	resource := "http://" + proxyAddr + "/mcp"
-	cfgPath := filepath.Join(dir, "config.yaml")
-	cfg := fmt.Sprintf(`listen: {grpc: %q, http: %q, proxy: %q}
-bundles: [{path: %q}]
-resource: {uri: %q, authorization_servers: [%q]}
-tokens: {issuer: %q, jwks_file: %q, dpop: {algorithms: [ES256, EdDSA]}}
-log: {level: debug, format: text}
-`, grpcAddr, httpAddr, proxyAddr, bundle, resource, iss, iss, key.jwks)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := startBinary(t, bin, os.Environ(), "proxy", "--config", cfgPath, "--upstream", up.URL+"/mcp")
-	waitReady(t, "http://"+httpAddr+"/readyz", srv.exited)
+	rig := startDPoPBinary(t, up.URL+"/mcp", "{algorithms: [ES256, EdDSA]}")
+	key, iss, resource, proxyAddr := rig.key, rig.iss, rig.resource, rig.proxyAddr
 
 	client, err := dpoptest.New("ES256")
 	if err != nil {
@@ -91,24 +70,14 @@ log: {level: debug, format: text}
 	exp := time.Now().Add(time.Hour).Unix()
 	bound := key.sign(t, jwt.MapClaims{"iss": iss, "aud": resource, "sub": "agent", "scope": "mcp:tools", "exp": exp, "cnf": map[string]any{"jkt": client.JKT}})
 	plain := key.sign(t, jwt.MapClaims{"iss": iss, "aud": resource, "sub": "agent", "scope": "mcp:tools", "exp": exp})
-	const body = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{}}}`
-
-	authz := authzClient(t, grpcAddr)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	const body = dpopTestBody
+	authz := rig.authz
+	ctx := rig.ctx
 
 	// Over ext_authz, as Envoy asks.
 	check := func(auth, proof string) envoytest.Answer {
 		t.Helper()
-		hs := envoytest.H("Authorization", auth, "Content-Type", "application/json", "Accept", "application/json, text/event-stream")
-		if proof != "" {
-			hs = append(hs, envoytest.Header{Name: "DPoP", Value: proof})
-		}
-		a, err := envoytest.Check(ctx, authz, envoytest.Request{Authority: proxyAddr, Scheme: "http", Headers: hs, Body: []byte(body)})
-		if err != nil {
-			t.Fatalf("Check: %v (a gRPC error: Envoy's failure mode would decide)", err)
-		}
-		return a
+		return rig.check(t, auth, proof)
 	}
 	proof := client.Proof("POST", resource, bound)
 	a := check("DPoP "+bound, proof)
@@ -215,6 +184,67 @@ log: {level: debug, format: text}
 	if !strings.Contains(meta, `"dpop_signing_alg_values_supported": [`) || !strings.Contains(meta, `"EdDSA"`) {
 		t.Errorf("metadata does not advertise the DPoP algorithms:\n%s", meta)
 	}
+}
+
+// dpopTestBody calls deploy, a risky tool of the sender-constrained
+// example bundle: only a sender-constrained token calls it.
+const dpopTestBody = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{}}}`
+
+// dpopRig is the binary started by startDPoPBinary.
+type dpopRig struct {
+	key                      issuersTestKey
+	iss, resource, proxyAddr string
+	authz                    authv3.AuthorizationClient
+	ctx                      context.Context
+}
+
+// startDPoPBinary starts the binary as mcpauthz proxy in front of
+// upstream, with the sender-constrained example bundle, tokens signed by
+// rig.key and tokens.dpop set to the YAML flow mapping dpopYAML.
+func startDPoPBinary(t *testing.T, upstream, dpopYAML string) *dpopRig {
+	t.Helper()
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	bundle, err := filepath.Abs("../../examples/bundles/sender-constrained")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &dpopRig{key: newIssuersTestKey(t, "dpop-key"), iss: "https://as.example.com"}
+	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	r.proxyAddr = freeAddr(t)
+	r.resource = "http://" + r.proxyAddr + "/mcp"
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf(`listen: {grpc: %q, http: %q, proxy: %q}
+bundles: [{path: %q}]
+resource: {uri: %q, authorization_servers: [%q]}
+tokens: {issuer: %q, jwks_file: %q, dpop: %s}
+log: {level: debug, format: text}
+`, grpcAddr, httpAddr, r.proxyAddr, bundle, r.resource, r.iss, r.iss, r.key.jwks, dpopYAML)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startBinary(t, bin, os.Environ(), "proxy", "--config", cfgPath, "--upstream", upstream)
+	waitReady(t, "http://"+httpAddr+"/readyz", srv.exited)
+	r.authz = authzClient(t, grpcAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	r.ctx = ctx
+	return r
+}
+
+// check sends dpopTestBody over ext_authz, as Envoy asks, with the
+// Authorization auth and, unless "", the DPoP proof.
+func (r *dpopRig) check(t *testing.T, auth, proof string) envoytest.Answer {
+	t.Helper()
+	hs := envoytest.H("Authorization", auth, "Content-Type", "application/json", "Accept", "application/json, text/event-stream")
+	if proof != "" {
+		hs = append(hs, envoytest.Header{Name: "DPoP", Value: proof})
+	}
+	a, err := envoytest.Check(r.ctx, r.authz, envoytest.Request{Authority: r.proxyAddr, Scheme: "http", Headers: hs, Body: []byte(dpopTestBody)})
+	if err != nil {
+		t.Fatalf("Check: %v (a gRPC error: Envoy's failure mode would decide)", err)
+	}
+	return a
 }
 
 // authzClient is an ext_authz client of the binary's gRPC port at addr,
