@@ -251,12 +251,19 @@ func (r *dpopRig) check(t *testing.T, auth, proof string) envoytest.Answer {
 // as Envoy dials it (plaintext); closed when the test ends.
 func authzClient(t *testing.T, addr string) authv3.AuthorizationClient {
 	t.Helper()
+	return authv3.NewAuthorizationClient(grpcConn(t, addr))
+}
+
+// grpcConn is a plaintext gRPC connection to the binary's port at addr,
+// closed when the test ends.
+func grpcConn(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return authv3.NewAuthorizationClient(conn)
+	return conn
 }
 
 // selfSignedPEM returns a new self-signed certificate's PEM and its

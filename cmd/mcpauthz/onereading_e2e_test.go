@@ -12,8 +12,6 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestOneReadingBinary sends the real binary what two JSON readers read
@@ -83,14 +81,9 @@ log: {level: debug, format: text}
 	})
 
 	t.Run("ext_authz", func(t *testing.T) {
-		conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		client := authv3.NewAuthorizationClient(conn)
+		client := authv3.NewAuthorizationClient(grpcConn(t, grpcAddr))
 		tests := map[string]struct {
 			body   string
 			status int32 // of the denied response; 0: allowed

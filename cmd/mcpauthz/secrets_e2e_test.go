@@ -16,7 +16,6 @@ import (
 	procv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -91,14 +90,9 @@ decision_logs: {file: %q}
 		return strings.Contains(httpGet(t, "http://"+httpAddr+"/v1/status"), "last_error")
 	})
 
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := authv3.NewAuthorizationClient(conn)
+	client := authv3.NewAuthorizationClient(grpcConn(t, grpcAddr))
 	var bodies []string
 	for name, extra := range map[string]map[string]string{
 		"origin":           {"origin": secretJWT},
@@ -250,13 +244,9 @@ limits: {max_body_bytes: 65536, max_evaluations: 50}
 		t.Errorf("decision log has %d events, %d bytes; want the one decided evaluation", strings.Count(string(b), "\n"), len(b))
 	}
 
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	conn := grpcConn(t, grpcAddr)
 	api := pb.NewDecisionServiceClient(conn)
 	if _, err := api.Status(ctx, &pb.StatusRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("Status without a token: %v, want Unauthenticated", err)
